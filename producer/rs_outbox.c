@@ -1,0 +1,1 @@
+#include "rs_util.h"
