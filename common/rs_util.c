@@ -180,6 +180,7 @@ void rs_buf_reserve(rs_buf_t *b, size_t extra)
                 cap *= 2;
         b->data = rs_realloc(b->data, cap);
         b->cap = cap;
+        b->data[b->len] = '\0';
 }
 
 void rs_buf_append(rs_buf_t *b, const void *p, size_t n)

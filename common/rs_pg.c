@@ -1,0 +1,368 @@
+#include "rs_pg.h"
+#include "rs_embed.h"
+#include "rs_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Advisory lock key serialising `refstream migrate` runs ("rsmigr" in ASCII). */
+#define MIGRATE_LOCK_KEY "126896813729650"
+
+rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms)
+{
+        rs_pg_t *pg = rs_calloc(1, sizeof(*pg));
+        pg->url = rs_strdup(url);
+        pg->statement_timeout_ms = statement_timeout_ms;
+        return pg;
+}
+
+void rs_pg_disconnect(rs_pg_t *pg)
+{
+        if (pg->conn)
+                PQfinish(pg->conn);
+        pg->conn = NULL;
+}
+
+void rs_pg_destroy(rs_pg_t *pg)
+{
+        if (!pg)
+                return;
+        rs_pg_disconnect(pg);
+        free(pg->url);
+        free(pg);
+}
+
+bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
+{
+        if (pg->conn && !pg->broken && PQstatus(pg->conn) == CONNECTION_OK)
+                return true;
+        rs_pg_disconnect(pg);
+        pg->broken = false;
+        /* connect_timeout bounds a hung connect; the URL may set its own. */
+        const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+        const char *vals[] = {pg->url, "refstream", "10", NULL};
+        pg->conn = PQconnectdbParams(keys, vals, 1 /* expand dbname as conninfo/URI */);
+        if (PQstatus(pg->conn) != CONNECTION_OK) {
+                snprintf(errstr, errstr_size, "cannot connect to Postgres: %s",
+                         PQerrorMessage(pg->conn));
+                size_t n = strlen(errstr);
+                while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+                        errstr[--n] = '\0';
+                rs_pg_disconnect(pg);
+                rs_strlcpy(pg->sqlstate, "08006", sizeof(pg->sqlstate));
+                return false;
+        }
+        char timeout[32];
+        snprintf(timeout, sizeof(timeout), "%lld", (long long)pg->statement_timeout_ms);
+        const char *params[] = {timeout};
+        if (!rs_pg_cmd(pg,
+                       "SELECT set_config('TimeZone', 'UTC', false), "
+                       "set_config('statement_timeout', $1, false), "
+                       "set_config('lock_timeout', $1, false)",
+                       1, params, errstr, errstr_size)) {
+                rs_pg_disconnect(pg);
+                return false;
+        }
+        return true;
+}
+
+static void trim_newline(char *s)
+{
+        size_t n = strlen(s);
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+                s[--n] = '\0';
+}
+
+PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     char *errstr, size_t errstr_size)
+{
+        pg->sqlstate[0] = '\0';
+        if (!pg->conn) {
+                snprintf(errstr, errstr_size, "not connected to Postgres");
+                rs_strlcpy(pg->sqlstate, "08003", sizeof(pg->sqlstate));
+                pg->broken = true;
+                return NULL;
+        }
+        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+                return res;
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        rs_strlcpy(pg->sqlstate, state ? state : "08006", sizeof(pg->sqlstate));
+        snprintf(errstr, errstr_size, "%s",
+                 res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                   : PQerrorMessage(pg->conn));
+        trim_newline(errstr);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+                pg->broken = true;
+        PQclear(res);
+        return NULL;
+}
+
+bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size)
+{
+        PGresult *res = rs_pg_exec(pg, sql, nparams, params, errstr, errstr_size);
+        PQclear(res);
+        return res != NULL;
+}
+
+void rs_pg_rollback(rs_pg_t *pg)
+{
+        if (!pg->conn || pg->broken)
+                return;
+        PGresult *res = PQexec(pg->conn, "ROLLBACK");
+        PQclear(res);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+                pg->broken = true;
+}
+
+bool rs_pg_error_transient(const rs_pg_t *pg)
+{
+        const char *s = pg->sqlstate;
+        if (pg->broken || !pg->conn)
+                return true;
+        /* 08 connection, 53 insufficient resources, 57P0x shutdown/crash, 58
+         * system error, 40001 serialization, 40P01 deadlock, 55P03 lock timeout,
+         * 57014 statement timeout / cancel, 25P03 idle-in-transaction timeout. */
+        return strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0 ||
+               strncmp(s, "57P0", 4) == 0 || strncmp(s, "58", 2) == 0 ||
+               strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
+               strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 || strcmp(s, "25P03") == 0;
+}
+
+const char *rs_pg_str(const PGresult *res, int r, int c)
+{
+        return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null)
+{
+        if (PQgetisnull(res, r, c))
+                return if_null;
+        return strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+/* ---------------------------------------------------------------- arrays */
+
+void rs_pgarr_init(rs_pgarr_t *a)
+{
+        rs_buf_init(&a->buf);
+        rs_pgarr_reset(a);
+}
+
+void rs_pgarr_reset(rs_pgarr_t *a)
+{
+        rs_buf_reset(&a->buf);
+        rs_buf_putc(&a->buf, '{');
+        a->count = 0;
+}
+
+void rs_pgarr_free(rs_pgarr_t *a)
+{
+        rs_buf_free(&a->buf);
+}
+
+static void sep(rs_pgarr_t *a)
+{
+        if (a->count++)
+                rs_buf_putc(&a->buf, ',');
+}
+
+void rs_pgarr_text(rs_pgarr_t *a, const char *s)
+{
+        sep(a);
+        if (!s) {
+                rs_buf_puts(&a->buf, "NULL");
+                return;
+        }
+        rs_buf_putc(&a->buf, '"');
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        rs_buf_putc(&a->buf, '\\');
+                rs_buf_putc(&a->buf, *s);
+        }
+        rs_buf_putc(&a->buf, '"');
+}
+
+void rs_pgarr_int(rs_pgarr_t *a, int64_t v)
+{
+        sep(a);
+        rs_buf_printf(&a->buf, "%lld", (long long)v);
+}
+
+void rs_pgarr_int_or_null(rs_pgarr_t *a, int64_t v, int64_t null_value)
+{
+        if (v == null_value) {
+                sep(a);
+                rs_buf_puts(&a->buf, "NULL");
+        } else {
+                rs_pgarr_int(a, v);
+        }
+}
+
+void rs_pgarr_bool(rs_pgarr_t *a, bool v)
+{
+        sep(a);
+        rs_buf_putc(&a->buf, v ? 't' : 'f');
+}
+
+void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+        sep(a);
+        if (!data) {
+                rs_buf_puts(&a->buf, "NULL");
+                return;
+        }
+        /* bytea hex format; the backslash is escaped for the array syntax. */
+        rs_buf_reserve(&a->buf, len * 2 + 6);
+        rs_buf_puts(&a->buf, "\"\\\\x");
+        const unsigned char *p = data;
+        for (size_t i = 0; i < len; i++) {
+                char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+                rs_buf_append(&a->buf, h, 2);
+        }
+        rs_buf_putc(&a->buf, '"');
+}
+
+const char *rs_pgarr_get(rs_pgarr_t *a)
+{
+        rs_buf_putc(&a->buf, '}');
+        a->buf.len--; /* keep it open for more elements */
+        return a->buf.data;
+}
+
+/* ---------------------------------------------------------------- migrations */
+
+static int migration_version(const char *name)
+{
+        /* "sql/001_init.sql" -> 1; 0 if not a migration file name. */
+        if (strncmp(name, "sql/", 4) != 0)
+                return 0;
+        int v = 0;
+        const char *p = name + 4;
+        for (; *p >= '0' && *p <= '9'; p++)
+                v = v * 10 + (*p - '0');
+        return (*p == '_' && p > name + 4) ? v : 0;
+}
+
+int rs_pg_schema_expected(void)
+{
+        int max = 0;
+        for (size_t i = 0; i < rs_embedded_files_count; i++)
+                max = RS_MAX(max, migration_version(rs_embedded_files[i].name));
+        return max;
+}
+
+static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FILE *out,
+                      char *errstr, size_t errstr_size)
+{
+        char vbuf[16], sum[32];
+        snprintf(vbuf, sizeof(vbuf), "%d", version);
+        snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)rs_hash_str(f->data));
+        const char *params[] = {vbuf, f->name + 4, sum};
+        char err[1024];
+        if (!rs_pg_cmd(pg, "BEGIN", 0, NULL, errstr, errstr_size))
+                return false;
+        /* The migration file may hold several statements: simple protocol. */
+        PGresult *res = PQexec(pg->conn, f->data);
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+                snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
+                trim_newline(err);
+                PQclear(res);
+                rs_pg_rollback(pg);
+                snprintf(errstr, errstr_size, "migration %s failed: %s", f->name, err);
+                return false;
+        }
+        PQclear(res);
+        if (!rs_pg_cmd(pg,
+                       "INSERT INTO rs_schema_migrations (version, name, checksum) "
+                       "VALUES ($1::int, $2, $3)",
+                       3, params, errstr, errstr_size) ||
+            !rs_pg_cmd(pg, "COMMIT", 0, NULL, errstr, errstr_size)) {
+                rs_pg_rollback(pg);
+                return false;
+        }
+        if (out)
+                fprintf(out, "applied %s\n", f->name);
+        return true;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp((*(const rs_embedded_file_t *const *)a)->name,
+                      (*(const rs_embedded_file_t *const *)b)->name);
+}
+
+static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
+{
+        const rs_embedded_file_t *files[256];
+        size_t n = 0;
+        for (size_t i = 0; i < rs_embedded_files_count && n < RS_ARRAY_SIZE(files); i++) {
+                if (migration_version(rs_embedded_files[i].name) > 0)
+                        files[n++] = &rs_embedded_files[i];
+        }
+        qsort(files, n, sizeof(files[0]), cmp_names);
+        PGresult *res = rs_pg_exec(pg, "SELECT version, checksum FROM rs_schema_migrations", 0,
+                                   NULL, errstr, errstr_size);
+        if (!res)
+                return false;
+        bool ok = true;
+        size_t applied = 0;
+        for (size_t i = 0; i < n && ok; i++) {
+                int v = migration_version(files[i]->name);
+                bool done = false;
+                for (int r = 0; r < PQntuples(res); r++)
+                        done = done || rs_pg_int(res, r, 0, 0) == v;
+                if (!done) {
+                        ok = apply_one(pg, files[i], v, out, errstr, errstr_size);
+                        applied++;
+                }
+        }
+        PQclear(res);
+        if (ok && out && applied == 0)
+                fprintf(out, "database schema is up to date (version %d)\n",
+                        rs_pg_schema_expected());
+        return ok;
+}
+
+bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
+{
+        const char *lock_params[] = {MIGRATE_LOCK_KEY};
+        if (!rs_pg_cmd(pg,
+                       "CREATE TABLE IF NOT EXISTS rs_schema_migrations ("
+                       " version integer PRIMARY KEY, name text NOT NULL,"
+                       " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                       0, NULL, errstr, errstr_size) ||
+            !rs_pg_cmd(pg, "SELECT pg_advisory_lock($1::bigint)", 1, lock_params, errstr,
+                       errstr_size))
+                return false;
+        bool ok = migrate_locked(pg, out, errstr, errstr_size);
+        char ignore[256];
+        if (!rs_pg_cmd(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, lock_params, ignore,
+                       sizeof(ignore)))
+                rs_warn("pg", "cannot release the migration lock: %s", ignore);
+        return ok;
+}
+
+bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr, size_t errstr_size)
+{
+        /* Two steps: a missing table cannot appear in a query, even in a CASE. */
+        PGresult *res = rs_pg_exec(pg, "SELECT to_regclass('rs_schema_migrations') IS NOT NULL",
+                                   0, NULL, errstr, errstr_size);
+        if (!res)
+                return false;
+        bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        *version = 0;
+        if (!exists)
+                return true;
+        res = rs_pg_exec(pg, "SELECT coalesce(max(version), 0) FROM rs_schema_migrations", 0,
+                         NULL, errstr, errstr_size);
+        if (!res)
+                return false;
+        *version = (int)rs_pg_int(res, 0, 0, 0);
+        PQclear(res);
+        return true;
+}

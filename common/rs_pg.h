@@ -1,0 +1,74 @@
+#ifndef RS_PG_H
+#define RS_PG_H
+/* Postgres access: one connection, parameterised statements only (never SQL
+ * built from data), array parameters for set-wise statements, error
+ * classification for the retry policy, and the embedded migrations. */
+#include "rs_util.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef struct rs_pg {
+        PGconn *conn;
+        char *url;
+        int64_t statement_timeout_ms;
+        char sqlstate[6]; /* of the last failed statement, "" if none */
+        bool broken;      /* connection lost: reconnect before next use */
+} rs_pg_t;
+
+rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms);
+void rs_pg_destroy(rs_pg_t *pg);
+/* Connects if not connected (or the connection broke). Sets application_name,
+ * TimeZone=UTC, statement_timeout and lock_timeout for the session. */
+bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+void rs_pg_disconnect(rs_pg_t *pg);
+
+/* Runs a statement with text parameters (NULL entries are SQL NULL). Returns
+ * the result (TUPLES_OK or COMMAND_OK; caller PQclear()s) or NULL + errstr.
+ * On failure pg->sqlstate is set and a lost connection marks pg->broken. */
+PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Same, for statements whose rows are not needed. */
+bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Best-effort ROLLBACK after a failed statement inside a transaction. */
+void rs_pg_rollback(rs_pg_t *pg);
+
+/* True when the last failure is worth retrying unchanged: connection loss,
+ * serialization failure, deadlock, lock/statement timeout, server shutdown or
+ * resource exhaustion. False for errors the same input will hit again. */
+bool rs_pg_error_transient(const rs_pg_t *pg);
+
+/* Column value helpers (row r, column c). */
+const char *rs_pg_str(const PGresult *res, int r, int c); /* NULL if SQL NULL */
+int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null);
+
+/* ---- array literals for "= ANY($1)" and "unnest($1::text[], ...)" ---- */
+typedef struct rs_pgarr {
+        rs_buf_t buf;
+        size_t count;
+} rs_pgarr_t;
+
+void rs_pgarr_init(rs_pgarr_t *a);
+void rs_pgarr_reset(rs_pgarr_t *a);
+void rs_pgarr_free(rs_pgarr_t *a);
+void rs_pgarr_text(rs_pgarr_t *a, const char *s); /* NULL -> SQL NULL */
+void rs_pgarr_int(rs_pgarr_t *a, int64_t v);
+void rs_pgarr_int_or_null(rs_pgarr_t *a, int64_t v, int64_t null_value);
+void rs_pgarr_bool(rs_pgarr_t *a, bool v);
+void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len); /* data NULL -> NULL */
+/* The literal, e.g. {"a","b",NULL}; valid until the next change. */
+const char *rs_pgarr_get(rs_pgarr_t *a);
+
+/* ---- migrations (sql/NNN_name.sql, compiled in) ---- */
+/* Applies every migration not yet recorded, in order, each in its own
+ * transaction, under an advisory lock so concurrent runs are safe. Prints one
+ * line per applied migration to `out` (may be NULL). */
+bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* The newest migration this binary carries, and the one the database has
+ * (0 if none). */
+int rs_pg_schema_expected(void);
+bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr,
+                          size_t errstr_size) RS_WARN_UNUSED;
+
+#endif
