@@ -66,6 +66,7 @@ static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_progra
                 .role = role,
                 .beneficiary = role == RS_ROLE_REFERRER ? r->referrer : r->referee,
                 .amount_minor = amount,
+                .currency = p->currency,
                 .source_event_id = source_event_id,
                 .created_at_ms = st->now_ms,
                 .is_new = true,

@@ -113,6 +113,7 @@ struct rs_credit {
         rs_role_t role;
         const char *beneficiary;
         int64_t amount_minor;
+        const char *currency;
         bool reversed;
         const char *source_event_id;
         int64_t created_at_ms;

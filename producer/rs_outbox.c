@@ -1,1 +1,301 @@
-#include "rs_util.h"
+#include "rs_outbox.h"
+#include "rs_kafka.h"
+#include "rs_log.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SWEEP_LIMIT 1000
+
+struct rs_outbox {
+        rd_kafka_t *rk;
+        rs_pg_t *pg;
+        const char *topics[3]; /* by rs_dest_t; point into the caller's config */
+        int64_t lease_ms;
+        int64_t retention_hours;
+        int64_t *delivered; /* ids acknowledged, not yet marked */
+        size_t n_delivered, cap_delivered;
+        rs_outbox_stats_t stats;
+};
+
+/* The destination travels with the message: its opaque is (id << 2) | dest. */
+static void *pack(int64_t id, rs_dest_t d)
+{
+        return (void *)(intptr_t)((id << 2) | (int64_t)d);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+        (void)rk;
+        rs_outbox_t *o = opaque;
+        int64_t packed = (int64_t)(intptr_t)m->_private;
+        int64_t id = packed >> 2;
+        rs_dest_t dest = (rs_dest_t)(packed & 3);
+        if (m->err) {
+                /* Left unpublished: the sweep retries it when its lease expires. */
+                o->stats.failed++;
+                rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s", (long long)id,
+                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                return;
+        }
+        o->stats.delivered[dest]++;
+        if (o->n_delivered == o->cap_delivered) {
+                o->cap_delivered = o->cap_delivered ? o->cap_delivered * 2 : 1024;
+                o->delivered = rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
+        }
+        o->delivered[o->n_delivered++] = id;
+}
+
+rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
+                           size_t errstr_size)
+{
+        char timeout[24];
+        /* Give up on a delivery before the lease expires, so the sweep never
+         * republishes a row whose first attempt is still under way. */
+        snprintf(timeout, sizeof(timeout), "%lld", (long long)(cfg->outbox_lease_ms * 2 / 3));
+        const char *defaults[] = {"enable.idempotence", "true", "acks", "all",
+                                  "linger.ms", "5", "message.timeout.ms", timeout,
+                                  "compression.type", "lz4", NULL};
+        rd_kafka_conf_t *conf = rs_kafka_conf(cfg, defaults, errstr, errstr_size);
+        if (!conf)
+                return NULL;
+        rs_outbox_t *o = rs_calloc(1, sizeof(*o));
+        o->pg = pg;
+        o->topics[RS_DEST_CREDITED] = cfg->topic_credited;
+        o->topics[RS_DEST_REVERSED] = cfg->topic_reversed;
+        o->topics[RS_DEST_DLQ] = cfg->topic_dlq;
+        o->lease_ms = cfg->outbox_lease_ms;
+        o->retention_hours = cfg->outbox_retention_hours;
+        o->stats.pending = -1;
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+        rd_kafka_conf_set_opaque(conf, o);
+        char err[512];
+        o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        if (!o->rk) {
+                rd_kafka_conf_destroy(conf);
+                snprintf(errstr, errstr_size, "cannot create Kafka producer: %s", err);
+                free(o);
+                return NULL;
+        }
+        /* conf is now owned by o->rk */
+        return o;
+}
+
+void rs_outbox_destroy(rs_outbox_t *o)
+{
+        if (!o)
+                return;
+        rd_kafka_destroy(o->rk);
+        free(o->delivered);
+        free(o);
+}
+
+rd_kafka_t *rs_outbox_handle(rs_outbox_t *o)
+{
+        return o->rk;
+}
+
+static rd_kafka_headers_t *headers_of(const rs_outmsg_t *m)
+{
+        char part[16], off[24];
+        snprintf(part, sizeof(part), "%d", (int)m->source_partition);
+        snprintf(off, sizeof(off), "%lld", (long long)m->source_offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(m->error_class ? 6 : 4);
+        rd_kafka_header_add(h, "event_type", -1, m->event_type, -1);
+        rd_kafka_header_add(h, "source_topic", -1, m->source_topic, -1);
+        rd_kafka_header_add(h, "source_partition", -1, part, -1);
+        rd_kafka_header_add(h, "source_offset", -1, off, -1);
+        if (m->error_class) {
+                rd_kafka_header_add(h, "error_class", -1, m->error_class, -1);
+                rd_kafka_header_add(h, "error_message", -1,
+                                    m->error_message ? m->error_message : "", -1);
+        }
+        return h;
+}
+
+static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
+{
+        for (;;) {
+                rd_kafka_headers_t *h = headers_of(m);
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                        o->rk, RD_KAFKA_V_TOPIC(o->topics[m->dest]),
+                        RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+                        RD_KAFKA_V_VALUE((void *)m->payload, m->payload ? m->payload_len : 0),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                        RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
+                if (!err)
+                        return; /* h is now owned by the message */
+                rd_kafka_headers_destroy(h);
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        /* Left unpublished; the sweep retries after the lease. */
+                        o->stats.failed++;
+                        rs_warn("outbox", "cannot produce outbox row %lld: %s",
+                                (long long)m->outbox_id, rd_kafka_err2str(err));
+                        return;
+                }
+                rd_kafka_poll(o->rk, 100); /* local queue full: let deliveries drain */
+        }
+}
+
+void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                produce_one(o, &msgs[i]);
+        rd_kafka_poll(o->rk, 0);
+}
+
+void rs_outbox_poll(rs_outbox_t *o, int timeout_ms)
+{
+        rd_kafka_poll(o->rk, timeout_ms);
+}
+
+bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        if (o->n_delivered == 0)
+                return true;
+        rs_pgarr_t ids;
+        rs_pgarr_init(&ids);
+        for (size_t i = 0; i < o->n_delivered; i++)
+                rs_pgarr_int(&ids, o->delivered[i]);
+        const char *params[] = {rs_pgarr_get(&ids)};
+        bool ok = rs_pg_connect(o->pg, errstr, errstr_size) &&
+                  rs_pg_cmd(o->pg,
+                            "UPDATE rs_outbox SET published_at = now() WHERE id ="
+                            " ANY($1::bigint[]) AND published_at IS NULL",
+                            1, params, errstr, errstr_size);
+        rs_pgarr_free(&ids);
+        if (ok)
+                o->n_delivered = 0;
+        return ok;
+}
+
+static bool unescape(rs_arena_t *a, const char *hex, const void **out, size_t *len)
+{
+        if (!hex) {
+                *out = NULL;
+                *len = 0;
+                return true;
+        }
+        size_t n = 0;
+        unsigned char *raw = PQunescapeBytea((const unsigned char *)hex, &n);
+        if (!raw)
+                return false;
+        *out = rs_arena_strndup(a, (const char *)raw, n);
+        *len = n;
+        PQfreemem(raw);
+        return true;
+}
+
+static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m)
+{
+        memset(m, 0, sizeof(*m));
+        m->outbox_id = rs_pg_int(res, r, 0, 0);
+        if (!rs_dest_parse(PQgetvalue(res, r, 1), &m->dest))
+                return false;
+        m->event_type = rs_arena_strdup(a, PQgetvalue(res, r, 4));
+        m->source_topic = rs_arena_strdup(a, PQgetvalue(res, r, 5));
+        m->source_partition = (int32_t)rs_pg_int(res, r, 6, -1);
+        m->source_offset = rs_pg_int(res, r, 7, -1);
+        m->error_class = rs_arena_strdup(a, rs_pg_str(res, r, 8));
+        m->error_message = rs_arena_strdup(a, rs_pg_str(res, r, 9));
+        return unescape(a, rs_pg_str(res, r, 2), &m->key, &m->key_len) &&
+               unescape(a, rs_pg_str(res, r, 3), &m->payload, &m->payload_len);
+}
+
+static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        char lease[24], limit[16];
+        snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
+        snprintf(limit, sizeof(limit), "%d", SWEEP_LIMIT);
+        const char *params[] = {lease, limit};
+        /* SKIP LOCKED + the new lease: concurrent sweeps of several instances
+         * claim disjoint rows. */
+        PGresult *res = rs_pg_exec(
+                o->pg,
+                "UPDATE rs_outbox SET claimed_until = now() + $1::bigint * interval"
+                " '1 millisecond', attempts = attempts + 1 WHERE id IN (SELECT id FROM rs_outbox"
+                " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <"
+                " now()) ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,"
+                " destination, msg_key, payload, event_type, source_topic, source_partition,"
+                " source_offset, error_class, error_message",
+                2, params, errstr, errstr_size);
+        if (!res)
+                return -1;
+        rs_arena_t a;
+        rs_arena_init(&a, 64 * 1024);
+        int n = 0;
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_outmsg_t m;
+                if (!row_to_msg(res, r, &a, &m)) {
+                        rs_error("outbox", "outbox row %s is unreadable; skipped",
+                                 PQgetvalue(res, r, 0));
+                        continue;
+                }
+                produce_one(o, &m);
+                n++;
+        }
+        PQclear(res);
+        rs_arena_destroy(&a);
+        o->stats.republished += (uint64_t)n;
+        if (n)
+                rs_info("outbox", "republished %d outbox rows whose delivery was not confirmed",
+                        n);
+        return n;
+}
+
+static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        PGresult *res = rs_pg_exec(o->pg,
+                                   "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL",
+                                   0, NULL, errstr, errstr_size);
+        if (!res)
+                return false;
+        o->stats.pending = rs_pg_int(res, 0, 0, 0);
+        PQclear(res);
+        if (o->retention_hours == 0)
+                return true;
+        char hours[24];
+        snprintf(hours, sizeof(hours), "%lld", (long long)o->retention_hours);
+        const char *params[] = {hours};
+        /* Bounded deletes keep each sweep short. */
+        return rs_pg_cmd(o->pg,
+                         "DELETE FROM rs_outbox WHERE id IN (SELECT id FROM rs_outbox WHERE"
+                         " published_at < now() - $1::bigint * interval '1 hour' LIMIT 10000)",
+                         1, params, errstr, errstr_size);
+}
+
+int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        if (!rs_pg_connect(o->pg, errstr, errstr_size) || !rs_outbox_mark(o, errstr, errstr_size))
+                return -1;
+        int n = republish(o, errstr, errstr_size);
+        if (n < 0 || !housekeeping(o, errstr, errstr_size))
+                return -1;
+        return n;
+}
+
+bool rs_outbox_flush(rs_outbox_t *o, int timeout_ms)
+{
+        rd_kafka_resp_err_t err = rd_kafka_flush(o->rk, timeout_ms);
+        char errstr[512];
+        if (!rs_outbox_mark(o, errstr, sizeof(errstr)))
+                rs_warn("outbox", "cannot mark delivered rows published (they will be "
+                                  "republished): %s", errstr);
+        return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+int rs_outbox_in_flight(rs_outbox_t *o)
+{
+        return rd_kafka_outq_len(o->rk);
+}
+
+bool rs_outbox_fatal(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        return rd_kafka_fatal_error(o->rk, errstr, errstr_size) != RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+rs_outbox_stats_t rs_outbox_stats(const rs_outbox_t *o)
+{
+        return o->stats;
+}

@@ -1,0 +1,571 @@
+#include "rs_batch.h"
+#include "rs_codes.h"
+#include "rs_log.h"
+#include "rs_store.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ATTEMPTS 5 /* deadlocks / serialization failures retried in place */
+
+void rs_batch_init(rs_batch_t *b)
+{
+        memset(b, 0, sizeof(*b));
+        rs_arena_init(&b->arena, 256 * 1024);
+}
+
+void rs_batch_reset(rs_batch_t *b)
+{
+        rs_arena_reset(&b->arena);
+        b->n = 0;
+        b->n_out = 0;
+        memset(&b->stats, 0, sizeof(b->stats));
+}
+
+void rs_batch_free(rs_batch_t *b)
+{
+        rs_arena_destroy(&b->arena);
+        free(b->msgs);
+        free(b->out);
+        memset(b, 0, sizeof(*b));
+}
+
+rs_batch_msg_t *rs_batch_add(rs_batch_t *b, const rs_codec_t *codec, rs_event_type_t type,
+                             const char *topic, int32_t partition, int64_t offset,
+                             const void *key, size_t key_len, const void *value,
+                             size_t value_len, void *opaque)
+{
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 256;
+                b->msgs = rs_realloc(b->msgs, b->cap * sizeof(*b->msgs));
+        }
+        rs_batch_msg_t *m = &b->msgs[b->n++];
+        memset(m, 0, sizeof(*m));
+        m->topic = rs_arena_strdup(&b->arena, topic);
+        m->partition = partition;
+        m->offset = offset;
+        m->key = key;
+        m->key_len = key_len;
+        m->value = value;
+        m->value_len = value_len;
+        m->type = type;
+        m->opaque = opaque;
+        if (!value) {
+                m->err.error_class = RS_ERR_BAD_FRAMING;
+                rs_strlcpy(m->err.message, "record has no value", sizeof(m->err.message));
+        } else {
+                m->decoded = rs_codec_decode(codec, type, value, value_len, &b->arena, &m->ev,
+                                             &m->err);
+        }
+        return m;
+}
+
+void rs_batch_force_dlq(rs_batch_t *b, rs_batch_msg_t *m, const char *error_class,
+                        const char *message)
+{
+        (void)b;
+        m->decoded = false;
+        m->err.error_class = error_class;
+        rs_strlcpy(m->err.message, message, sizeof(m->err.message));
+}
+
+static rs_outmsg_t *add_out(rs_batch_t *b)
+{
+        if (b->n_out == b->cap_out) {
+                b->cap_out = b->cap_out ? b->cap_out * 2 : 64;
+                b->out = rs_realloc(b->out, b->cap_out * sizeof(*b->out));
+        }
+        rs_outmsg_t *o = &b->out[b->n_out++];
+        memset(o, 0, sizeof(*o));
+        return o;
+}
+
+/* ---------------------------------------------------------------- codes */
+
+/* Normalised, well-formed codes of the batch's sign-ups, resolved to their
+ * owners through the cache (and Postgres for misses, written back). */
+typedef struct code_lookup {
+        rs_strset_t known;  /* codes that exist */
+        rs_map_t owner_of;  /* code -> owner */
+} code_lookup_t;
+
+static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
+{
+        if (ev->type != RS_EV_SIGNUP || !ev->referral_code)
+                return NULL;
+        char norm[RS_REFERRAL_CODE_INPUT_MAX + 1];
+        rs_code_normalize(ev->referral_code, norm, sizeof(norm));
+        return rs_code_valid(norm) ? rs_arena_strdup(&b->arena, norm) : NULL;
+}
+
+static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n, rs_arena_t *a,
+                          char *errstr, size_t errstr_size)
+{
+        rs_strset_t miss;
+        rs_strset_init(&miss);
+        for (size_t i = 0; i < n; i++)
+                if (e[i].state == RS_CACHE_MISS)
+                        rs_strset_add(&miss, e[i].code);
+        rs_pgarr_t arr;
+        rs_pgarr_init(&arr);
+        const char *params[] = {rs_strset_literal(&miss, &arr)};
+        PGresult *res = miss.n == 0 ? NULL
+                                    : rs_pg_exec(env->pg,
+                                                 "SELECT code, program_id, owner_user_id FROM"
+                                                 " rs_codes WHERE code = ANY($1::text[])",
+                                                 1, params, errstr, errstr_size);
+        bool ok = miss.n == 0 || res;
+        rs_pgarr_free(&arr);
+        for (size_t i = 0; ok && i < n; i++) {
+                if (e[i].state != RS_CACHE_MISS || !rs_strset_has(&miss, e[i].code))
+                        continue;
+                e[i].state = RS_CACHE_NEGATIVE;
+                for (int r = 0; res && r < PQntuples(res); r++) {
+                        if (strcmp(PQgetvalue(res, r, 0), e[i].code) == 0) {
+                                e[i].state = RS_CACHE_HIT;
+                                e[i].program_id = rs_pg_int(res, r, 1, 0);
+                                e[i].owner = rs_arena_strdup(a, PQgetvalue(res, r, 2));
+                        }
+                }
+        }
+        PQclear(res);
+        rs_strset_free(&miss);
+        return ok;
+}
+
+static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl, char *errstr,
+                          size_t errstr_size)
+{
+        rs_strset_t codes;
+        rs_strset_init(&codes);
+        for (size_t i = 0; i < b->n; i++) {
+                if (b->msgs[i].decoded)
+                        rs_strset_add(&codes, norm_code(b, &b->msgs[i].ev));
+        }
+        rs_cache_entry_t *e = rs_calloc(codes.n, sizeof(*e));
+        for (size_t i = 0; i < codes.n; i++)
+                e[i].code = codes.items[i];
+        rs_cache_stats_t before = env->cache ? rs_cache_stats(env->cache) : (rs_cache_stats_t){0};
+        if (env->cache && codes.n)
+                rs_cache_get(env->cache, e, codes.n, &b->arena);
+        bool any_miss = false;
+        for (size_t i = 0; i < codes.n; i++)
+                any_miss = any_miss || e[i].state == RS_CACHE_MISS;
+        bool ok = lookup_misses(env, e, codes.n, &b->arena, errstr, errstr_size);
+        if (ok && any_miss && env->cache)
+                rs_cache_put(env->cache, e, codes.n);
+        if (env->cache) {
+                rs_cache_stats_t after = rs_cache_stats(env->cache);
+                b->stats.cache_hits += after.hits - before.hits;
+                b->stats.cache_negative += after.negative_hits - before.negative_hits;
+                b->stats.cache_misses += after.misses - before.misses;
+                b->stats.cache_errors += after.errors - before.errors;
+        }
+        for (size_t i = 0; ok && i < codes.n; i++) {
+                if (e[i].state == RS_CACHE_HIT) {
+                        rs_strset_add(&cl->known, e[i].code);
+                        rs_map_put(&cl->owner_of, e[i].code, (void *)e[i].owner);
+                }
+        }
+        free(e);
+        rs_strset_free(&codes);
+        return ok;
+}
+
+/* ---------------------------------------------------------------- inbox */
+
+static const char *inbox_kind(const rs_batch_msg_t *m)
+{
+        if (!m->decoded)
+                return "dlq";
+        return m->ev.type == RS_EV_SIGNUP ? "signup" : "payment";
+}
+
+static const char *inbox_id(rs_batch_t *b, const rs_batch_msg_t *m)
+{
+        if (m->decoded)
+                return m->ev.event_id;
+        return rs_arena_printf(&b->arena, "%s/%d/%lld", m->topic, (int)m->partition,
+                               (long long)m->offset);
+}
+
+/* Marks each message NEW (first delivery) or DUPLICATE. */
+static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_size)
+{
+        rs_pgarr_t kinds, ids;
+        rs_pgarr_init(&kinds);
+        rs_pgarr_init(&ids);
+        rs_map_t first; /* "kind\x1fid" -> msg: later copies in the batch are duplicates */
+        rs_map_init(&first);
+        for (size_t i = 0; i < b->n; i++) {
+                rs_batch_msg_t *m = &b->msgs[i];
+                const char *k = rs_arena_printf(&b->arena, "%s\x1f%s", inbox_kind(m),
+                                                inbox_id(b, m));
+                m->outcome = RS_MSG_DUPLICATE;
+                if (rs_map_get(&first, k))
+                        continue;
+                rs_map_put(&first, k, m);
+                rs_pgarr_text(&kinds, inbox_kind(m));
+                rs_pgarr_text(&ids, inbox_id(b, m));
+        }
+        const char *params[] = {rs_pgarr_get(&kinds), rs_pgarr_get(&ids)};
+        PGresult *res = rs_pg_exec(pg,
+                                   "INSERT INTO rs_inbox (kind, event_id) SELECT * FROM"
+                                   " unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
+                                   " RETURNING kind, event_id",
+                                   2, params, errstr, errstr_size);
+        for (int r = 0; res && r < PQntuples(res); r++) {
+                char k[512];
+                snprintf(k, sizeof(k), "%s\x1f%s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+                rs_batch_msg_t *m = rs_map_get(&first, k);
+                if (m)
+                        m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
+        }
+        PQclear(res);
+        rs_map_free(&first);
+        rs_pgarr_free(&kinds);
+        rs_pgarr_free(&ids);
+        return res != NULL;
+}
+
+/* ---------------------------------------------------------------- rules */
+
+typedef struct txn_sets {
+        rs_strset_t users, payers, codes, refunded;
+} txn_sets_t;
+
+static void sets_init(txn_sets_t *s)
+{
+        rs_strset_init(&s->users);
+        rs_strset_init(&s->payers);
+        rs_strset_init(&s->codes);
+        rs_strset_init(&s->refunded);
+}
+
+static void sets_free(txn_sets_t *s)
+{
+        rs_strset_free(&s->users);
+        rs_strset_free(&s->payers);
+        rs_strset_free(&s->codes);
+        rs_strset_free(&s->refunded);
+}
+
+static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (m->outcome != RS_MSG_NEW)
+                        continue;
+                rs_strset_add(&s->users, m->ev.user_id);
+                if (m->ev.type == RS_EV_PAYMENT) {
+                        rs_strset_add(&s->payers, m->ev.user_id);
+                        if (m->ev.kind == RS_PAY_REFUND)
+                                rs_strset_add(&s->refunded, m->ev.refund_of);
+                        continue;
+                }
+                const char *code = norm_code(b, &m->ev);
+                if (code && rs_strset_has(&cl->known, code)) {
+                        rs_strset_add(&s->codes, code);
+                        rs_strset_add(&s->users, rs_map_get(&cl->owner_of, code));
+                }
+        }
+}
+
+/* Users the rules may write for but who were not locked up front (a code or
+ * referral that appeared between the lookup and the locks): lock them now. */
+static bool lock_stragglers(rs_pg_t *pg, rs_state_t *st, txn_sets_t *s, char *errstr,
+                            size_t errstr_size)
+{
+        rs_strset_t extra;
+        rs_strset_init(&extra);
+        for (size_t i = 0; i < st->codes.cap; i++) {
+                rs_code_t *c = st->codes.slots[i].value;
+                if (c && !rs_strset_has(&s->users, c->owner))
+                        rs_strset_add(&extra, c->owner);
+        }
+        for (size_t i = 0; i < s->payers.n; i++) {
+                for (rs_referral_t *r = rs_state_referrals_of(st, s->payers.items[i]); r;
+                     r = r->next_of_referee)
+                        if (!rs_strset_has(&s->users, r->referrer))
+                                rs_strset_add(&extra, r->referrer);
+        }
+        bool ok = extra.n == 0 || (rs_store_lock_users(pg, st, &extra, errstr, errstr_size) &&
+                                   rs_store_load_referrals(pg, st, &extra, errstr, errstr_size));
+        for (size_t i = 0; ok && i < extra.n; i++)
+                rs_strset_add(&s->users, extra.items[i]);
+        rs_strset_free(&extra);
+        return ok;
+}
+
+static void count_results(rs_batch_t *b, const rs_state_t *st)
+{
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_SIGNUP)
+                        b->stats.signups++;
+                else if (m->outcome == RS_MSG_NEW)
+                        b->stats.payments++;
+                else if (m->outcome == RS_MSG_DUPLICATE)
+                        b->stats.duplicates++;
+                else if (m->outcome == RS_MSG_DLQ)
+                        b->stats.dlq++;
+        }
+        for (size_t i = 0; i < st->referrals.cap; i++)
+                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee)
+                        b->stats.referrals += r->is_new;
+        for (size_t i = 0; i < st->n_rejections; i++)
+                b->stats.rejections[st->rejections[i].reason]++;
+        for (size_t i = 0; i < st->n_emissions; i++) {
+                const rs_emission_t *e = &st->emissions[i];
+                if (e->reversal)
+                        b->stats.reversals++;
+                else
+                        b->stats.credits[e->credit->role]++;
+        }
+}
+
+/* ---------------------------------------------------------------- outbox */
+
+/* Error texts go into a text column and a Kafka header: keep them valid UTF-8. */
+static const char *clean_text(rs_arena_t *a, const char *s)
+{
+        char *o = rs_arena_strdup(a, s);
+        for (unsigned char *p = (unsigned char *)o; *p; p++)
+                if (*p < 0x20 || *p >= 0x80)
+                        *p = '?';
+        return o;
+}
+
+static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
+                         const rs_emission_t *e, char *errstr, size_t errstr_size)
+{
+        const rs_credit_t *c = e->credit;
+        const rs_referral_t *r = c->referral;
+        const rs_program_t *p = rs_state_program(st, r->program_id);
+        const rs_batch_msg_t *src = &b->msgs[e->event_index];
+        rs_buf_t buf;
+        rs_buf_init(&buf);
+        bool ok;
+        if (e->reversal) {
+                rs_reversed_t ev = {.credit_id = c->id,
+                                    .referral_id = r->id,
+                                    .beneficiary_user_id = c->beneficiary,
+                                    .amount_minor = c->amount_minor,
+                                    .currency = c->currency,
+                                    .source_event_id = c->reversal_event_id,
+                                    .reversed_at_ms = c->reversed_at_ms,
+                                    .reason = "REFUND"};
+                ok = rs_codec_encode_reversed(env->codec, &ev, &buf, errstr, errstr_size);
+        } else {
+                rs_credited_t ev = {.credit_id = c->id,
+                                    .referral_id = r->id,
+                                    .program_key = p->key,
+                                    .code = r->code,
+                                    .referrer_user_id = r->referrer,
+                                    .referee_user_id = r->referee,
+                                    .beneficiary_user_id = c->beneficiary,
+                                    .role = c->role,
+                                    .amount_minor = c->amount_minor,
+                                    .currency = c->currency,
+                                    .source_event_id = c->source_event_id,
+                                    .credited_at_ms = c->created_at_ms,
+                                    .referrer_rewarded_count = c->rewarded_count,
+                                    .referral_goal = p->goal,
+                                    .goal_reached = c->goal_reached};
+                ok = rs_codec_encode_credited(env->codec, &ev, &buf, errstr, errstr_size);
+        }
+        if (ok) {
+                rs_outmsg_t *o = add_out(b);
+                o->dest = e->reversal ? RS_DEST_REVERSED : RS_DEST_CREDITED;
+                o->key = c->beneficiary;
+                o->key_len = strlen(c->beneficiary);
+                o->payload = rs_arena_strndup(&b->arena, buf.data, buf.len);
+                o->payload_len = buf.len;
+                o->event_type = e->reversal ? "ReferralCreditReversed" : "ReferralCredited";
+                o->source_topic = src->topic;
+                o->source_partition = src->partition;
+                o->source_offset = src->offset;
+        }
+        rs_buf_free(&buf);
+        return ok;
+}
+
+static void dlq_out(rs_batch_t *b, const rs_batch_msg_t *m)
+{
+        rs_outmsg_t *o = add_out(b);
+        o->dest = RS_DEST_DLQ;
+        o->key = m->key;
+        o->key_len = m->key_len;
+        o->payload = m->value;
+        o->payload_len = m->value_len;
+        o->event_type = rs_event_type_name(m->type);
+        o->source_topic = m->topic;
+        o->source_partition = m->partition;
+        o->source_offset = m->offset;
+        o->error_class = m->err.error_class;
+        o->error_message = clean_text(&b->arena, m->err.message);
+}
+
+static void outbox_row(rs_pgarr_t *c, const rs_outmsg_t *o)
+{
+        rs_pgarr_text(&c[0], rs_dest_name(o->dest));
+        rs_pgarr_bytea(&c[1], o->key, o->key_len);
+        rs_pgarr_bytea(&c[2], o->payload, o->payload_len);
+        rs_pgarr_text(&c[3], o->event_type);
+        rs_pgarr_text(&c[4], o->source_topic);
+        rs_pgarr_int(&c[5], o->source_partition);
+        rs_pgarr_int(&c[6], o->source_offset);
+        rs_pgarr_text(&c[7], o->error_class);
+        rs_pgarr_text(&c[8], o->error_message);
+}
+
+static int cmp_int64(const void *a, const void *b)
+{
+        int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Inserts b->out as outbox rows, filling in their ids. The rows are claimed
+ * by this process (claimed_until = now + lease) so the sweep of other
+ * instances leaves them alone while this one publishes them. */
+static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *errstr,
+                         size_t errstr_size)
+{
+        if (b->n_out == 0)
+                return true;
+        rs_pgarr_t c[9];
+        for (int i = 0; i < 9; i++)
+                rs_pgarr_init(&c[i]);
+        for (size_t i = 0; i < b->n_out; i++)
+                outbox_row(c, &b->out[i]);
+        char lease[24];
+        snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
+        const char *params[10];
+        for (int i = 0; i < 9; i++)
+                params[i] = rs_pgarr_get(&c[i]);
+        params[9] = lease;
+        /* WITH ORDINALITY + ORDER BY: rows are inserted in the order of b->out. */
+        PGresult *res = rs_pg_exec(
+                pg,
+                "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, source_topic,"
+                " source_partition, source_offset, error_class, error_message, claimed_until)"
+                " SELECT d, k, p, et, st, sp, so, ec, em,"
+                " now() + $10::bigint * interval '1 millisecond' FROM unnest($1::text[],"
+                " $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], $7::bigint[],"
+                " $8::text[], $9::text[]) WITH ORDINALITY AS v(d, k, p, et, st, sp, so, ec, em,"
+                " ord) ORDER BY ord RETURNING id",
+                10, params, errstr, errstr_size);
+        for (int i = 0; i < 9; i++)
+                rs_pgarr_free(&c[i]);
+        if (!res)
+                return false;
+        /* The sequence hands out increasing ids in insertion order, so the
+         * sorted ids match b->out whatever order RETURNING uses. */
+        size_t n = (size_t)PQntuples(res);
+        int64_t *ids = rs_malloc(n * sizeof(*ids));
+        for (size_t r = 0; r < n; r++)
+                ids[r] = rs_pg_int(res, (int)r, 0, 0);
+        PQclear(res);
+        qsort(ids, n, sizeof(*ids), cmp_int64);
+        for (size_t r = 0; r < n && r < b->n_out; r++)
+                b->out[r].outbox_id = ids[r];
+        free(ids);
+        return n == b->n_out;
+}
+
+/* ---------------------------------------------------------------- txn */
+
+typedef struct run_ctx {
+        rs_batch_env_t *env;
+        rs_batch_t *b;
+        rs_state_t st;
+        txn_sets_t sets;
+        code_lookup_t cl;
+} run_ctx_t;
+
+static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        rs_pg_t *pg = x->env->pg;
+        rs_batch_t *b = x->b;
+        collect(b, &x->cl, &x->sets);
+        if (x->sets.users.n == 0)
+                return true;
+        rs_strset_t referrers;
+        rs_strset_init(&referrers);
+        bool ok = rs_store_find_referrers(pg, &x->sets.payers, &referrers, &b->arena, errstr,
+                                          errstr_size);
+        for (size_t i = 0; ok && i < referrers.n; i++)
+                rs_strset_add(&x->sets.users, referrers.items[i]);
+        rs_strset_free(&referrers);
+        ok = ok && rs_store_lock_users(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
+             rs_store_lock_codes(pg, &x->st, &x->sets.codes, errstr, errstr_size) &&
+             rs_store_load_referrals(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
+             lock_stragglers(pg, &x->st, &x->sets, errstr, errstr_size) &&
+             rs_store_load_rest(pg, &x->st, &x->sets.users, &x->sets.refunded, errstr,
+                                errstr_size);
+        if (!ok)
+                return false;
+        for (size_t i = 0; i < b->n; i++) {
+                if (b->msgs[i].outcome == RS_MSG_NEW)
+                        rs_rules_apply(&x->st, &b->msgs[i].ev, i);
+        }
+        return rs_store_write(pg, &x->st, errstr, errstr_size);
+}
+
+static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        rs_batch_t *b = x->b;
+        b->n_out = 0;
+        for (size_t i = 0; i < x->st.n_emissions; i++) {
+                if (!emission_out(x->env, b, &x->st, &x->st.emissions[i], errstr, errstr_size))
+                        return false;
+        }
+        for (size_t i = 0; i < b->n; i++) {
+                if (b->msgs[i].outcome == RS_MSG_DLQ)
+                        dlq_out(b, &b->msgs[i]);
+        }
+        return write_outbox(x->env->pg, b, x->env->outbox_lease_ms, errstr, errstr_size);
+}
+
+static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
+{
+        run_ctx_t x = {.env = env, .b = b};
+        rs_state_init(&x.st, &b->arena, b->now_ms ? b->now_ms : rs_now_ms());
+        sets_init(&x.sets);
+        rs_strset_init(&x.cl.known);
+        rs_map_init(&x.cl.owner_of);
+        rs_pg_t *pg = env->pg;
+        bool ok = rs_pg_connect(pg, errstr, errstr_size) &&
+                  resolve_codes(env, b, &x.cl, errstr, errstr_size) &&
+                  rs_pg_cmd(pg, "BEGIN", 0, NULL, errstr, errstr_size);
+        if (ok) {
+                ok = claim_inbox(pg, b, errstr, errstr_size) &&
+                     apply_rules(&x, errstr, errstr_size) &&
+                     build_outbox(&x, errstr, errstr_size) &&
+                     rs_pg_cmd(pg, "COMMIT", 0, NULL, errstr, errstr_size);
+                if (!ok)
+                        rs_pg_rollback(pg);
+        }
+        if (ok)
+                count_results(b, &x.st);
+        rs_map_free(&x.cl.owner_of);
+        rs_strset_free(&x.cl.known);
+        sets_free(&x.sets);
+        rs_state_free(&x.st);
+        return ok;
+}
+
+bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
+{
+        for (int attempt = 1;; attempt++) {
+                if (run_once(env, b, errstr, errstr_size))
+                        return true;
+                bool conflict = strcmp(env->pg->sqlstate, "40P01") == 0 ||
+                                strcmp(env->pg->sqlstate, "40001") == 0;
+                if (!conflict || attempt >= MAX_ATTEMPTS)
+                        return false;
+                b->stats.deadlock_retries++;
+                rs_warn("batch", "transaction conflict (%s), retrying: %s", env->pg->sqlstate,
+                        errstr);
+        }
+}

@@ -1,0 +1,100 @@
+#ifndef RS_BATCH_H
+#define RS_BATCH_H
+/* One batch of input records, processed in ONE Postgres transaction
+ * (ARCHITECTURE §1):
+ *
+ *   decode + validate each record              (rs_batch_add; bad -> DLQ)
+ *   resolve the batch's codes                  (one Redis MGET, misses: one SQL)
+ *   BEGIN
+ *     inbox insert ON CONFLICT DO NOTHING      (duplicates have no effect)
+ *     lock the users, then the codes involved  (sorted: no deadlocks between
+ *                                               instances; a deadlock that
+ *                                               still happens is retried)
+ *     load the rows the rules read             (set-wise, = ANY($1))
+ *     rs_rules_apply() per new event           (pure, in batch order)
+ *     write what changed                       (set-wise, unnest())
+ *     outbox rows for credits, reversals, DLQ
+ *   COMMIT
+ *
+ * After rs_batch_run() returns true the effects are durable: the caller may
+ * store the offsets, then publish b->out (outbox rows) and mark them published.
+ */
+#include "rs_cache.h"
+#include "rs_codec.h"
+#include "rs_outmsg.h"
+#include "rs_pg.h"
+#include "rs_rules.h"
+
+typedef enum {
+        RS_MSG_PENDING = 0,
+        RS_MSG_NEW,       /* first delivery: rules applied */
+        RS_MSG_DUPLICATE, /* event_id seen before: no effect */
+        RS_MSG_DLQ,       /* malformed: dead-lettered */
+} rs_msg_outcome_t;
+
+typedef struct rs_batch_msg {
+        const char *topic;
+        int32_t partition;
+        int64_t offset;
+        const void *key;
+        size_t key_len;
+        const void *value;
+        size_t value_len;
+        rs_event_type_t type;
+        bool decoded;
+        rs_event_t ev;
+        rs_decode_error_t err;
+        rs_msg_outcome_t outcome;
+        void *opaque; /* the caller's (e.g. the rd_kafka_message_t) */
+} rs_batch_msg_t;
+
+typedef struct rs_batch_stats {
+        uint64_t signups, payments; /* new events applied */
+        uint64_t duplicates, dlq;
+        uint64_t referrals;         /* created */
+        uint64_t credits[2];        /* by rs_role_t */
+        uint64_t reversals;
+        uint64_t rejections[RS_REJ__COUNT];
+        uint64_t cache_hits, cache_negative, cache_misses, cache_errors;
+        uint64_t deadlock_retries;
+} rs_batch_stats_t;
+
+typedef struct rs_batch {
+        rs_arena_t arena;
+        rs_batch_msg_t *msgs;
+        size_t n, cap;
+        rs_outmsg_t *out;
+        size_t n_out, cap_out;
+        rs_batch_stats_t stats;
+        int64_t now_ms; /* 0: the wall clock when run */
+} rs_batch_t;
+
+void rs_batch_init(rs_batch_t *b);
+void rs_batch_reset(rs_batch_t *b);
+void rs_batch_free(rs_batch_t *b);
+
+/* Adds a record read from `topic` (whose records are of `type`) and decodes
+ * it. The key/value bytes are not copied: keep them alive until reset. */
+rs_batch_msg_t *rs_batch_add(rs_batch_t *b, const rs_codec_t *codec, rs_event_type_t type,
+                             const char *topic, int32_t partition, int64_t offset,
+                             const void *key, size_t key_len, const void *value,
+                             size_t value_len, void *opaque);
+/* Turns a decoded record into a dead letter (a record the database refuses
+ * even alone: see the processor's poison handling). */
+void rs_batch_force_dlq(rs_batch_t *b, rs_batch_msg_t *m, const char *error_class,
+                        const char *message);
+
+typedef struct rs_batch_env {
+        rs_pg_t *pg;
+        rs_cache_t *cache; /* NULL: no cache */
+        const rs_codec_t *codec;
+        int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
+} rs_batch_env_t;
+
+/* Runs the batch transaction (retrying deadlocks and serialization failures a
+ * few times). false + errstr on failure; rs_pg_error_transient(env->pg) then
+ * tells whether retrying the same batch can succeed. */
+bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr,
+                  size_t errstr_size) RS_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,50 @@
+#ifndef RS_STORE_H
+#define RS_STORE_H
+/* Set-wise reads and writes of the batch transaction: each function is one
+ * (or two) statements over array parameters, whatever the batch size. Used by
+ * rs_batch.c between BEGIN and COMMIT. Every loader adds arena-allocated rows
+ * to the rs_state_t; writers persist the objects the rules flagged. */
+#include "rs_pg.h"
+#include "rs_rules.h"
+
+/* A set of strings with insertion order (for array parameters). */
+typedef struct rs_strset {
+        rs_map_t map;
+        const char **items;
+        size_t n, cap;
+} rs_strset_t;
+
+void rs_strset_init(rs_strset_t *s);
+void rs_strset_free(rs_strset_t *s);
+bool rs_strset_add(rs_strset_t *s, const char *v); /* true if newly added */
+bool rs_strset_has(const rs_strset_t *s, const char *v);
+/* Array literal of the items, in arr (reset first). */
+const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr);
+
+/* Inserts missing rs_users rows for `users`, then locks all of them
+ * (SELECT ... FOR UPDATE, sorted) and loads them into st. */
+bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
+                         size_t errstr_size) RS_WARN_UNUSED;
+/* Locks (sorted) and loads the codes that exist. */
+bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes, char *errstr,
+                         size_t errstr_size) RS_WARN_UNUSED;
+/* Referrals whose referee is one of `users` (all programs). */
+bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                             char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Referrers of the referrals of `payers` (read before locking, to know which
+ * users to lock). */
+bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
+                             rs_arena_t *arena, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Programs of the loaded codes and referrals, referrer stats of their
+ * (program, referrer) pairs, first charges and held refunds of `users`, and
+ * the credits of referrals whose qualifying payment is in `refunded`. */
+bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                        const rs_strset_t *refunded, char *errstr,
+                        size_t errstr_size) RS_WARN_UNUSED;
+
+/* Persists every new/dirty object of st and st->rejections. event_types[i]
+ * names the batch event of index i (for rejection rows). */
+bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr,
+                    size_t errstr_size) RS_WARN_UNUSED;
+
+#endif

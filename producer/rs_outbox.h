@@ -1,0 +1,56 @@
+#ifndef RS_OUTBOX_H
+#define RS_OUTBOX_H
+/* The outbox publisher: everything refstream emits (credits, reversals, dead
+ * letters) is first a row of rs_outbox, written in the batch transaction; this
+ * module produces the rows with librdkafka's idempotent producer and marks
+ * them published when the broker acknowledged them (delivery reports).
+ *
+ * Rows whose delivery was never confirmed (a crash between COMMIT and the
+ * acknowledgement, a broker outage longer than message.timeout.ms) keep
+ * published_at NULL. When their lease (claimed_until) has expired, the sweep
+ * of any instance claims and republishes them. So every row is published at
+ * least once; normally exactly once. message.timeout.ms defaults to less than
+ * the lease so that a row is not republished while its first attempt can
+ * still succeed. */
+#include "rs_outmsg.h"
+#include "rs_config.h"
+#include "rs_pg.h"
+
+#include <librdkafka/rdkafka.h>
+
+typedef struct rs_outbox rs_outbox_t;
+
+typedef struct rs_outbox_stats {
+        uint64_t delivered[3]; /* by rs_dest_t */
+        uint64_t failed;       /* delivery reports with an error */
+        uint64_t republished;  /* rows produced by the sweep */
+        int64_t pending;       /* unpublished rows at the last sweep, -1 unknown */
+} rs_outbox_stats_t;
+
+/* pg: the connection used to mark rows and sweep (the caller's; this module
+ * is used from one thread). */
+rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
+                           size_t errstr_size);
+void rs_outbox_destroy(rs_outbox_t *o);
+rd_kafka_t *rs_outbox_handle(rs_outbox_t *o);
+
+/* Produces rows (asynchronously; copies the bytes). */
+void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n);
+/* Serves delivery reports for up to timeout_ms. */
+void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
+/* Marks delivered rows published (one UPDATE). Keeps them for later when
+ * Postgres is unavailable. */
+bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
+/* Claims unpublished rows whose lease expired, republishes them, and deletes
+ * published rows past retention. Returns the number republished, -1 on error. */
+int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size);
+/* Waits up to timeout_ms for everything in flight, then marks. True if
+ * nothing is left in flight. */
+bool rs_outbox_flush(rs_outbox_t *o, int timeout_ms);
+/* Messages produced and not yet acknowledged. */
+int rs_outbox_in_flight(rs_outbox_t *o);
+/* A fatal producer error (idempotence broken): the process must restart. */
+bool rs_outbox_fatal(rs_outbox_t *o, char *errstr, size_t errstr_size);
+rs_outbox_stats_t rs_outbox_stats(const rs_outbox_t *o);
+
+#endif
