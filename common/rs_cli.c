@@ -112,7 +112,7 @@ int rs_cli_parse(const rs_cli_t *cli, int argc, char **argv, rs_config_t *cfg,
         optind = 1;
         opterr = 0;
         int c;
-        while (rc < 0 && (c = getopt_long(argc, argv, cli->config_flags ? "+X:" : "+", lo,
+        while (rc < 0 && (c = getopt_long(argc, argv, cli->config_flags ? "X:" : "", lo,
                                           NULL)) != -1) {
                 if (c == '?' || c == ':') {
                         char msg[256];

@@ -248,12 +248,13 @@ static void remember_charge(rs_state_t *st, const rs_event_t *ev, const rs_charg
         rs_charge_t *first = rs_state_charge(st, ev->user_id);
         if (first && first->occurred_at_ms <= ev->occurred_at_ms)
                 return;
-        if (!first) {
+        bool added = first == NULL;
+        if (added)
                 first = rs_arena_alloc(st->arena, sizeof(*first));
-                rs_state_add_charge(st, first);
-        }
         *first = *ch;
         first->dirty = true;
+        if (added)
+                rs_state_add_charge(st, first);
 }
 
 static void charge(rs_state_t *st, const rs_event_t *ev, size_t idx)

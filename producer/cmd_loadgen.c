@@ -1,0 +1,219 @@
+/* refstream loadgen: a synthetic, reproducible event stream for benchmarks.
+ *
+ * The same seed and options always produce the same events (ids, users, codes,
+ * amounts, timestamps): referee k signs up at start + k seconds, with one of
+ * the given codes (--referral-pct of sign-ups; a few use unknown codes), and
+ * pays (--charge-pct of referees) an amount between 5.00 and 50.00; a few
+ * charges are refunded. Events go out at --rate per second (0 = as fast as
+ * the producer accepts them). */
+#include "rs_cli.h"
+#include "rs_codec.h"
+#include "rs_commands.h"
+#include "rs_log.h"
+#include "rs_publisher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { O_SEED, O_COUNT, O_RATE, O_CODES, O_REFPCT, O_CHARGEPCT, O_START, O_FORMAT, O_CURRENCY };
+
+static const rs_cli_opt_t opts[] = {
+        [O_SEED] = {"seed", true, "N", "random seed (default 1)"},
+        [O_COUNT] = {"count", true, "N", "referees to generate (default 10000)"},
+        [O_RATE] = {"rate", true, "N", "events per second, 0 = unlimited (default 0)"},
+        [O_CODES] = {"codes", true, "C1,C2", "referral codes to use (comma-separated)"},
+        [O_REFPCT] = {"referral-pct", true, "P", "sign-ups with a code, percent (default 80)"},
+        [O_CHARGEPCT] = {"charge-pct", true, "P", "referees who pay, percent (default 70)"},
+        [O_START] = {"start-time", true, "T", "time of the first sign-up (default "
+                                              "2026-01-01T00:00:00Z)"},
+        [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
+        [O_CURRENCY] = {"currency", true, "CUR", "payment currency (default USD)"},
+};
+
+typedef struct lg {
+        int64_t seed, count, rate, refpct, chargepct, start;
+        bool json;
+        char currency[4];
+        char **codes;
+        size_t ncodes;
+        uint64_t rng;
+} lg_t;
+
+static bool on_opt(void *ctx, int idx, const char *arg, char *errstr, size_t errstr_size)
+{
+        lg_t *g = ctx;
+        bool ok = true;
+        switch (idx) {
+        case O_SEED:
+                ok = rs_parse_int64(arg, 0, INT64_MAX, &g->seed);
+                break;
+        case O_COUNT:
+                ok = rs_parse_int64(arg, 1, INT64_C(1000000000), &g->count);
+                break;
+        case O_RATE:
+                ok = rs_parse_int64(arg, 0, INT64_C(10000000), &g->rate);
+                break;
+        case O_REFPCT:
+                ok = rs_parse_int64(arg, 0, 100, &g->refpct);
+                break;
+        case O_CHARGEPCT:
+                ok = rs_parse_int64(arg, 0, 100, &g->chargepct);
+                break;
+        case O_START:
+                ok = rs_parse_rfc3339(arg, &g->start);
+                break;
+        case O_FORMAT:
+                ok = strcmp(arg, "avro") == 0 || strcmp(arg, "json") == 0;
+                g->json = strcmp(arg, "json") == 0;
+                break;
+        case O_CURRENCY:
+                ok = rs_valid_currency(arg);
+                rs_strlcpy(g->currency, arg, sizeof(g->currency));
+                break;
+        case O_CODES: {
+                char *copy = rs_strdup(arg), *save = NULL;
+                for (char *c = strtok_r(copy, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+                        g->codes = rs_realloc(g->codes, (g->ncodes + 1) * sizeof(char *));
+                        g->codes[g->ncodes++] = rs_strdup(c);
+                }
+                free(copy);
+                break;
+        }
+        }
+        if (!ok)
+                snprintf(errstr, errstr_size, "--%s: invalid value '%s'", opts[idx].name, arg);
+        return ok;
+}
+
+/* xorshift64*: small, fast, and the same on every platform. */
+static uint64_t next(lg_t *g)
+{
+        g->rng ^= g->rng >> 12;
+        g->rng ^= g->rng << 25;
+        g->rng ^= g->rng >> 27;
+        return g->rng * UINT64_C(2685821657736338717);
+}
+
+static int64_t below(lg_t *g, int64_t n)
+{
+        return (int64_t)(next(g) % (uint64_t)n);
+}
+
+typedef struct pacer {
+        int64_t rate, sent, t0;
+} pacer_t;
+
+static void pace(pacer_t *p)
+{
+        p->sent++;
+        if (p->rate <= 0)
+                return;
+        int64_t due = p->t0 + p->sent * 1000 / p->rate;
+        rs_sleep_ms(due - rs_monotonic_ms());
+}
+
+/* Emits the events of referee k. Returns false on a publishing error. */
+static bool referee(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc, rs_arena_t *a)
+{
+        char err[512];
+        int64_t at = g->start + k * 1000;
+        rs_event_t su = {.type = RS_EV_SIGNUP,
+                         .event_id = rs_arena_printf(a, "lg%lld-s%lld", (long long)g->seed,
+                                                     (long long)k),
+                         .occurred_at_ms = at,
+                         .user_id = rs_arena_printf(a, "lg%lld-u%lld", (long long)g->seed,
+                                                    (long long)k),
+                         .email_hash = rs_arena_printf(a, "h%llx", (unsigned long long)next(g))};
+        if (g->ncodes && below(g, 100) < g->refpct)
+                su.referral_code = below(g, 50) == 0 ? "NOSUCHCODE"
+                                                     : g->codes[below(g, (int64_t)g->ncodes)];
+        if (!rs_publisher_send(pub, &su, NULL, err, sizeof(err)))
+                goto fail;
+        pace(pc);
+        if (below(g, 100) >= g->chargepct)
+                return true;
+        rs_event_t ch = {.type = RS_EV_PAYMENT,
+                         .event_id = rs_arena_printf(a, "lg%lld-c%lld", (long long)g->seed,
+                                                     (long long)k),
+                         .occurred_at_ms = at + 60000 + below(g, 86400000),
+                         .user_id = su.user_id,
+                         .payment_id = rs_arena_printf(a, "lg%lld-pay%lld", (long long)g->seed,
+                                                       (long long)k),
+                         .amount_minor = 500 + below(g, 4501),
+                         .kind = RS_PAY_CHARGE};
+        memcpy(ch.currency, g->currency, sizeof(ch.currency));
+        if (!rs_publisher_send(pub, &ch, NULL, err, sizeof(err)))
+                goto fail;
+        pace(pc);
+        if (below(g, 100) != 0)
+                return true;
+        rs_event_t rf = ch;
+        rf.event_id = rs_arena_printf(a, "lg%lld-r%lld", (long long)g->seed, (long long)k);
+        rf.kind = RS_PAY_REFUND;
+        rf.refund_of = ch.payment_id;
+        rf.occurred_at_ms += 3600000;
+        if (!rs_publisher_send(pub, &rf, NULL, err, sizeof(err)))
+                goto fail;
+        pace(pc);
+        return true;
+fail:
+        fprintf(stderr, "refstream loadgen: %s\n", err);
+        return false;
+}
+
+static int generate(const rs_config_t *cfg, lg_t *g)
+{
+        char err[1024];
+        rs_codec_t *codec = rs_codec_new(err, sizeof(err));
+        rs_publisher_t *pub = codec ? rs_publisher_new(cfg, codec, g->json, err, sizeof(err))
+                                    : NULL;
+        if (!pub) {
+                fprintf(stderr, "refstream loadgen: %s\n", err);
+                rs_codec_destroy(codec);
+                return RS_EXIT_FAILURE;
+        }
+        g->rng = (uint64_t)g->seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
+        rs_arena_t a;
+        rs_arena_init(&a, 64 * 1024);
+        pacer_t pc = {.rate = g->rate, .t0 = rs_monotonic_ms()};
+        bool ok = true;
+        for (int64_t k = 0; ok && k < g->count; k++) {
+                ok = referee(g, pub, k, &pc, &a);
+                rs_arena_reset(&a);
+        }
+        long failed = rs_publisher_finish(pub, 60000);
+        double secs = (double)(rs_monotonic_ms() - pc.t0) / 1000.0;
+        fprintf(stderr, "refstream loadgen: %ld events delivered in %.2f s (%.0f/s)\n",
+                rs_publisher_delivered(pub), secs,
+                secs > 0 ? (double)rs_publisher_delivered(pub) / secs : 0.0);
+        rs_publisher_destroy(pub);
+        rs_codec_destroy(codec);
+        rs_arena_destroy(&a);
+        return ok && failed == 0 ? RS_EXIT_OK : RS_EXIT_FAILURE;
+}
+
+int rs_cmd_loadgen(int argc, char **argv)
+{
+        lg_t g = {.seed = 1, .count = 10000, .refpct = 80, .chargepct = 70,
+                  .start = INT64_C(1767225600000), .currency = "USD"};
+        const rs_cli_t cli = {
+                .command = "refstream loadgen",
+                .usage = "refstream loadgen [OPTIONS] [SETTINGS]\n\n"
+                         "Publishes a seeded synthetic stream of sign-ups, charges and refunds "
+                         "to the input topics.\nThe same seed and options give the same events.",
+                .opts = opts,
+                .nopts = RS_ARRAY_SIZE(opts),
+                .handler = on_opt,
+                .ctx = &g,
+                .config_flags = true,
+        };
+        rs_config_t cfg;
+        int rc = rs_cli_config_only(&cli, argc, argv, &cfg);
+        if (rc < 0)
+                rc = generate(&cfg, &g);
+        for (size_t i = 0; i < g.ncodes; i++)
+                free(g.codes[i]);
+        free(g.codes);
+        rs_config_free(&cfg);
+        return rc;
+}
