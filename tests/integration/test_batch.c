@@ -1,0 +1,288 @@
+/* The batch transaction against real Postgres and Redis: idempotency, dead
+ * letters, the cache, and rules that must hold across concurrent instances. */
+#include "rs_batch.h"
+#include "rs_log.h"
+#include "support.h"
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#define T0 "1767225600000" /* 2026-01-01T00:00:00Z */
+
+typedef struct fx {
+        const char *url;
+        rs_pg_t *pg; /* for assertions and setup */
+        rs_codec_t *codec;
+        rs_cache_t *cache;
+        rs_batch_env_t env;
+} fx_t;
+
+static fx_t fx;
+
+static void seed_program(rs_pg_t *pg, const char *extra_code_sql)
+{
+        free(rs_it_sql(pg, "INSERT INTO rs_programs (key, name, currency, reward_kind,"
+                           " reward_value, referee_reward, min_payment, referral_goal)"
+                           " VALUES ('default', 'Default', 'USD', 'fixed', 500, 200, 1000, 2)"));
+        free(rs_it_sql(pg, "INSERT INTO rs_codes (code, program_id, owner_user_id)"
+                           " VALUES ('ALICE234', 1, 'alice')"));
+        if (extra_code_sql)
+                free(rs_it_sql(pg, extra_code_sql));
+}
+
+static int setup(void **state)
+{
+        char err[512];
+        fx.url = rs_it_fresh_db("it_batch");
+        fx.pg = rs_it_pg(fx.url);
+        fx.codec = rs_codec_new(err, sizeof(err));
+        assert_non_null(fx.codec);
+        rs_it_redis_flush();
+        fx.cache = rs_cache_new(rs_it_env("REFSTREAM_REDIS_URL"), 60000, 5000, 500, err,
+                                sizeof(err));
+        assert_non_null(fx.cache);
+        fx.env = (rs_batch_env_t){.pg = rs_it_pg(fx.url),
+                                  .cache = fx.cache,
+                                  .codec = fx.codec,
+                                  .outbox_lease_ms = 30000};
+        seed_program(fx.pg, "INSERT INTO rs_codes (code, program_id, owner_user_id, max_uses)"
+                            " VALUES ('LASTONE1', 1, 'zed', 1)");
+        return 0;
+}
+
+static int teardown(void **state)
+{
+        rs_pg_destroy(fx.env.pg);
+        rs_pg_destroy(fx.pg);
+        rs_cache_destroy(fx.cache);
+        rs_codec_destroy(fx.codec);
+        return 0;
+}
+
+/* Adds a JSON record; strings live in the batch arena. */
+static void add(rs_batch_t *b, rs_event_type_t type, int64_t offset, const char *json)
+{
+        char *copy = rs_arena_strdup(&b->arena, json);
+        rs_batch_add(b, fx.codec, type, type == RS_EV_SIGNUP ? "signups" : "payments", 0, offset,
+                     NULL, 0, copy, strlen(copy), NULL);
+}
+
+static void signup(rs_batch_t *b, int64_t off, const char *id, const char *user,
+                   const char *code)
+{
+        char j[512];
+        snprintf(j, sizeof(j),
+                 "{\"event_id\":\"%s\",\"occurred_at\":" T0 ",\"user_id\":\"%s\""
+                 ",\"referral_code\":\"%s\"}",
+                 id, user, code);
+        add(b, RS_EV_SIGNUP, off, j);
+}
+
+static void charge(rs_batch_t *b, int64_t off, const char *id, const char *user, int amount)
+{
+        char j[512];
+        snprintf(j, sizeof(j),
+                 "{\"event_id\":\"%s\",\"occurred_at\":\"2026-01-02T00:00:00Z\",\"user_id\":\"%s\""
+                 ",\"payment_id\":\"pay-%s\",\"amount_minor\":%d,\"currency\":\"USD\","
+                 "\"kind\":\"CHARGE\"}",
+                 id, user, id, amount);
+        add(b, RS_EV_PAYMENT, off, j);
+}
+
+static void run_ok(rs_batch_env_t *env, rs_batch_t *b)
+{
+        char err[1024];
+        if (!rs_batch_run(env, b, err, sizeof(err)))
+                fail_msg("batch failed: %s", err);
+}
+
+static void same_batch_twice_has_one_effect(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        for (int round = 0; round < 2; round++) {
+                rs_batch_reset(&b);
+                signup(&b, 0, "e-s1", "bob", "alice234");
+                charge(&b, 1, "e-p1", "bob", 1500);
+                add(&b, RS_EV_SIGNUP, 2, "not json at all");
+                run_ok(&fx.env, &b);
+                if (round == 0) {
+                        assert_int_equal(b.stats.signups, 1);
+                        assert_int_equal(b.stats.credits[RS_ROLE_REFERRER], 1);
+                        assert_int_equal(b.stats.credits[RS_ROLE_REFEREE], 1);
+                        assert_int_equal(b.stats.dlq, 1);
+                        assert_int_equal(b.n_out, 3); /* two credits + one dead letter */
+                        for (size_t i = 0; i < b.n_out; i++)
+                                assert_true(b.out[i].outbox_id > 0);
+                } else {
+                        assert_int_equal(b.stats.duplicates, 3);
+                        assert_int_equal(b.n_out, 0);
+                }
+        }
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals"), 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits"), 2);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox"), 3);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT uses_count FROM rs_codes"
+                                            " WHERE code = 'ALICE234'"),
+                         1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE destination"
+                                            " = 'dlq' AND error_class = 'json_decode'"),
+                         1);
+        rs_batch_free(&b);
+}
+
+static void duplicate_inside_one_batch(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        signup(&b, 10, "e-dup", "carol", "ALICE234");
+        signup(&b, 11, "e-dup", "carol", "ALICE234");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.signups, 1);
+        assert_int_equal(b.stats.duplicates, 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                            " referee_user_id = 'carol'"),
+                         1);
+        rs_batch_free(&b);
+}
+
+static void cache_is_filled_and_used(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        signup(&b, 20, "e-c1", "dan", "ALICE234");
+        signup(&b, 21, "e-c2", "eve", "UNKNOWN9");
+        run_ok(&fx.env, &b);
+        rs_batch_reset(&b);
+        signup(&b, 22, "e-c3", "fay", "ALICE234");
+        signup(&b, 23, "e-c4", "gus", "UNKNOWN9");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.cache_hits, 1);     /* ALICE234 */
+        assert_int_equal(b.stats.cache_negative, 1); /* UNKNOWN9 */
+        assert_int_equal(b.stats.rejections[RS_REJ_UNKNOWN_CODE], 1);
+        rs_batch_free(&b);
+}
+
+static void redis_down_falls_back_to_postgres(void **state)
+{
+        char err[256];
+        rs_batch_env_t env = fx.env;
+        env.cache = rs_cache_new("redis://127.0.0.1:1/0", 60000, 5000, 100, err, sizeof(err));
+        rs_batch_t b;
+        rs_batch_init(&b);
+        signup(&b, 30, "e-r1", "hal", "ALICE234");
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.referrals, 1);
+        assert_true(b.stats.cache_errors > 0);
+        rs_cache_destroy(env.cache);
+        rs_batch_free(&b);
+}
+
+/* ---------------------------------------------------------------- races */
+
+typedef struct racer {
+        rs_batch_env_t env;
+        int id;
+        int rounds;
+        const char *kind; /* "lastuse" | "signup-vs-pay" */
+} racer_t;
+
+static void *race(void *arg)
+{
+        racer_t *r = arg;
+        rs_batch_t b;
+        rs_batch_init(&b);
+        char id[64], user[64];
+        for (int k = 0; k < r->rounds; k++) {
+                rs_batch_reset(&b);
+                if (strcmp(r->kind, "lastuse") == 0) {
+                        /* Different referees, same code with one use left. */
+                        snprintf(id, sizeof(id), "race-%d-%d", r->id, k);
+                        snprintf(user, sizeof(user), "racer-%d-%d", r->id, k);
+                        signup(&b, k, id, user, "LASTONE1");
+                } else if (r->id == 0) {
+                        snprintf(id, sizeof(id), "svp-s-%d", k);
+                        snprintf(user, sizeof(user), "svp-%d", k);
+                        signup(&b, k, id, user, "ALICE234");
+                } else {
+                        snprintf(id, sizeof(id), "svp-p-%d", k);
+                        snprintf(user, sizeof(user), "svp-%d", k);
+                        charge(&b, k, id, user, 2000);
+                }
+                char err[1024];
+                if (!rs_batch_run(&r->env, &b, err, sizeof(err)))
+                        fail_msg("racer %d: %s", r->id, err);
+        }
+        rs_batch_free(&b);
+        return NULL;
+}
+
+static void run_racers(const char *kind, int rounds)
+{
+        pthread_t t[2];
+        racer_t r[2];
+        for (int i = 0; i < 2; i++) {
+                r[i] = (racer_t){.env = fx.env, .id = i, .rounds = rounds, .kind = kind};
+                r[i].env.pg = rs_it_pg(fx.url); /* one connection per "instance" */
+                pthread_create(&t[i], NULL, race, &r[i]);
+        }
+        for (int i = 0; i < 2; i++) {
+                pthread_join(t[i], NULL);
+                rs_pg_destroy(r[i].env.pg);
+        }
+}
+
+static void last_use_has_one_winner(void **state)
+{
+        run_racers("lastuse", 20);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE code ="
+                                            " 'LASTONE1'"),
+                         1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT uses_count FROM rs_codes WHERE code ="
+                                            " 'LASTONE1'"),
+                         1);
+        char *status = rs_it_sql(fx.pg, "SELECT status FROM rs_codes WHERE code = 'LASTONE1'");
+        assert_string_equal(status, "exhausted");
+        free(status);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_rejections WHERE code ="
+                                            " 'LASTONE1' AND reason = 'CODE_EXHAUSTED'"),
+                         39);
+}
+
+/* A sign-up and its payment processed at the same moment by two instances
+ * (two topics, two consumers): the referral must be credited exactly once. */
+static void signup_and_payment_race(void **state)
+{
+        run_racers("signup-vs-pay", 40);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                            " referee_user_id LIKE 'svp-%%'"),
+                         40);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                            " referee_user_id LIKE 'svp-%%' AND status = "
+                                            "'credited'"),
+                         40);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
+                                            " rs_referrals r ON r.id = c.referral_id WHERE"
+                                            " r.referee_user_id LIKE 'svp-%%'"),
+                         80);
+}
+
+int main(void)
+{
+        rs_log_set_level(RS_LOG_ERROR);
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(same_batch_twice_has_one_effect),
+                cmocka_unit_test(duplicate_inside_one_batch),
+                cmocka_unit_test(cache_is_filled_and_used),
+                cmocka_unit_test(redis_down_falls_back_to_postgres),
+                cmocka_unit_test(last_use_has_one_winner),
+                cmocka_unit_test(signup_and_payment_race),
+        };
+        return cmocka_run_group_tests(tests, setup, teardown);
+}
