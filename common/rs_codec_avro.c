@@ -333,12 +333,30 @@ static void vjson_double(rs_buf_t *out, double d)
                 rs_buf_puts(out, "null"); /* JSON has no NaN or infinity */
 }
 
-/* Scalars. Bytes and fixed are shown as strings (invalid UTF-8 replaced);
+/* Strings; bytes and fixed are shown as strings too (invalid UTF-8 replaced).
  * refstream's schemas have neither, this only keeps the printer total. */
-static bool vjson_scalar(avro_value_t *v, avro_type_t t, rs_buf_t *out)
+static bool vjson_text(avro_value_t *v, avro_type_t t, rs_buf_t *out)
 {
+        const char *s = NULL;
         const void *p = NULL;
         size_t size = 0;
+        int rc;
+        if (t == AVRO_STRING) {
+                rc = avro_value_get_string(v, &s, &size);
+                size = size ? size - 1 : 0; /* avro-c counts the terminator */
+        } else {
+                rc = t == AVRO_BYTES ? avro_value_get_bytes(v, &p, &size)
+                                     : avro_value_get_fixed(v, &p, &size);
+                s = p;
+        }
+        if (rc != 0)
+                return false;
+        rs_json_put_str(out, s ? s : "", s ? size : 0);
+        return true;
+}
+
+static bool vjson_scalar(avro_value_t *v, avro_type_t t, rs_buf_t *out)
+{
         int32_t i32 = 0;
         int64_t i64 = 0;
         int b = 0;
@@ -346,18 +364,9 @@ static bool vjson_scalar(avro_value_t *v, avro_type_t t, rs_buf_t *out)
         double d = 0;
         switch (t) {
         case AVRO_STRING:
-                if (avro_value_get_string(v, (const char **)&p, &size) != 0)
-                        return false;
-                /* size counts avro-c's NUL terminator */
-                rs_json_put_str(out, p ? p : "", size ? size - 1 : 0);
-                return true;
         case AVRO_BYTES:
         case AVRO_FIXED:
-                if ((t == AVRO_BYTES ? avro_value_get_bytes(v, &p, &size)
-                                     : avro_value_get_fixed(v, &p, &size)) != 0)
-                        return false;
-                rs_json_put_str(out, p ? p : "", p ? size : 0);
-                return true;
+                return vjson_text(v, t, out);
         case AVRO_INT32:
                 if (avro_value_get_int(v, &i32) != 0)
                         return false;
@@ -369,14 +378,11 @@ static bool vjson_scalar(avro_value_t *v, avro_type_t t, rs_buf_t *out)
                 rs_buf_printf(out, "%lld", (long long)i64);
                 return true;
         case AVRO_FLOAT:
-                if (avro_value_get_float(v, &f) != 0)
-                        return false;
-                vjson_double(out, f);
-                return true;
         case AVRO_DOUBLE:
-                if (avro_value_get_double(v, &d) != 0)
+                if ((t == AVRO_FLOAT ? avro_value_get_float(v, &f)
+                                     : avro_value_get_double(v, &d)) != 0)
                         return false;
-                vjson_double(out, d);
+                vjson_double(out, t == AVRO_FLOAT ? f : d);
                 return true;
         case AVRO_BOOLEAN:
                 if (avro_value_get_boolean(v, &b) != 0)
