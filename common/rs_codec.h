@@ -44,9 +44,13 @@ typedef struct rs_decode_error {
 
 /* Decodes one input record expected to be of type `expected` (the topic decides
  * the type). On success fills *out (strings allocated in arena) and returns
- * true. On failure fills *err and returns false. Never aborts on bad input. */
-bool rs_codec_decode(const rs_codec_t *c, rs_event_type_t expected, const void *buf,
-                     size_t len, rs_arena_t *arena, rs_event_t *out,
+ * true. On failure fills *err and returns false. Never aborts on bad input.
+ * Not thread-safe: decoding reuses scratch state kept in the codec (so the hot
+ * path does not rebuild avro-c values per record); use one codec per thread
+ * that decodes. The encoders and rs_codec_output_to_json() only read the codec
+ * and may be called from any thread. */
+bool rs_codec_decode(rs_codec_t *c, rs_event_type_t expected, const void *buf, size_t len,
+                     rs_arena_t *arena, rs_event_t *out,
                      rs_decode_error_t *err) RS_WARN_UNUSED;
 
 /* Encoders append Confluent-framed Avro to out. Return false + errstr only on
