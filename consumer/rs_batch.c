@@ -30,7 +30,7 @@ void rs_batch_free(rs_batch_t *b)
         memset(b, 0, sizeof(*b));
 }
 
-rs_batch_msg_t *rs_batch_add(rs_batch_t *b, const rs_codec_t *codec, rs_event_type_t type,
+rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type,
                              const char *topic, int32_t partition, int64_t offset,
                              const void *key, size_t key_len, const void *value,
                              size_t value_len, void *opaque)

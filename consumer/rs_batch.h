@@ -75,7 +75,7 @@ void rs_batch_free(rs_batch_t *b);
 
 /* Adds a record read from `topic` (whose records are of `type`) and decodes
  * it. The key/value bytes are not copied: keep them alive until reset. */
-rs_batch_msg_t *rs_batch_add(rs_batch_t *b, const rs_codec_t *codec, rs_event_type_t type,
+rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type,
                              const char *topic, int32_t partition, int64_t offset,
                              const void *key, size_t key_len, const void *value,
                              size_t value_len, void *opaque);
@@ -87,7 +87,7 @@ void rs_batch_force_dlq(rs_batch_t *b, rs_batch_msg_t *m, const char *error_clas
 typedef struct rs_batch_env {
         rs_pg_t *pg;
         rs_cache_t *cache; /* NULL: no cache */
-        const rs_codec_t *codec;
+        rs_codec_t *codec;
         int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
 } rs_batch_env_t;
 

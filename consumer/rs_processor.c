@@ -230,6 +230,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 if (p->degraded) /* keep new partitions quiet while Postgres is down */
                         rd_kafka_pause_partitions(rk, parts);
                 p->assigned += parts->cnt;
+                p->last_input_ms = rs_monotonic_ms();
         } else {
                 log_parts(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", parts);
                 if (!p->isolating)
@@ -596,7 +597,8 @@ fail:
 
 static bool idle_done(rs_processor_t *p, int64_t idle_exit_ms)
 {
-        return idle_exit_ms > 0 && p->batch.n == 0 &&
+        /* Idle counts from the first assignment: joining a group takes seconds. */
+        return idle_exit_ms > 0 && p->joined && p->batch.n == 0 &&
                rs_monotonic_ms() - p->last_input_ms >= idle_exit_ms &&
                rs_outbox_in_flight(p->outbox) == 0;
 }

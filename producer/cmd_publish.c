@@ -62,7 +62,7 @@ static bool parse_time(const char *s, int64_t *out)
 
 /* Builds the event from flags, then validates it by a JSON round trip through
  * the same decoder the processor uses. */
-static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, const rs_codec_t *codec,
+static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, rs_codec_t *codec,
                              rs_arena_t *arena, rs_event_t *ev, char *errstr, size_t errstr_size)
 {
         char id[64];
@@ -103,7 +103,7 @@ static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, const rs
         return ok;
 }
 
-static long publish_stdin(rs_publisher_t *pub, const rs_codec_t *codec, rs_event_type_t type,
+static long publish_stdin(rs_publisher_t *pub, rs_codec_t *codec, rs_event_type_t type,
                           const char *topic, long *bad)
 {
         char *line = NULL;

@@ -10,7 +10,7 @@
 
 struct rs_publisher {
         rd_kafka_t *rk;
-        const rs_codec_t *codec;
+        rs_codec_t *codec;
         const rs_config_t *cfg;
         bool json;
         long delivered, failed;
@@ -30,7 +30,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         }
 }
 
-rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, const rs_codec_t *codec, bool json,
+rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool json,
                                  char *errstr, size_t errstr_size)
 {
         const char *defaults[] = {"enable.idempotence", "true", "linger.ms", "5", NULL};

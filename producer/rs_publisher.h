@@ -12,7 +12,7 @@
 typedef struct rs_publisher rs_publisher_t;
 
 /* json: encode as JSON instead of Avro. */
-rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, const rs_codec_t *codec, bool json,
+rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool json,
                                  char *errstr, size_t errstr_size);
 /* Queues one event to `topic` (NULL: the configured topic of its type). False
  * + errstr if it cannot be encoded or queued. */
