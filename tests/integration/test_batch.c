@@ -51,8 +51,10 @@ static int setup(void **state)
                                   .cache = fx.cache,
                                   .codec = fx.codec,
                                   .outbox_lease_ms = 30000};
+        /* One single-use code per race round (see last_use_has_one_winner). */
         seed_program(fx.pg, "INSERT INTO rs_codes (code, program_id, owner_user_id, max_uses)"
-                            " VALUES ('LASTONE1', 1, 'zed', 1)");
+                            " SELECT 'LAST' || lpad(g::text, 4, '0'), 1, 'zed', 1"
+                            " FROM generate_series(1, 100) g");
         return 0;
 }
 
@@ -66,11 +68,20 @@ static int teardown(void **state)
 }
 
 /* Adds a JSON record; strings live in the batch arena. */
-static void add(rs_batch_t *b, rs_event_type_t type, int64_t offset, const char *json)
+static void add_with(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type, int64_t offset,
+                     const char *json)
 {
         char *copy = rs_arena_strdup(&b->arena, json);
-        rs_batch_add(b, fx.codec, type, type == RS_EV_SIGNUP ? "signups" : "payments", 0, offset,
+        rs_batch_add(b, codec, type, type == RS_EV_SIGNUP ? "signups" : "payments", 0, offset,
                      NULL, 0, copy, strlen(copy), NULL);
+}
+
+/* The racers below are separate "instances": each has its own codec. */
+static __thread rs_codec_t *thread_codec;
+
+static void add(rs_batch_t *b, rs_event_type_t type, int64_t offset, const char *json)
+{
+        add_with(b, thread_codec ? thread_codec : fx.codec, type, offset, json);
 }
 
 static void signup(rs_batch_t *b, int64_t off, const char *id, const char *user,
@@ -132,7 +143,7 @@ static void same_batch_twice_has_one_effect(void **state)
                                             " WHERE code = 'ALICE234'"),
                          1);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE destination"
-                                            " = 'dlq' AND error_class = 'json_decode'"),
+                                            " = 'dlq' AND error_class = 'bad_framing'"),
                          1);
         rs_batch_free(&b);
 }
@@ -186,6 +197,8 @@ static void redis_down_falls_back_to_postgres(void **state)
 
 /* ---------------------------------------------------------------- races */
 
+static pthread_barrier_t round_start;
+
 typedef struct racer {
         rs_batch_env_t env;
         int id;
@@ -198,14 +211,17 @@ static void *race(void *arg)
         racer_t *r = arg;
         rs_batch_t b;
         rs_batch_init(&b);
+        thread_codec = r->env.codec;
         char id[64], user[64];
         for (int k = 0; k < r->rounds; k++) {
                 rs_batch_reset(&b);
                 if (strcmp(r->kind, "lastuse") == 0) {
                         /* Different referees, same code with one use left. */
+                        char code[16];
+                        snprintf(code, sizeof(code), "LAST%04d", k + 1);
                         snprintf(id, sizeof(id), "race-%d-%d", r->id, k);
                         snprintf(user, sizeof(user), "racer-%d-%d", r->id, k);
-                        signup(&b, k, id, user, "LASTONE1");
+                        signup(&b, k, id, user, code);
                 } else if (r->id == 0) {
                         snprintf(id, sizeof(id), "svp-s-%d", k);
                         snprintf(user, sizeof(user), "svp-%d", k);
@@ -216,6 +232,7 @@ static void *race(void *arg)
                         charge(&b, k, id, user, 2000);
                 }
                 char err[1024];
+                pthread_barrier_wait(&round_start); /* both instances at once */
                 if (!rs_batch_run(&r->env, &b, err, sizeof(err)))
                         fail_msg("racer %d: %s", r->id, err);
         }
@@ -227,50 +244,67 @@ static void run_racers(const char *kind, int rounds)
 {
         pthread_t t[2];
         racer_t r[2];
+        char err[256];
+        pthread_barrier_init(&round_start, NULL, 2);
         for (int i = 0; i < 2; i++) {
                 r[i] = (racer_t){.env = fx.env, .id = i, .rounds = rounds, .kind = kind};
-                r[i].env.pg = rs_it_pg(fx.url); /* one connection per "instance" */
+                /* One connection, cache client and codec per "instance". */
+                r[i].env.pg = rs_it_pg(fx.url);
+                r[i].env.cache = rs_cache_new(rs_it_env("REFSTREAM_REDIS_URL"), 60000, 5000, 500,
+                                              err, sizeof(err));
+                r[i].env.codec = rs_codec_new(err, sizeof(err));
                 pthread_create(&t[i], NULL, race, &r[i]);
         }
         for (int i = 0; i < 2; i++) {
                 pthread_join(t[i], NULL);
                 rs_pg_destroy(r[i].env.pg);
+                rs_cache_destroy(r[i].env.cache);
+                rs_codec_destroy(r[i].env.codec);
         }
+        pthread_barrier_destroy(&round_start);
 }
 
+/* Two instances race for the last use of a code, 100 times (a fresh code
+ * each round): every round has exactly one winner. */
 static void last_use_has_one_winner(void **state)
 {
-        run_racers("lastuse", 20);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE code ="
-                                            " 'LASTONE1'"),
-                         1);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT uses_count FROM rs_codes WHERE code ="
-                                            " 'LASTONE1'"),
-                         1);
-        char *status = rs_it_sql(fx.pg, "SELECT status FROM rs_codes WHERE code = 'LASTONE1'");
-        assert_string_equal(status, "exhausted");
-        free(status);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_rejections WHERE code ="
-                                            " 'LASTONE1' AND reason = 'CODE_EXHAUSTED'"),
-                         39);
+        run_racers("lastuse", 100);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM (SELECT code FROM rs_referrals"
+                                            " WHERE code LIKE 'LAST%%' GROUP BY code"
+                                            " HAVING count(*) <> 1) x"),
+                         0);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE code LIKE"
+                                            " 'LAST%%'"),
+                         100);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_codes WHERE code LIKE"
+                                            " 'LAST%%' AND uses_count = 1 AND status ="
+                                            " 'exhausted'"),
+                         100);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_rejections WHERE code LIKE"
+                                            " 'LAST%%' AND reason = 'CODE_EXHAUSTED'"),
+                         100);
 }
 
 /* A sign-up and its payment processed at the same moment by two instances
  * (two topics, two consumers): the referral must be credited exactly once. */
 static void signup_and_payment_race(void **state)
 {
-        run_racers("signup-vs-pay", 40);
+        /* Users seen before (so no insert conflict serialises the two
+         * transactions; only the user row locks do). */
+        free(rs_it_sql(fx.pg, "INSERT INTO rs_users (user_id) SELECT 'svp-' || g"
+                              " FROM generate_series(0, 99) g"));
+        run_racers("signup-vs-pay", 100);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
                                             " referee_user_id LIKE 'svp-%%'"),
-                         40);
+                         100);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
                                             " referee_user_id LIKE 'svp-%%' AND status = "
                                             "'credited'"),
-                         40);
+                         100);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
                                             " rs_referrals r ON r.id = c.referral_id WHERE"
                                             " r.referee_user_id LIKE 'svp-%%'"),
-                         80);
+                         200);
 }
 
 int main(void)
