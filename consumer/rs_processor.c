@@ -256,7 +256,14 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
         const char *defaults[] = {"enable.auto.offset.store", "false",
                                   "enable.auto.commit", "true",
                                   "auto.offset.reset", "earliest",
-                                  "partition.assignment.strategy", "cooperative-sticky",
+                                  /* Eager "range", not cooperative-sticky: librdkafka
+                                   * 2.0.x can abort destroying a cooperative-sticky
+                                   * consumer (librdkafka#4312, fixed in 2.3.0). Range
+                                   * also gives one instance the same partition numbers
+                                   * of both input topics: a user's sign-up and payments
+                                   * usually meet in one process. Overridable with -X;
+                                   * rebalance_cb handles both protocols. */
+                                  "partition.assignment.strategy", "range",
                                   "enable.partition.eof", "false",
                                   NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(p->cfg, defaults, errstr, errstr_size);

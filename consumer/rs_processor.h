@@ -12,7 +12,7 @@
  *   publish the batch's outbox rows; delivery reports mark them published
  *   every sweep interval: republish unconfirmed outbox rows, expire codes
  *
- * Rebalances (cooperative-sticky): on revoke, records of the revoked
+ * Rebalances (eager "range" by default, cooperative also handled): on revoke, records of the revoked
  * partitions that are still only in memory are dropped (their next owner
  * replays them; the inbox makes that safe) and stored offsets are committed
  * before the partitions are given up. */

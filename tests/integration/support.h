@@ -25,4 +25,12 @@ long long rs_it_count(rs_pg_t *pg, const char *fmt, ...) __attribute__((format(p
 /* Deletes every key of the Redis cache prefix (between tests). */
 void rs_it_redis_flush(void);
 
+/* A TCP proxy to 127.0.0.1:target_port that can be cut and restored. */
+typedef struct rs_it_proxy rs_it_proxy_t;
+rs_it_proxy_t *rs_it_proxy_start(int target_port);
+int rs_it_proxy_port(const rs_it_proxy_t *p);
+/* cut: close all connections and refuse new ones; !cut: forward again. */
+void rs_it_proxy_cut(rs_it_proxy_t *p, bool cut);
+void rs_it_proxy_stop(rs_it_proxy_t *p);
+
 #endif
