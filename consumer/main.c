@@ -20,6 +20,7 @@ static const struct {
         {"admin", rs_cmd_admin, "programs, codes, stats, referral history"},
         {"demo", rs_cmd_demo, "run everything on a throw-away local stack"},
         {"loadgen", rs_cmd_loadgen, "publish a seeded synthetic event stream"},
+        {"decode", rs_cmd_decode, "print a framed Avro record from stdin as JSON"},
 };
 
 static void usage(FILE *out)

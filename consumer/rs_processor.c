@@ -588,8 +588,12 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg, const rs_processor_hook
         if (!(p->outbox = rs_outbox_new(cfg, p->pg, errstr, errstr_size)) ||
             !(p->rk = new_consumer(p, errstr, errstr_size)))
                 goto fail;
-        if (*cfg->http_addr && !(p->http = rs_http_start(cfg->http_addr, errstr, errstr_size)))
-                goto fail;
+        if (*cfg->http_addr) {
+                if (!(p->http = rs_http_start(cfg->http_addr, errstr, errstr_size)))
+                        goto fail;
+                rs_info("http", "serving /metrics, /healthz and /readyz on %s (port %d)",
+                        cfg->http_addr, rs_http_port(p->http));
+        }
         set_ready(p, false, "joining the consumer group");
         p->env = (rs_batch_env_t){.pg = p->pg,
                                   .cache = p->cache,

@@ -1,0 +1,176 @@
+# Shared helpers of the system tests: the refstream binary as a user runs it,
+# a real Kafka broker, Postgres and Redis from scripts/stack.sh, and kcat as an
+# independent Kafka client. Sourced by tests/system/test_*.sh.
+#
+# Each test gets its own database, topics and consumer group (named after the
+# test), so tests can run in parallel and leave nothing behind but their data.
+set -euo pipefail
+
+: "${RS_BIN:?RS_BIN must point at the refstream binary (ctest sets it)}"
+: "${RS_STACK_ENV:?RS_STACK_ENV must name the stack env files (ctest sets it)}"
+
+# The stack's settings (REFSTREAM_KAFKA_BROKERS, REFSTREAM_REDIS_URL, ...).
+IFS=: read -r -a _rs_env_files <<<"$RS_STACK_ENV"
+for _f in "${_rs_env_files[@]}"; do
+        [ -f "$_f" ] || { echo "system test: missing stack env file $_f" >&2; exit 1; }
+        set -a
+        # shellcheck disable=SC1090
+        . "$_f"
+        set +a
+done
+[ "${RS_KAFKA_KIND:-}" = real ] || { echo "system test: needs the real Kafka broker" >&2; exit 1; }
+
+RS_TEST=$(basename "$0" .sh)
+RS_TEST=${RS_TEST#test_}
+RS_TMP=$(mktemp -d "${TMPDIR:-/tmp}/rs-sys-$RS_TEST.XXXXXX")
+RS_PIDS=()
+RS_FAILED=0
+BROKERS=$REFSTREAM_KAFKA_BROKERS
+RUN_ID=$(date +%s%N | tail -c 7) # topics differ between runs of the suite
+
+# Topics, group and database of this test.
+export REFSTREAM_TOPIC_SIGNUPS="t-$RS_TEST-$RUN_ID-signups"
+export REFSTREAM_TOPIC_PAYMENTS="t-$RS_TEST-$RUN_ID-payments"
+export REFSTREAM_TOPIC_CREDITED="t-$RS_TEST-$RUN_ID-credited"
+export REFSTREAM_TOPIC_REVERSED="t-$RS_TEST-$RUN_ID-reversed"
+export REFSTREAM_TOPIC_DLQ="t-$RS_TEST-$RUN_ID-dlq"
+export REFSTREAM_GROUP_ID="g-$RS_TEST-$RUN_ID"
+export REFSTREAM_HTTP_ADDR=127.0.0.1:0
+export REFSTREAM_BATCH_LINGER_MS=20
+export REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS=500
+DB="sys_$RS_TEST"
+export REFSTREAM_DATABASE_URL="${RS_PG_SUPERUSER_URL%/*}/$DB"
+
+log() { echo "[$RS_TEST] $*" >&2; }
+
+fail() {
+        log "FAIL: $*"
+        RS_FAILED=1
+        exit 1
+}
+
+cleanup() {
+        local rc=$?
+        for pid in "${RS_PIDS[@]:-}"; do
+                [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true
+        done
+        if [ "$rc" -ne 0 ] || [ "$RS_FAILED" -ne 0 ]; then
+                for f in "$RS_TMP"/*.log; do
+                        [ -f "$f" ] || continue
+                        echo "----- $f (last 40 lines)" >&2
+                        tail -n 40 "$f" >&2
+                done
+        fi
+        rm -rf "$RS_TMP"
+        exit "$rc"
+}
+trap cleanup EXIT
+
+rs() { "$RS_BIN" "$@"; }
+
+psql_q() { psql -X -q -At -v ON_ERROR_STOP=1 "$REFSTREAM_DATABASE_URL" -c "$1"; }
+
+# A fresh, migrated database for this test.
+fresh_db() {
+        psql -X -q -v ON_ERROR_STOP=1 "$RS_PG_SUPERUSER_URL" \
+                -c "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" -c "CREATE DATABASE \"$DB\"" \
+                2>/dev/null
+        rs migrate >/dev/null
+}
+
+# Creates the test's topics (4 partitions, the broker's default) by asking the
+# broker for their metadata with auto-creation allowed.
+create_topics() {
+        local t
+        for t in "$REFSTREAM_TOPIC_SIGNUPS" "$REFSTREAM_TOPIC_PAYMENTS" "$REFSTREAM_TOPIC_CREDITED" \
+                "$REFSTREAM_TOPIC_REVERSED" "$REFSTREAM_TOPIC_DLQ"; do
+                printf '' | kcat -b "$BROKERS" -P -t "$t" -X allow.auto.create.topics=true 2>/dev/null ||
+                        true
+                kcat -b "$BROKERS" -L -t "$t" -X allow.auto.create.topics=true >/dev/null 2>&1 || true
+        done
+        local i
+        for i in $(seq 1 50); do
+                if [ "$(kcat -b "$BROKERS" -L 2>/dev/null | grep -c "topic \"t-$RS_TEST-$RUN_ID-")" -ge 5 ]; then
+                        return 0
+                fi
+                sleep 0.2
+        done
+        fail "topics were not created"
+}
+
+setup() {
+        fresh_db
+        create_topics
+}
+
+# kcat_produce TOPIC KEY < lines: one record per line.
+kcat_produce() { kcat -b "$BROKERS" -P -t "$1" -k "$2" -T >/dev/null; }
+
+# Starts `refstream consume` in the background; NAME names its log file.
+# Sets CONSUMER_PID and HTTP_PORT.
+start_consumer() {
+        local name=${1:-consumer}
+        shift || true
+        "$RS_BIN" consume "$@" >"$RS_TMP/$name.log" 2>&1 &
+        CONSUMER_PID=$!
+        RS_PIDS+=("$CONSUMER_PID")
+        HTTP_PORT=
+        local i
+        for i in $(seq 1 100); do
+                HTTP_PORT=$(sed -n 's/.*serving .* (port \([0-9]*\)).*/\1/p' "$RS_TMP/$name.log" |
+                        head -n1)
+                [ -n "$HTTP_PORT" ] && return 0
+                kill -0 "$CONSUMER_PID" 2>/dev/null || fail "consumer $name exited early"
+                sleep 0.1
+        done
+        fail "consumer $name did not start"
+}
+
+# Stops a consumer with SIGTERM and checks it exits 0.
+stop_consumer() {
+        local pid=${1:-$CONSUMER_PID} rc=0
+        kill -TERM "$pid"
+        wait "$pid" || rc=$?
+        [ "$rc" -eq 0 ] || fail "consumer $pid exited $rc after SIGTERM"
+}
+
+# wait_sql SQL EXPECTED [SECONDS]: polls until the query prints EXPECTED.
+wait_sql() {
+        local sql=$1 want=$2 secs=${3:-60} got i
+        for i in $(seq 1 $((secs * 5))); do
+                got=$(psql_q "$sql" 2>/dev/null || true)
+                [ "$got" = "$want" ] && return 0
+                sleep 0.2
+        done
+        fail "waited ${secs}s for [$sql] = [$want], last [$got]"
+}
+
+expect_eq() { # ACTUAL EXPECTED WHAT
+        [ "$1" = "$2" ] || fail "$3: expected [$2], got [$1]"
+}
+
+# topic_count TOPIC: how many records it holds.
+topic_count() {
+        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
+}
+
+# decode_all TOPIC: every record decoded to JSON by `refstream decode`, one per
+# line, in partition/offset order (read one record at a time with kcat).
+decode_all() {
+        local topic=$1 p o
+        kcat -b "$BROKERS" -C -t "$topic" -o beginning -e -q -f '%p %o\n' 2>/dev/null |
+                while read -r p o; do
+                        kcat -b "$BROKERS" -C -t "$topic" -p "$p" -o "$o" -c 1 -e -q -f '%s' |
+                                rs decode
+                done
+}
+
+# headers_of TOPIC: the headers of every record, one line each.
+headers_of() {
+        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%h\n' 2>/dev/null
+}
+
+http_get() { curl -fsS "http://127.0.0.1:$HTTP_PORT$1"; }
+http_code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT$1"; }
+
+pass() { log "PASS"; }
