@@ -15,26 +15,9 @@ static void capture_warning(void *opaque, const char *msg)
         rs_buf_putc(&f->warnings, '\n');
 }
 
-/* rs_it_env() returns a fresh copy each time a value comes from the stack's
- * env files (and keeps it for the process lifetime), which LeakSanitizer
- * reports. Exporting the values once makes later lookups plain getenv(). */
-static void export_stack_env(void)
-{
-        static const char *const keys[] = {"RS_PG_SUPERUSER_URL", "RS_REDIS_PORT",
-                                           "REFSTREAM_REDIS_URL"};
-        for (size_t i = 0; i < RS_ARRAY_SIZE(keys); i++) {
-                if (getenv(keys[i]))
-                        continue;
-                char *v = (char *)rs_it_env(keys[i]); /* from a file: our copy */
-                setenv(keys[i], v, 1);
-                free(v);
-        }
-}
-
 rs_it_admin_t *rs_it_admin_new(const char *dbname)
 {
         char err[256];
-        export_stack_env();
         rs_it_admin_t *f = rs_calloc(1, sizeof(*f));
         rs_strlcpy(f->url, rs_it_fresh_db(dbname), sizeof(f->url));
         const char *redis = rs_it_env("REFSTREAM_REDIS_URL");

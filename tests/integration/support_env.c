@@ -34,8 +34,12 @@ const char *rs_it_env(const char *key)
                 for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
                         char *found = lookup_file(p, key);
                         if (found) {
+                                /* Kept in the environment: later lookups are
+                                 * plain getenv(), and child processes see it. */
+                                setenv(key, found, 1);
+                                free(found);
                                 free(copy);
-                                return found; /* kept for the process lifetime */
+                                return getenv(key);
                         }
                 }
                 free(copy);
