@@ -122,14 +122,6 @@ const rs_config_def_t *rs_config_find_env(const char *env)
         return NULL;
 }
 
-const rs_config_def_t *rs_config_find_flag(const char *flag)
-{
-        for (size_t i = 0; i < rs_config_defs_count; i++) {
-                if (strcmp(rs_config_defs[i].flag, flag) == 0)
-                        return &rs_config_defs[i];
-        }
-        return NULL;
-}
 
 static bool choice_ok(const char *choices, const char *v)
 {

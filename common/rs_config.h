@@ -86,9 +86,7 @@ bool rs_config_load_env(rs_config_t *cfg, char **envp, char *errstr,
 bool rs_config_load_file(rs_config_t *cfg, const char *path, char *errstr,
                          size_t errstr_size) RS_WARN_UNUSED;
 
-/* Flag handling for subcommands: returns the definition for "--name" (without
- * dashes), or NULL. */
-const rs_config_def_t *rs_config_find_flag(const char *flag);
+/* The definition of an environment name, or NULL. */
 const rs_config_def_t *rs_config_find_env(const char *env);
 
 /* Applies logging settings (level, format) to the logger. */

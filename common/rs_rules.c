@@ -71,7 +71,7 @@ static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_progra
                 .created_at_ms = st->now_ms,
                 .is_new = true,
         };
-        rs_state_add_credit(st, c);
+        rs_state_add_credit(c);
         return c;
 }
 

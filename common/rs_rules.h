@@ -200,8 +200,7 @@ rs_user_t *rs_state_user(rs_state_t *st, const char *user_id);
 void rs_state_add_user(rs_state_t *st, rs_user_t *u);
 rs_referral_t *rs_state_referrals_of(rs_state_t *st, const char *referee);
 void rs_state_add_referral(rs_state_t *st, rs_referral_t *r);
-rs_referral_t *rs_state_referral_by_id(rs_state_t *st, const char *id);
-void rs_state_add_credit(rs_state_t *st, rs_credit_t *c); /* onto c->referral */
+void rs_state_add_credit(rs_credit_t *c); /* onto c->referral's list */
 rs_refstat_t *rs_state_refstat(rs_state_t *st, int64_t program_id, const char *referrer);
 void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s);
 rs_charge_t *rs_state_charge(rs_state_t *st, const char *user_id);

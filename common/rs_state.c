@@ -150,27 +150,16 @@ void rs_state_add_referral(rs_state_t *st, rs_referral_t *r)
         rs_map_put(&st->referrals, r->referee, r);
 }
 
-rs_referral_t *rs_state_referral_by_id(rs_state_t *st, const char *id)
-{
-        for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee)
-                        if (strcmp(r->id, id) == 0)
-                                return r;
-        }
-        return NULL;
-}
 
-void rs_state_add_credit(rs_state_t *st, rs_credit_t *c)
+void rs_state_add_credit(rs_credit_t *c)
 {
-        (void)st;
         c->next = c->referral->credits;
         c->referral->credits = c;
 }
 
-static const char *refstat_key(rs_state_t *st, int64_t program_id, const char *referrer,
-                               char *buf, size_t size)
+static const char *refstat_key(int64_t program_id, const char *referrer, char *buf,
+                               size_t size)
 {
-        (void)st;
         snprintf(buf, size, "%lld/%s", (long long)program_id, referrer);
         return buf;
 }
@@ -178,13 +167,13 @@ static const char *refstat_key(rs_state_t *st, int64_t program_id, const char *r
 rs_refstat_t *rs_state_refstat(rs_state_t *st, int64_t program_id, const char *referrer)
 {
         char key[256];
-        return rs_map_get(&st->refstats, refstat_key(st, program_id, referrer, key, sizeof(key)));
+        return rs_map_get(&st->refstats, refstat_key(program_id, referrer, key, sizeof(key)));
 }
 
 void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s)
 {
         char key[256];
-        refstat_key(st, s->program_id, s->referrer, key, sizeof(key));
+        refstat_key(s->program_id, s->referrer, key, sizeof(key));
         rs_map_put(&st->refstats, rs_arena_strdup(st->arena, key), s);
 }
 

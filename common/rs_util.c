@@ -472,22 +472,6 @@ bool rs_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
         return true;
 }
 
-bool rs_parse_bool(const char *s, bool *out)
-{
-        static const char *yes[] = {"1", "true", "yes", "on"};
-        static const char *no[] = {"0", "false", "no", "off"};
-        for (size_t i = 0; i < RS_ARRAY_SIZE(yes); i++) {
-                if (strcasecmp(s, yes[i]) == 0) {
-                        *out = true;
-                        return true;
-                }
-                if (strcasecmp(s, no[i]) == 0) {
-                        *out = false;
-                        return true;
-                }
-        }
-        return false;
-}
 
 bool rs_valid_currency(const char *s)
 {

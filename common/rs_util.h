@@ -96,7 +96,6 @@ char *rs_format_rfc3339(int64_t ms, char *buf, size_t size);
 /* ---- parsing ---- */
 /* Whole-string base-10 integer parse with range check. */
 bool rs_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) RS_WARN_UNUSED;
-bool rs_parse_bool(const char *s, bool *out) RS_WARN_UNUSED;
 /* True if s is 3 upper-case ASCII letters (ISO 4217 shape). */
 bool rs_valid_currency(const char *s);
 

@@ -60,10 +60,8 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
         return m;
 }
 
-void rs_batch_force_dlq(rs_batch_t *b, rs_batch_msg_t *m, const char *error_class,
-                        const char *message)
+void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message)
 {
-        (void)b;
         m->decoded = false;
         m->err.error_class = error_class;
         rs_strlcpy(m->err.message, message, sizeof(m->err.message));

@@ -81,8 +81,7 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
                              size_t value_len, void *opaque);
 /* Turns a decoded record into a dead letter (a record the database refuses
  * even alone: see the processor's poison handling). */
-void rs_batch_force_dlq(rs_batch_t *b, rs_batch_msg_t *m, const char *error_class,
-                        const char *message);
+void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message);
 
 typedef struct rs_batch_env {
         rs_pg_t *pg;

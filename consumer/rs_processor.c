@@ -450,7 +450,7 @@ static run_result_t isolate(rs_processor_t *p, volatile sig_atomic_t *stop)
                         rs_error("consumer", "%s[%d]@%lld: dead-lettering a record the "
                                  "database refuses", m->topic, (int)m->partition,
                                  (long long)m->offset);
-                        rs_batch_force_dlq(&p->single, s, "processing_error", err);
+                        rs_batch_force_dlq(s, "processing_error", err);
                         rs_counter_inc(p->m.poison);
                         res = run_with_retry(p, &p->single, stop);
                 }

@@ -398,7 +398,7 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
                                    .rewarded_count = (int32_t)rs_pg_int(res, r, 9, 0),
                                    .goal_reached = strcmp(PQgetvalue(res, r, 10), "t") == 0};
                 if (c->referral)
-                        rs_state_add_credit(st, c);
+                        rs_state_add_credit(c);
         }
         PQclear(res);
         rs_map_free(&by_id);

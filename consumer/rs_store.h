@@ -42,8 +42,7 @@ bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                         const rs_strset_t *refunded, char *errstr,
                         size_t errstr_size) RS_WARN_UNUSED;
 
-/* Persists every new/dirty object of st and st->rejections. event_types[i]
- * names the batch event of index i (for rejection rows). */
+/* Persists every new/dirty object of st, and st->rejections. */
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr,
                     size_t errstr_size) RS_WARN_UNUSED;
 
