@@ -328,9 +328,12 @@ static void count_results(rs_batch_t *b, const rs_state_t *st)
 static const char *clean_text(rs_arena_t *a, const char *s)
 {
         char *o = rs_arena_strdup(a, s);
-        for (unsigned char *p = (unsigned char *)o; *p; p++)
-                if (*p < 0x20 || *p >= 0x80)
+        for (unsigned char *p = (unsigned char *)o; *p; p++) {
+                if (*p == '\n' || *p == '\t')
+                        *p = ' ';
+                else if (*p < 0x20 || *p >= 0x80)
                         *p = '?';
+        }
         return o;
 }
 

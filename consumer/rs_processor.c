@@ -40,6 +40,7 @@ struct rs_processor {
         bool joined; /* a first assignment arrived */
         int assigned;
         int64_t backoff_ms;
+        char last_error[1024]; /* of the last failed batch run */
         int64_t last_mark_ms, last_sweep_ms, last_input_ms;
         rs_batch_stats_t totals;
         rs_outbox_stats_t outbox_seen;
@@ -375,9 +376,9 @@ static void backoff_wait(rs_processor_t *p, volatile sig_atomic_t *stop)
 static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                                    volatile sig_atomic_t *stop)
 {
-        char err[1024];
+        char *err = p->last_error;
         for (;;) {
-                if (rs_batch_run(&p->env, b, err, sizeof(err))) {
+                if (rs_batch_run(&p->env, b, err, sizeof(p->last_error))) {
                         if (p->degraded) {
                                 rs_info("consumer", "Postgres available again; resuming");
                                 pause_all(p, false);
@@ -445,8 +446,8 @@ static run_result_t isolate(rs_processor_t *p, volatile sig_atomic_t *stop)
                 int64_t t0 = rs_monotonic_ms();
                 res = run_with_retry(p, &p->single, stop);
                 if (res == RUN_POISON) {
-                        snprintf(err, sizeof(err), "the database refused this record: %s",
-                                 p->pg->sqlstate);
+                        snprintf(err, sizeof(err), "the database refused this record (%s): %.900s",
+                                 p->pg->sqlstate, p->last_error);
                         rs_error("consumer", "%s[%d]@%lld: dead-lettering a record the "
                                  "database refuses", m->topic, (int)m->partition,
                                  (long long)m->offset);

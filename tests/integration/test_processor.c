@@ -427,6 +427,34 @@ static void two_instances_share_the_work(void **state)
         rs_config_free(&cfg);
 }
 
+
+/* A record the database refuses even alone (here: a trigger rejecting one
+ * user) must not block its partition: the batch is retried record by record,
+ * that record goes to the DLQ as processing_error, the others are applied. */
+static void poison_record_is_dead_lettered(void **state)
+{
+        fresh("it_proc_poison");
+        free(rs_it_sql(fx.pg, "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS"
+                              " $$BEGIN IF NEW.user_id = 'u3' THEN RAISE EXCEPTION 'refused';"
+                              " END IF; RETURN NEW; END$$"));
+        free(rs_it_sql(fx.pg, "CREATE TRIGGER no_poison BEFORE INSERT ON rs_users FOR EACH ROW"
+                              " EXECUTE FUNCTION no_poison()"));
+        rs_config_t cfg;
+        config(&cfg, fx.url);
+        referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
+        runner_t *r = start(&cfg, NULL);
+        await_count(10, "SELECT count(*) FROM rs_credits");
+        await_count(2, "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq' AND"
+                       " error_class = 'processing_error' AND published_at IS NOT NULL");
+        assert_int_equal(finish(r), 0);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                            " referee_user_id = 'u3'"),
+                         0);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"),
+                         2);
+        rs_config_free(&cfg);
+}
+
 int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
@@ -437,6 +465,7 @@ int main(void)
                 cmocka_unit_test_teardown(postgres_outage, teardown),
                 cmocka_unit_test_teardown(output_topic_failure_is_republished, teardown),
                 cmocka_unit_test_teardown(two_instances_share_the_work, teardown),
+                cmocka_unit_test_teardown(poison_record_is_dead_lettered, teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         curl_global_cleanup();
