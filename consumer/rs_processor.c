@@ -5,6 +5,7 @@
 #include "rs_metrics.h"
 #include "rs_outbox.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +19,7 @@ typedef struct proc_metrics {
         rs_counter_t *batches, *retries_transient, *retries_conflict, *poison;
         rs_counter_t *published[3], *delivery_failures, *republished;
         rs_histogram_t *batch_size, *batch_seconds;
-        rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned;
+        rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *lag;
 } proc_metrics_t;
 
 struct rs_processor {
@@ -121,6 +122,10 @@ static void register_metrics(proc_metrics_t *m)
                 "refstream_outbox_pending", "Unpublished outbox rows at the last sweep.", NULL);
         m->assigned = rs_metrics_gauge("refstream_assigned_partitions",
                                        "Input partitions assigned to this instance.", NULL);
+        m->lag = rs_metrics_gauge("refstream_consumer_lag",
+                                  "Records behind the end of the assigned input partitions "
+                                  "(librdkafka statistics).",
+                                  NULL);
 }
 
 static void count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
@@ -252,6 +257,32 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rs_gauge_set(p->m.assigned, p->assigned);
 }
 
+/* librdkafka statistics (every statistics.interval.ms, from the poll call):
+ * the sum of consumer_lag over the partitions this instance consumes. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+        (void)rk;
+        rs_processor_t *p = opaque;
+        json_t *root = json_loadb(json, len, 0, NULL);
+        json_t *topics = json_object_get(root, "topics"), *t, *parts, *part;
+        const char *name, *id;
+        json_int_t lag = 0;
+        json_object_foreach(topics, name, t)
+        {
+                parts = json_object_get(t, "partitions");
+                json_object_foreach(parts, id, part)
+                {
+                        json_int_t l = json_integer_value(json_object_get(part, "consumer_lag"));
+                        if (strcmp(id, "-1") != 0 && l > 0)
+                                lag += l;
+                }
+        }
+        if (root)
+                rs_gauge_set(p->m.lag, (double)lag);
+        json_decref(root);
+        return 0; /* librdkafka frees json */
+}
+
 static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_size)
 {
         const char *defaults[] = {"enable.auto.offset.store", "false",
@@ -266,6 +297,7 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
                                    * rebalance_cb handles both protocols. */
                                   "partition.assignment.strategy", "range",
                                   "enable.partition.eof", "false",
+                                  "statistics.interval.ms", "5000",
                                   NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(p->cfg, defaults, errstr, errstr_size);
         if (!conf || !rs_kafka_set(conf, "group.id", p->cfg->group_id, errstr, errstr_size)) {
@@ -274,6 +306,7 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
                 return NULL;
         }
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+        rd_kafka_conf_set_stats_cb(conf, stats_cb);
         rd_kafka_conf_set_opaque(conf, p);
         char err[512];
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
