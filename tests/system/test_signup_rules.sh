@@ -12,7 +12,8 @@ setup
 ms() { date -u -d "$1" +%s%3N; }
 NOW=$(date +%s%3N)
 
-# signup_json EVENT_ID USER [CODE] [EMAIL_HASH] [OCCURRED_AT_MS]: one SignupEvent as JSON.
+# signup_json EVENT_ID USER [CODE] [EMAIL_HASH] [OCCURRED_AT]: one SignupEvent as
+# JSON; OCCURRED_AT is JSON too: epoch ms (default now) or a quoted RFC 3339 time.
 signup_json() {
         jq -cn --arg e "$1" --arg u "$2" --arg c "${3-}" --arg h "${4-}" --argjson t "${5:-$NOW}" \
                 '{event_id: $e, occurred_at: $t, user_id: $u}
@@ -52,37 +53,39 @@ start_consumer
 {
         kv s1-bob bob " ${A,,} " # lower case + spaces: valid
         kv s1-kate kate "" h-kate # kate's own sign-up (no code)
+        kv s1-twin kate-twin "" h-kate # another account, kate's e-mail hash
         kv s1-unknown u-unknown "$NOCODE" # UNKNOWN_CODE
         kv s1-paused u-paused "$P" # CODE_INACTIVE (paused code)
-        kv s1-expired u-expired "$E" "" "$(ms 2030-06-01T00:00:00Z)" # CODE_EXPIRED
+        kv s1-expired u-expired "$E" "" '"2030-01-01T00:00:00Z"' # CODE_EXPIRED: at expires_at
         kv s1-frozen u-frozen "$F" # PROGRAM_INACTIVE (paused program)
-        kv s1-early u-early "$J" "" "$(ms 2029-12-31T23:59:59Z)" # PROGRAM_INACTIVE (before)
-        kv s1-jan u-jan "$J" "" "$(ms 2030-01-15T00:00:00Z)" # valid: within the dates
+        kv s1-early u-early "$J" "" '"2030-01-01T00:59:59.999+01:00"' # PROGRAM_INACTIVE: 1 ms early
+        kv s1-jan u-jan "$J" "" "$(ms 2030-01-01T00:00:00Z)" # valid: at starts_at
         kv s1-x1 u-x1 "$X" # valid: the one use of X
 } | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 # The same kind of events as Avro, from the binary.
 {
         signup_json s1-carol carol "  ${A,,}" # spaces + lower case: valid
         signup_json s1-revoked u-revoked "$R" # CODE_INACTIVE (revoked code)
-        signup_json s1-fresh u-fresh "$E" # valid: E expires in 2030
+        signup_json s1-fresh u-fresh "$E" "" '"2029-12-31T23:59:59.999Z"' # valid: 1 ms before expiry
         signup_json s1-zero u-zero "$Z" # CODE_EXHAUSTED (max_uses 0)
         signup_json s1-late u-late "$J" "" "$(ms 2030-03-01T00:00:00Z)" # PROGRAM_INACTIVE (after)
         signup_json s1-alice alice "$A" # SELF_REFERRAL (own code)
 } | rs publish signup >/dev/null 2>&1 || fail "refstream publish signup"
-wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 15 30
+wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 16 30
 
-# ---- Phase 2: sign-ups that depend on phase 1 (X used once, kate's e-mail
-# hash known, bob referred by alice).
+# ---- Phase 2: sign-ups that depend on phase 1 (X used once, kate's and
+# kate-twin's e-mail hashes known, bob referred by alice).
 {
         kv s2-x2 u-x2 "$X" # CODE_EXHAUSTED (max_uses 1 reached)
         kv s2-kate-alt kate-alt "$K" h-kate # SELF_REFERRAL (kate's e-mail hash)
+        kv s2-twin kate-twin "$K" # SELF_REFERRAL (the hash of kate-twin's first sign-up)
         kv s2-bob bob "$K" # ALREADY_REFERRED (bob has A)
 } | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 {
         signup_json s2-kate-friend kate-friend "$K" h-friend # valid: another e-mail hash
         signup_json s2-alice alice "$B" # REFERRAL_CYCLE (alice referred bob)
 } | rs publish signup >/dev/null 2>&1 || fail "refstream publish signup"
-wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 20 30
+wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 22 30
 
 # Exactly the valid sign-ups became pending referrals, attributed to the code's
 # owner; the ALREADY_REFERRED sign-up did not move bob to kate's code (first
@@ -110,14 +113,14 @@ want+=" s1-late:PROGRAM_INACTIVE:$J:jan s1-paused:CODE_INACTIVE:$P:paula"
 want+=" s1-revoked:CODE_INACTIVE:$R:rita s1-unknown:UNKNOWN_CODE:$NOCODE:-"
 want+=" s1-zero:CODE_EXHAUSTED:$Z:zed s2-alice:REFERRAL_CYCLE:$B:bob"
 want+=" s2-bob:ALREADY_REFERRED:$K:kate s2-kate-alt:SELF_REFERRAL:$K:kate"
-want+=" s2-x2:CODE_EXHAUSTED:$X:xena"
+want+=" s2-twin:SELF_REFERRAL:$K:kate s2-x2:CODE_EXHAUSTED:$X:xena"
 expect_eq "$got" "$want" "rejections"
-expect_eq "$(psql_q "SELECT count(*) FROM rs_rejections")" 13 "rejection rows"
+expect_eq "$(psql_q "SELECT count(*) FROM rs_rejections")" 14 "rejection rows"
 
 # `admin stats --program` reports the same, per program.
 stats=$(rs admin stats --program main --json)
 expect_eq "$(echo "$stats" | jq -cS '.rejections.by_reason')" \
-        '{"ALREADY_REFERRED":1,"CODE_EXHAUSTED":2,"CODE_EXPIRED":1,"CODE_INACTIVE":2,"REFERRAL_CYCLE":1,"SELF_REFERRAL":2}' \
+        '{"ALREADY_REFERRED":1,"CODE_EXHAUSTED":2,"CODE_EXPIRED":1,"CODE_INACTIVE":2,"REFERRAL_CYCLE":1,"SELF_REFERRAL":3}' \
         "stats main: rejections by reason"
 expect_eq "$(echo "$stats" | jq -c '[.referrals.total, .referrals.pending, .codes.uses]')" \
         "[5,5,5]" "stats main: referrals total/pending, code uses"
