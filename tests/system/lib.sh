@@ -41,7 +41,7 @@ export REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS=500
 DB="sys_$RS_TEST"
 export REFSTREAM_DATABASE_URL="${RS_PG_SUPERUSER_URL%/*}/$DB"
 
-log() { echo "[$RS_TEST] $*" >&2; }
+log() { echo "[$RS_TEST] $(date +%T.%3N) $*" >&2; }
 
 fail() {
         log "FAIL: $*"
@@ -106,6 +106,14 @@ setup() {
 # kcat_produce TOPIC KEY < lines: one record per line.
 kcat_produce() { kcat -b "$BROKERS" -P -t "$1" -k "$2" -T >/dev/null; }
 
+# kcat_produce_keyed TOPIC < "KEY<TAB>VALUE" lines: one record per line, each
+# with its own key (one kcat for many users' events).
+kcat_produce_keyed() { kcat -b "$BROKERS" -P -t "$1" -K $'\t' >/dev/null; }
+
+# kcat_produce_file TOPIC KEY FILE: the file's bytes, unchanged, as one record
+# (for binary and malformed input).
+kcat_produce_file() { kcat -b "$BROKERS" -P -t "$1" -k "$2" "$3"; }
+
 # Starts `refstream consume` in the background; NAME names its log file.
 # Sets CONSUMER_PID and HTTP_PORT.
 start_consumer() {
@@ -149,25 +157,77 @@ expect_eq() { # ACTUAL EXPECTED WHAT
         [ "$1" = "$2" ] || fail "$3: expected [$2], got [$1]"
 }
 
+# kcat_consume ARGS: kcat as a consumer. A short fetch wait makes `-e` (exit at
+# the end of the partitions) return at once instead of after librdkafka's
+# default 500 ms wait on each empty fetch.
+kcat_consume() { kcat -b "$BROKERS" -C -X fetch.wait.max.ms=10 "$@"; }
+
 # topic_count TOPIC: how many records it holds.
 topic_count() {
-        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
+        kcat_consume -t "$1" -o beginning -e -q -f '%o\n' 2>/dev/null | wc -l
 }
 
 # decode_all TOPIC: every record decoded to JSON by `refstream decode`, one per
 # line, in partition/offset order (read one record at a time with kcat).
 decode_all() {
         local topic=$1 p o
-        kcat -b "$BROKERS" -C -t "$topic" -o beginning -e -q -f '%p %o\n' 2>/dev/null |
+        kcat_consume -t "$topic" -o beginning -e -q -f '%p %o\n' 2>/dev/null |
                 while read -r p o; do
-                        kcat -b "$BROKERS" -C -t "$topic" -p "$p" -o "$o" -c 1 -e -q -f '%s' |
+                        kcat_consume -t "$topic" -p "$p" -o "$o" -c 1 -e -q -f '%s' |
                                 rs decode
                 done
 }
 
+# records TOPIC: every record's metadata as one JSON object per line, in
+# partition/offset order: topic, partition, offset, key and headers (an object
+# {"name": "value"}). The value is left out (see record_hex, decode_records).
+records() {
+        kcat_consume -t "$1" -o beginning -e -q -J 2>/dev/null |
+                jq -c 'del(.payload) | .headers = ((.headers // []) as $h
+                        | [range(0; $h | length; 2) as $i | {($h[$i]): $h[$i + 1]}] | add // {})' |
+                jq -sc 'sort_by(.partition, .offset) | .[]'
+}
+
+# decode_records TOPIC: records TOPIC, each with its value decoded by
+# `refstream decode` under "value" (for output topics).
+decode_records() {
+        local topic=$1 line p o v
+        records "$topic" | while read -r line; do
+                p=$(jq -r .partition <<<"$line")
+                o=$(jq -r .offset <<<"$line")
+                v=$(kcat_consume -t "$topic" -p "$p" -o "$o" -c 1 -e -q -f '%s' | rs decode)
+                jq -c --argjson v "$v" '. + {value: $v}' <<<"$line"
+        done
+}
+
 # headers_of TOPIC: the headers of every record, one line each.
 headers_of() {
-        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%h\n' 2>/dev/null
+        kcat_consume -t "$1" -o beginning -e -q -f '%h\n' 2>/dev/null
+}
+
+# record_hex TOPIC PARTITION OFFSET: the value of one record as a hex string.
+record_hex() {
+        kcat_consume -t "$1" -p "$2" -o "$3" -c 1 -e -q -f '%s' | od -An -v -tx1 |
+                tr -d ' \n'
+}
+
+# metric_sum PREFIX: the sum of the running consumer's /metrics samples whose
+# line starts with PREFIX (a name, or a name plus the start of its labels).
+metric_sum() {
+        http_get /metrics | awk -v p="$1" 'index($0, p) == 1 { s += $NF } END { print s + 0 }'
+}
+
+# wait_metric PREFIX EXPECTED [SECONDS]: polls until metric_sum PREFIX prints
+# EXPECTED, e.g. until the consumer has seen every input record (replays and
+# duplicates included, which leave no trace in the database).
+wait_metric() {
+        local prefix=$1 want=$2 secs=${3:-60} got i
+        for i in $(seq 1 $((secs * 5))); do
+                got=$(metric_sum "$prefix" 2>/dev/null || true)
+                [ "$got" = "$want" ] && return 0
+                sleep 0.2
+        done
+        fail "waited ${secs}s for metric $prefix = $want, last [$got]"
 }
 
 http_get() { curl -fsS "http://127.0.0.1:$HTTP_PORT$1"; }
