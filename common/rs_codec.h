@@ -34,11 +34,11 @@ typedef struct rs_decode_error {
 } rs_decode_error_t;
 
 #define RS_ERR_TOO_LARGE      "too_large"      /* > RS_CODEC_MAX_INPUT */
-#define RS_ERR_BAD_FRAMING    "bad_framing"    /* neither 0x00-framed nor JSON */
+#define RS_ERR_BAD_FRAMING    "bad_framing"    /* neither 0x00-framed nor starting with { */
 #define RS_ERR_UNKNOWN_SCHEMA "unknown_schema" /* schema id not in manifest */
 #define RS_ERR_WRONG_SCHEMA   "wrong_schema"   /* known id, other record type */
 #define RS_ERR_AVRO_DECODE    "avro_decode"    /* Avro body does not decode */
-#define RS_ERR_JSON_DECODE    "json_decode"    /* not a JSON object */
+#define RS_ERR_JSON_DECODE    "json_decode"    /* starts with { but is not valid JSON */
 #define RS_ERR_MISSING_FIELD  "missing_field"  /* required field absent/null */
 #define RS_ERR_INVALID_FIELD  "invalid_field"  /* wrong type, length or range */
 
