@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +207,22 @@ bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value, const ch
                          source, prop_eq_value);
                 return false;
         }
-        /* Replace an earlier value of the same property (later source wins). */
+        /* Validate now, against a scratch configuration, so that an unknown
+         * property or a bad value is a configuration error (exit 2, naming the
+         * property) rather than a runtime failure when the client is created. */
         size_t klen = (size_t)(eq - prop_eq_value);
+        char *key = rs_strndup(prop_eq_value, klen), rderr[512];
+        rd_kafka_conf_t *scratch = rd_kafka_conf_new();
+        rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, key, eq + 1, rderr, sizeof(rderr));
+        rd_kafka_conf_destroy(scratch);
+        if (res != RD_KAFKA_CONF_OK) {
+                snprintf(errstr, errstr_size, "%s: librdkafka property %s: %s", source, key,
+                         rderr);
+                free(key);
+                return false;
+        }
+        free(key);
+        /* Replace an earlier value of the same property (later source wins). */
         for (size_t i = 0; i < cfg->rdkafka_count; i++) {
                 if (strlen(cfg->rdkafka[i].key) == klen &&
                     strncmp(cfg->rdkafka[i].key, prop_eq_value, klen) == 0) {

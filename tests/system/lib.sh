@@ -234,3 +234,87 @@ http_get() { curl -fsS "http://127.0.0.1:$HTTP_PORT$1"; }
 http_code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT$1"; }
 
 pass() { log "PASS"; }
+
+# ---------------------------------------------------------------- more helpers
+# (added for the restart, shutdown/config, two-consumer, lifecycle and
+# operations scenarios; each is small and independent of the others)
+
+# kcat_produce_keyed TOPIC < lines: one record per "KEY|VALUE" line, so one
+# call can spread records over partitions by key (JSON values contain no '|').
+kcat_produce_keyed() { kcat -b "$BROKERS" -P -t "$1" -K '|' >/dev/null; }
+
+# decode_each TOPIC: like decode_all, but one kcat read for the whole topic:
+# kcat prints each value as "<length>\n<bytes>", perl cuts the stream into
+# records and hands each one to `refstream decode`. Much faster for topics of
+# hundreds of records; output is one JSON object per record.
+decode_each() {
+        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%S\n%s' 2>/dev/null |
+                perl -e '
+                        binmode STDIN;
+                        my $bin = shift;
+                        while (defined(my $len = <STDIN>)) {
+                                chomp $len;
+                                my $buf = "";
+                                read(STDIN, $buf, $len) == $len or die "decode_each: short record\n";
+                                open(my $d, "|-", $bin, "decode") or die "decode_each: $!\n";
+                                binmode $d;
+                                print $d $buf;
+                                close $d or die "decode_each: refstream decode failed\n";
+                        }' "$RS_BIN"
+}
+
+# psql_at URL SQL: like psql_q, for another database of the test.
+psql_at() { psql -X -q -At -v ON_ERROR_STOP=1 "$1" -c "$2"; }
+
+# wait_sql_ge SQL N [SECONDS]: polls until the query prints a number >= N.
+wait_sql_ge() {
+        local sql=$1 want=$2 secs=${3:-60} got i
+        for i in $(seq 1 $((secs * 5))); do
+                got=$(psql_q "$sql" 2>/dev/null || true)
+                [ -n "$got" ] && [ "$got" -ge "$want" ] && return 0
+                sleep 0.2
+        done
+        fail "waited ${secs}s for [$sql] >= $want, last [$got]"
+}
+
+# wait_http PATH CODE [SECONDS]: polls the consumer's HTTP port until PATH
+# answers with status CODE.
+wait_http() {
+        local path=$1 want=$2 secs=${3:-60} got i
+        for i in $(seq 1 $((secs * 5))); do
+                got=$(http_code "$path")
+                [ "$got" = "$want" ] && return 0
+                sleep 0.2
+        done
+        fail "waited ${secs}s for $path to answer $want, last $got"
+}
+
+# metric 'NAME{LABELS}': the value of one series on /metrics (0 if absent);
+# the argument is the series exactly as exposed, e.g.
+# 'refstream_events_total{type="signup",outcome="applied"}'.
+metric() {
+        http_get /metrics | awk -v s="$1" '$1 == s { v = $2 } END { print v == "" ? 0 : v }'
+}
+
+# metric_sum NAME: the sum of all series of a metric family (labels ignored).
+metric_sum() {
+        http_get /metrics | awk -v n="$1" '
+                { name = $1; sub(/\{.*/, "", name) }
+                name == n { s += $2 } END { printf "%d\n", s }'
+}
+
+# wait_exit PID SECONDS: waits for a background process of this shell to end
+# and sets WAIT_RC to its exit status, or to "running" if it is still alive
+# after SECONDS. (Not for $(...): a subshell cannot wait for our children.)
+wait_exit() {
+        local pid=$1 secs=$2 _
+        WAIT_RC=running
+        for _ in $(seq 1 $((secs * 10))); do
+                if ! kill -0 "$pid" 2>/dev/null; then
+                        WAIT_RC=0
+                        wait "$pid" || WAIT_RC=$?
+                        return 0
+                fi
+                sleep 0.1
+        done
+}

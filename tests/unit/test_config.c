@@ -98,6 +98,11 @@ static void rdkafka_override_replaces(void **state)
         assert_true(rs_config_add_rdkafka(&c, "linger.ms=1", "-X", err, sizeof(err)));
         assert_true(rs_config_add_rdkafka(&c, "linger.ms=7", "-X", err, sizeof(err)));
         assert_false(rs_config_add_rdkafka(&c, "nonsense", "-X", err, sizeof(err)));
+        /* Unknown properties and bad values are refused up front, naming them. */
+        assert_false(rs_config_add_rdkafka(&c, "bogus.property=1", "-X", err, sizeof(err)));
+        assert_non_null(strstr(err, "bogus.property"));
+        assert_false(rs_config_add_rdkafka(&c, "linger.ms=soon", "-X", err, sizeof(err)));
+        assert_non_null(strstr(err, "linger.ms"));
         assert_int_equal(c.rdkafka_count, 1);
         assert_string_equal(c.rdkafka[0].value, "7");
         rs_config_free(&c);
