@@ -58,7 +58,8 @@ bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
         if (!rs_pg_cmd(pg,
                        "SELECT set_config('TimeZone', 'UTC', false), "
                        "set_config('statement_timeout', $1, false), "
-                       "set_config('lock_timeout', $1, false)",
+                       "set_config('lock_timeout', $1, false), "
+                       "set_config('client_min_messages', 'warning', false)",
                        1, params, errstr, errstr_size)) {
                 rs_pg_disconnect(pg);
                 return false;

@@ -298,6 +298,10 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
                                   "partition.assignment.strategy", "range",
                                   "enable.partition.eof", "false",
                                   "statistics.interval.ms", "5000",
+                                  /* A crashed instance's partitions move after
+                                   * 10 s, not librdkafka's default 45 s. */
+                                  "session.timeout.ms", "10000",
+                                  "heartbeat.interval.ms", "3000",
                                   NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(p->cfg, defaults, errstr, errstr_size);
         if (!conf || !rs_kafka_set(conf, "group.id", p->cfg->group_id, errstr, errstr_size)) {

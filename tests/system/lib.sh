@@ -168,14 +168,23 @@ topic_count() {
 }
 
 # decode_all TOPIC: every record decoded to JSON by `refstream decode`, one per
-# line, in partition/offset order (read one record at a time with kcat).
+# line, in partition/offset order. One kcat read for the whole topic: kcat
+# prints each value as "<length>\n<bytes>", perl cuts the stream into records
+# and hands each one to `refstream decode`.
 decode_all() {
-        local topic=$1 p o
-        kcat_consume -t "$topic" -o beginning -e -q -f '%p %o\n' 2>/dev/null |
-                while read -r p o; do
-                        kcat_consume -t "$topic" -p "$p" -o "$o" -c 1 -e -q -f '%s' |
-                                rs decode
-                done
+        kcat_consume -t "$1" -o beginning -e -q -f '%S\n%s' 2>/dev/null |
+                perl -e '
+                        binmode STDIN;
+                        my $bin = shift;
+                        while (defined(my $len = <STDIN>)) {
+                                chomp $len;
+                                my $buf = "";
+                                read(STDIN, $buf, $len) == $len or die "decode_all: short record\n";
+                                open(my $d, "|-", $bin, "decode") or die "decode_all: $!\n";
+                                binmode $d;
+                                print $d $buf;
+                                close $d or die "decode_all: refstream decode failed\n";
+                        }' "$RS_BIN"
 }
 
 # records TOPIC: every record's metadata as one JSON object per line, in
@@ -212,7 +221,8 @@ record_hex() {
 }
 
 # metric_sum PREFIX: the sum of the running consumer's /metrics samples whose
-# line starts with PREFIX (a name, or a name plus the start of its labels).
+# line starts with PREFIX: a whole family ("refstream_events_total"), or one
+# series ('refstream_events_total{type="signup",outcome="applied"}').
 metric_sum() {
         http_get /metrics | awk -v p="$1" 'index($0, p) == 1 { s += $NF } END { print s + 0 }'
 }
@@ -238,30 +248,6 @@ pass() { log "PASS"; }
 # ---------------------------------------------------------------- more helpers
 # (added for the restart, shutdown/config, two-consumer, lifecycle and
 # operations scenarios; each is small and independent of the others)
-
-# kcat_produce_keyed TOPIC < lines: one record per "KEY|VALUE" line, so one
-# call can spread records over partitions by key (JSON values contain no '|').
-kcat_produce_keyed() { kcat -b "$BROKERS" -P -t "$1" -K '|' >/dev/null; }
-
-# decode_each TOPIC: like decode_all, but one kcat read for the whole topic:
-# kcat prints each value as "<length>\n<bytes>", perl cuts the stream into
-# records and hands each one to `refstream decode`. Much faster for topics of
-# hundreds of records; output is one JSON object per record.
-decode_each() {
-        kcat -b "$BROKERS" -C -t "$1" -o beginning -e -q -f '%S\n%s' 2>/dev/null |
-                perl -e '
-                        binmode STDIN;
-                        my $bin = shift;
-                        while (defined(my $len = <STDIN>)) {
-                                chomp $len;
-                                my $buf = "";
-                                read(STDIN, $buf, $len) == $len or die "decode_each: short record\n";
-                                open(my $d, "|-", $bin, "decode") or die "decode_each: $!\n";
-                                binmode $d;
-                                print $d $buf;
-                                close $d or die "decode_each: refstream decode failed\n";
-                        }' "$RS_BIN"
-}
 
 # psql_at URL SQL: like psql_q, for another database of the test.
 psql_at() { psql -X -q -At -v ON_ERROR_STOP=1 "$1" -c "$2"; }
@@ -294,13 +280,6 @@ wait_http() {
 # 'refstream_events_total{type="signup",outcome="applied"}'.
 metric() {
         http_get /metrics | awk -v s="$1" '$1 == s { v = $2 } END { print v == "" ? 0 : v }'
-}
-
-# metric_sum NAME: the sum of all series of a metric family (labels ignored).
-metric_sum() {
-        http_get /metrics | awk -v n="$1" '
-                { name = $1; sub(/\{.*/, "", name) }
-                name == n { s += $2 } END { printf "%d\n", s }'
 }
 
 # wait_exit PID SECONDS: waits for a background process of this shell to end

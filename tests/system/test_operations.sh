@@ -14,10 +14,10 @@ NOPE="NOPE-$RUN_ID" # no such code (unique: Redis is shared between tests)
 su_line() { # USER [CODE] [EVENT_ID]
         local code=""
         [ -n "${2:-}" ] && code=",\"referral_code\":\"$2\""
-        echo "$1|{\"event_id\":\"${3:-su-$1}\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$1\"$code}"
+        printf '%s\t%s\n' "$1" "{\"event_id\":\"${3:-su-$1}\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$1\"$code}"
 }
 pay_line() { # USER
-        echo "$1|{\"event_id\":\"pay-$1\",\"occurred_at\":$(($(date +%s%3N) + 1000)),\"user_id\":\"$1\",\"payment_id\":\"p-$1\",\"amount_minor\":1500,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
+        printf '%s\t%s\n' "$1" "{\"event_id\":\"pay-$1\",\"occurred_at\":$(($(date +%s%3N) + 1000)),\"user_id\":\"$1\",\"payment_id\":\"p-$1\",\"amount_minor\":1500,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
 }
 inbox="SELECT count(*) FROM rs_inbox"
 ev() { metric "refstream_events_total{type=\"$1\",outcome=\"$2\"}"; } # TYPE OUTCOME
@@ -41,7 +41,7 @@ expect_eq "$(http_code /no-such-page)" 404 "an unknown path"
         su_line u3 "$C"
         su_line u4 "$NOPE"
         su_line u5
-        echo "u6|this is not an event"
+        printf '%s\t%s\n' "u6" "this is not an event"
 } | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 {
         pay_line u1

@@ -178,7 +178,7 @@ done
 
 # Kafka: every credit in Postgres is on the credited topic, and every record
 # there is a credit in Postgres. Duplicates are allowed after SIGKILL.
-decode_each "$REFSTREAM_TOPIC_CREDITED" >"$RS_TMP/credited.json"
+decode_all "$REFSTREAM_TOPIC_CREDITED" >"$RS_TMP/credited.json"
 jq -r .credit_id "$RS_TMP/credited.json" | sort >"$RS_TMP/topic_all"
 sort -u "$RS_TMP/topic_all" >"$RS_TMP/topic_ids"
 psql_q "SELECT id FROM rs_credits ORDER BY 1" | sort >"$RS_TMP/pg_ids"
@@ -187,7 +187,7 @@ cmp -s "$RS_TMP/pg_ids" "$RS_TMP/topic_ids" ||
 # Duplicates are byte-for-byte the same event (the outbox row, republished).
 expect_eq "$(jq -c . "$RS_TMP/credited.json" | sort -u | wc -l)" "$(wc -l <"$RS_TMP/topic_ids")" \
         "distinct credited records (a duplicate with different content?)"
-decode_each "$REFSTREAM_TOPIC_REVERSED" | jq -r .credit_id | sort -u >"$RS_TMP/rev_topic"
+decode_all "$REFSTREAM_TOPIC_REVERSED" | jq -r .credit_id | sort -u >"$RS_TMP/rev_topic"
 psql_q "SELECT id FROM rs_credits WHERE status = 'reversed' ORDER BY 1" | sort >"$RS_TMP/rev_pg"
 cmp -s "$RS_TMP/rev_pg" "$RS_TMP/rev_topic" || fail "reversed topic and reversed credits differ"
 expect_eq "$(topic_count "$REFSTREAM_TOPIC_DLQ")" 0 "records on the DLQ"

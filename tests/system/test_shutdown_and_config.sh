@@ -20,7 +20,7 @@ inbox="SELECT count(*) FROM rs_inbox"
 signups() {
         local i
         for i in $(seq "$1" "$2"); do
-                echo "u$i|{\"event_id\":\"su-u$i\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"u$i\",\"referral_code\":\"$CODE\"}"
+                printf '%s\t%s\n' "u$i" "{\"event_id\":\"su-u$i\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"u$i\",\"referral_code\":\"$CODE\"}"
         done | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 }
 

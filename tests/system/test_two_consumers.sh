@@ -23,7 +23,7 @@ x_signups() {
         local i t
         t=$(date +%s%3N)
         for i in $(seq "$1" "$2"); do
-                echo "x$i|{\"event_id\":\"su-x$i\",\"occurred_at\":$t,\"user_id\":\"x$i\",\"referral_code\":\"$X\"}"
+                printf '%s\t%s\n' "x$i" "{\"event_id\":\"su-x$i\",\"occurred_at\":$t,\"user_id\":\"x$i\",\"referral_code\":\"$X\"}"
         done | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 }
 # y_referees N M: users yN..yM sign up with Y and pay a qualifying charge.
@@ -31,10 +31,10 @@ y_referees() {
         local i t
         t=$(date +%s%3N)
         for i in $(seq "$1" "$2"); do
-                echo "y$i|{\"event_id\":\"su-y$i\",\"occurred_at\":$t,\"user_id\":\"y$i\",\"referral_code\":\"$Y\"}"
+                printf '%s\t%s\n' "y$i" "{\"event_id\":\"su-y$i\",\"occurred_at\":$t,\"user_id\":\"y$i\",\"referral_code\":\"$Y\"}"
         done | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
         for i in $(seq "$1" "$2"); do
-                echo "y$i|{\"event_id\":\"pay-y$i\",\"occurred_at\":$((t + 1000)),\"user_id\":\"y$i\",\"payment_id\":\"p-y$i\",\"amount_minor\":2000,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
+                printf '%s\t%s\n' "y$i" "{\"event_id\":\"pay-y$i\",\"occurred_at\":$((t + 1000)),\"user_id\":\"y$i\",\"payment_id\":\"p-y$i\",\"amount_minor\":2000,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
         done | kcat_produce_keyed "$REFSTREAM_TOPIC_PAYMENTS"
 }
 metric_of() { HTTP_PORT=$1 metric "$2"; } # PORT SERIES
@@ -117,7 +117,7 @@ expect_eq "$(psql_q "SELECT count(*) FROM rs_referrals")" 31 "referrals"
 
 # Kafka: 35 credits, once each (no crash here, so exactly once); bigref's
 # carry the counts 1..5, and goal_reached only on the 3rd.
-decode_each "$REFSTREAM_TOPIC_CREDITED" >"$RS_TMP/credited.json"
+decode_all "$REFSTREAM_TOPIC_CREDITED" >"$RS_TMP/credited.json"
 expect_eq "$(wc -l <"$RS_TMP/credited.json")" 35 "records on the credited topic"
 expect_eq "$(jq -r .credit_id "$RS_TMP/credited.json" | sort -u | wc -l)" 35 "distinct credit ids"
 expect_eq "$(jq -r 'select(.role == "REFERRER") | .referrer_rewarded_count' "$RS_TMP/credited.json" | sort -n | tr '\n' ' ')" \
