@@ -52,7 +52,8 @@ static bool parse_url(rs_cache_t *c, const char *url, char *errstr, size_t errst
                 size_t n = hostport - hostlen - 1;
                 rs_strlcpy(port, colon + 1, RS_MIN(n + 1, sizeof(port)));
                 if (!rs_parse_int64(port, 1, 65535, &v)) {
-                        snprintf(errstr, errstr_size, "REFSTREAM_REDIS_URL: bad port '%s'", port);
+                        snprintf(errstr, errstr_size,
+                                 "REFSTREAM_REDIS_URL: bad port '%s'", port);
                         return false;
                 }
                 c->port = (int)v;
@@ -60,8 +61,8 @@ static bool parse_url(rs_cache_t *c, const char *url, char *errstr, size_t errst
         c->db = 0;
         if (slash && slash[1]) {
                 if (!rs_parse_int64(slash + 1, 0, 1000000, &v)) {
-                        snprintf(errstr, errstr_size, "REFSTREAM_REDIS_URL: bad database '%s'",
-                                 slash + 1);
+                        snprintf(errstr, errstr_size,
+                                 "REFSTREAM_REDIS_URL: bad database '%s'", slash + 1);
                         return false;
                 }
                 c->db = (int)v;
@@ -73,7 +74,8 @@ rs_cache_t *rs_cache_new(const char *url, int64_t ttl_ms, int64_t negative_ttl_m
                          int64_t timeout_ms, char *errstr, size_t errstr_size)
 {
         if (!url || strncmp(url, "redis://", 8) != 0) {
-                snprintf(errstr, errstr_size, "REFSTREAM_REDIS_URL: must start with redis://");
+                snprintf(errstr, errstr_size,
+                         "REFSTREAM_REDIS_URL: must start with redis://");
                 return NULL;
         }
         rs_cache_t *c = rs_calloc(1, sizeof(*c));
@@ -90,7 +92,8 @@ rs_cache_t *rs_cache_new(const char *url, int64_t ttl_ms, int64_t negative_ttl_m
 static void drop(rs_cache_t *c, const char *why)
 {
         if (!c->was_down)
-                rs_warn("cache", "Redis %s:%d unavailable (%s); looking codes up in Postgres",
+                rs_warn("cache",
+                        "Redis %s:%d unavailable (%s); looking codes up in Postgres",
                         c->host, c->port, why);
         c->was_down = true;
         c->stats.errors++;
@@ -142,12 +145,14 @@ static redisContext *conn(rs_cache_t *c)
         /* The connect timeout does not cover commands in hiredis 0.14. */
         redisSetTimeout(c->ctx, tv);
         if (c->password) {
-                redisReply *r = c->user ? redisCommand(c->ctx, "AUTH %s %s", c->user, c->password)
-                                        : redisCommand(c->ctx, "AUTH %s", c->password);
+                redisReply *r =
+                    c->user ? redisCommand(c->ctx, "AUTH %s %s", c->user, c->password)
+                            : redisCommand(c->ctx, "AUTH %s", c->password);
                 if (!simple_cmd_ok(c, r, "AUTH"))
                         return NULL;
         }
-        if (c->db && !simple_cmd_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), "SELECT"))
+        if (c->db &&
+            !simple_cmd_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), "SELECT"))
                 return NULL;
         if (c->was_down)
                 rs_info("cache", "Redis %s:%d available again", c->host, c->port);
@@ -192,7 +197,8 @@ bool rs_cache_get(rs_cache_t *c, rs_cache_entry_t *entries, size_t n, rs_arena_t
         argv[0] = "MGET";
         argl[0] = 4;
         for (size_t i = 0; i < n; i++) {
-                argv[i + 1] = rs_arena_printf(arena, RS_CACHE_KEY_PREFIX "%s", entries[i].code);
+                argv[i + 1] =
+                    rs_arena_printf(arena, RS_CACHE_KEY_PREFIX "%s", entries[i].code);
                 argl[i + 1] = strlen(argv[i + 1]);
         }
         redisReply *r = redisCommandArgv(ctx, (int)n + 1, argv, argl);
@@ -232,12 +238,13 @@ bool rs_cache_put(rs_cache_t *c, const rs_cache_entry_t *entries, size_t n)
                     (e->state == RS_CACHE_NEGATIVE && c->negative_ttl_ms == 0))
                         continue;
                 if (e->state == RS_CACHE_HIT)
-                        snprintf(val, sizeof(val), "%lld\t%s", (long long)e->program_id, e->owner);
+                        snprintf(val, sizeof(val), "%lld\t%s", (long long)e->program_id,
+                                 e->owner);
                 else
                         rs_strlcpy(val, "-", sizeof(val));
                 long long ttl = e->state == RS_CACHE_HIT ? c->ttl_ms : c->negative_ttl_ms;
-                redisAppendCommand(ctx, "SET " RS_CACHE_KEY_PREFIX "%s %s PX %lld", e->code, val,
-                                   ttl);
+                redisAppendCommand(ctx, "SET " RS_CACHE_KEY_PREFIX "%s %s PX %lld",
+                                   e->code, val, ttl);
                 sent++;
         }
         for (size_t i = 0; i < sent; i++) {
@@ -257,14 +264,16 @@ bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char
         c->next_connect_ms = 0;
         redisContext *ctx = conn(c);
         if (!ctx) {
-                snprintf(errstr, errstr_size, "Redis %s:%d unavailable", c->host, c->port);
+                snprintf(errstr, errstr_size, "Redis %s:%d unavailable", c->host,
+                         c->port);
                 return false;
         }
         for (size_t i = 0; i < n; i++)
                 redisAppendCommand(ctx, "DEL " RS_CACHE_KEY_PREFIX "%s", codes[i]);
         for (size_t i = 0; i < n; i++) {
                 redisReply *r = NULL;
-                if (redisGetReply(ctx, (void **)&r) != REDIS_OK || !simple_cmd_ok(c, r, "DEL")) {
+                if (redisGetReply(ctx, (void **)&r) != REDIS_OK ||
+                    !simple_cmd_ok(c, r, "DEL")) {
                         snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->host,
                                  c->port);
                         return false;

@@ -20,9 +20,9 @@
 typedef struct rs_cache rs_cache_t;
 
 typedef enum {
-        RS_CACHE_MISS = 0,  /* not cached (or Redis unavailable) */
-        RS_CACHE_HIT,       /* exists: program_id and owner filled */
-        RS_CACHE_NEGATIVE,  /* cached as "no such code" */
+        RS_CACHE_MISS = 0, /* not cached (or Redis unavailable) */
+        RS_CACHE_HIT,      /* exists: program_id and owner filled */
+        RS_CACHE_NEGATIVE, /* cached as "no such code" */
 } rs_cache_state_t;
 
 typedef struct rs_cache_entry {

@@ -20,8 +20,8 @@ void rs_cli_print_help(const rs_cli_t *cli, FILE *out)
                 for (size_t i = 0; i < cli->nopts; i++) {
                         const rs_cli_opt_t *o = &cli->opts[i];
                         char left[64];
-                        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->has_arg ? " " : "",
-                                 o->has_arg ? o->arg_name : "");
+                        snprintf(left, sizeof(left), "--%s%s%s", o->name,
+                                 o->has_arg ? " " : "", o->has_arg ? o->arg_name : "");
                         fprintf(out, "  %-28s %s\n", left, o->doc);
                 }
         }
@@ -50,7 +50,8 @@ static int load_base(const rs_cli_t *cli, int argc, char **argv, rs_config_t *cf
                 else if (strncmp(argv[i], "--config=", 9) == 0)
                         file = argv[i] + 9;
         }
-        if (file && !rs_config_set(cfg, "REFSTREAM_CONFIG", file, "--config", err, sizeof(err)))
+        if (file &&
+            !rs_config_set(cfg, "REFSTREAM_CONFIG", file, "--config", err, sizeof(err)))
                 return usage_error(cli, err);
         if (!rs_config_load_env(cfg, environ, err, sizeof(err))) {
                 fprintf(stderr, "%s: configuration error: %s\n", cli->command, err);
@@ -66,7 +67,8 @@ static struct option *build_options(const rs_cli_t *cli)
         size_t k = 0;
         for (size_t i = 0; i < cli->nopts; i++)
                 lo[k++] = (struct option){cli->opts[i].name,
-                                          cli->opts[i].has_arg ? required_argument : no_argument,
+                                          cli->opts[i].has_arg ? required_argument
+                                                               : no_argument,
                                           NULL, OPT_CMD + (int)i};
         for (size_t i = 0; cli->config_flags && i < rs_config_defs_count; i++)
                 lo[k++] = (struct option){rs_config_defs[i].flag, required_argument, NULL,
@@ -116,7 +118,8 @@ int rs_cli_parse(const rs_cli_t *cli, int argc, char **argv, rs_config_t *cfg,
                                           NULL)) != -1) {
                 if (c == '?' || c == ':') {
                         char msg[256];
-                        snprintf(msg, sizeof(msg), "unrecognized or incomplete option '%s'",
+                        snprintf(msg, sizeof(msg),
+                                 "unrecognized or incomplete option '%s'",
                                  argv[optind - 1]);
                         rc = usage_error(cli, msg);
                         break;

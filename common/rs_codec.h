@@ -33,8 +33,8 @@ typedef struct rs_decode_error {
         char message[256];
 } rs_decode_error_t;
 
-#define RS_ERR_TOO_LARGE      "too_large"      /* > RS_CODEC_MAX_INPUT */
-#define RS_ERR_BAD_FRAMING    "bad_framing"    /* neither 0x00-framed nor starting with { */
+#define RS_ERR_TOO_LARGE      "too_large"   /* > RS_CODEC_MAX_INPUT */
+#define RS_ERR_BAD_FRAMING    "bad_framing" /* neither 0x00-framed nor starting with { */
 #define RS_ERR_UNKNOWN_SCHEMA "unknown_schema" /* schema id not in manifest */
 #define RS_ERR_WRONG_SCHEMA   "wrong_schema"   /* known id, other record type */
 #define RS_ERR_AVRO_DECODE    "avro_decode"    /* Avro body does not decode */

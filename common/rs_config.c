@@ -9,67 +9,84 @@
 #include <string.h>
 
 #define OFF(f) offsetof(rs_config_t, f)
-#define STR(env, flag, def, field, doc) {env, flag, RS_CT_STRING, def, 0, 0, NULL, false, OFF(field), doc}
-#define SECRET(env, flag, def, field, doc) {env, flag, RS_CT_STRING, def, 0, 0, NULL, true, OFF(field), doc}
-#define INT(env, flag, def, min, max, field, doc) {env, flag, RS_CT_INT, def, min, max, NULL, false, OFF(field), doc}
-#define CHOICE(env, flag, def, choices, field, doc) {env, flag, RS_CT_CHOICE, def, 0, 0, choices, false, OFF(field), doc}
+#define STR(env, flag, def, field, doc)                                                  \
+        {                                                                                \
+                env, flag, RS_CT_STRING, def, 0, 0, NULL, false, OFF(field), doc         \
+        }
+#define SECRET(env, flag, def, field, doc)                                               \
+        {                                                                                \
+                env, flag, RS_CT_STRING, def, 0, 0, NULL, true, OFF(field), doc          \
+        }
+#define INT(env, flag, def, min, max, field, doc)                                        \
+        {                                                                                \
+                env, flag, RS_CT_INT, def, min, max, NULL, false, OFF(field), doc        \
+        }
+#define CHOICE(env, flag, def, choices, field, doc)                                      \
+        {                                                                                \
+                env, flag, RS_CT_CHOICE, def, 0, 0, choices, false, OFF(field), doc      \
+        }
 
 const rs_config_def_t rs_config_defs[] = {
-        STR("REFSTREAM_KAFKA_BROKERS", "kafka-brokers", "localhost:9092", kafka_brokers,
-            "Kafka bootstrap servers (host:port[,host:port...])."),
-        STR("REFSTREAM_GROUP_ID", "group-id", "refstream", group_id,
-            "Kafka consumer group; instances with the same group share the partitions."),
-        SECRET("REFSTREAM_DATABASE_URL", "database-url", "postgresql://localhost:5432/refstream",
-               database_url, "Postgres connection string or URI (libpq syntax)."),
-        SECRET("REFSTREAM_REDIS_URL", "redis-url", "redis://localhost:6379/0", redis_url,
-               "Redis for the code cache, redis://[:password@]host:port/db; empty disables the cache."),
-        STR("REFSTREAM_TOPIC_SIGNUPS", "topic-signups", "signups", topic_signups,
-            "Input topic of SignupEvent records."),
-        STR("REFSTREAM_TOPIC_PAYMENTS", "topic-payments", "payments", topic_payments,
-            "Input topic of PaymentEvent records."),
-        STR("REFSTREAM_TOPIC_CREDITED", "topic-credited", "referral-credited", topic_credited,
-            "Output topic of ReferralCredited records."),
-        STR("REFSTREAM_TOPIC_REVERSED", "topic-reversed", "referral-reversed", topic_reversed,
-            "Output topic of ReferralCreditReversed records."),
-        STR("REFSTREAM_TOPIC_DLQ", "topic-dlq", "refstream-dlq", topic_dlq,
-            "Dead-letter topic: malformed input records, unchanged, with error headers."),
-        STR("REFSTREAM_HTTP_ADDR", "http-addr", ":8080", http_addr,
-            "Address of /metrics, /healthz and /readyz (host:port, :port; port 0 = any free "
-            "port); empty disables."),
-        CHOICE("REFSTREAM_LOG_LEVEL", "log-level", "info", "debug|info|warn|error", log_level,
-               "Log level."),
-        CHOICE("REFSTREAM_LOG_FORMAT", "log-format", "text", "text|json", log_format,
-               "Log format on stderr: text, or one JSON object per line."),
-        INT("REFSTREAM_BATCH_SIZE", "batch-size", "500", 1, 100000, batch_size,
-            "Most input records processed in one Postgres transaction."),
-        INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "50", 0, 60000, batch_linger_ms,
-            "Longest wait for a batch to fill before it is processed."),
-        INT("REFSTREAM_CACHE_TTL_MS", "cache-ttl-ms", "600000", 1000, 86400000, cache_ttl_ms,
-            "Lifetime of a cached referral code in Redis."),
-        INT("REFSTREAM_CACHE_NEGATIVE_TTL_MS", "cache-negative-ttl-ms", "5000", 0, 3600000,
-            cache_negative_ttl_ms,
-            "Lifetime of a cached 'no such code' answer in Redis; 0 disables negative caching."),
-        INT("REFSTREAM_REDIS_TIMEOUT_MS", "redis-timeout-ms", "250", 10, 60000, redis_timeout_ms,
-            "Connect and command timeout for Redis; on timeout lookups go to Postgres."),
-        INT("REFSTREAM_PG_RETRY_MAX_MS", "pg-retry-max-ms", "30000", 100, 600000,
-            pg_retry_max_ms, "Cap of the exponential backoff while Postgres is unavailable."),
-        INT("REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "pg-statement-timeout-ms", "30000", 100, 3600000,
-            pg_statement_timeout_ms, "statement_timeout and lock_timeout of refstream's sessions."),
-        INT("REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "outbox-sweep-interval-ms", "5000", 100,
-            3600000, outbox_sweep_interval_ms,
-            "How often unpublished outbox rows are looked for and republished."),
-        INT("REFSTREAM_OUTBOX_LEASE_MS", "outbox-lease-ms", "30000", 1000, 3600000,
-            outbox_lease_ms,
-            "An outbox row not confirmed published this long after it was claimed is "
-            "republished by the sweep (of any instance)."),
-        INT("REFSTREAM_OUTBOX_RETENTION_HOURS", "outbox-retention-hours", "168", 0, 87600,
-            outbox_retention_hours,
-            "Published outbox rows older than this are deleted; 0 keeps them forever."),
-        INT("REFSTREAM_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000", 0, 600000,
-            shutdown_timeout_ms,
-            "On SIGTERM, longest wait for in-flight output to be delivered before exit."),
-        STR("REFSTREAM_CONFIG", "config", "", config_file,
-            "Optional file of REFSTREAM_*=value lines, read before the environment."),
+    STR("REFSTREAM_KAFKA_BROKERS", "kafka-brokers", "localhost:9092", kafka_brokers,
+        "Kafka bootstrap servers (host:port[,host:port...])."),
+    STR("REFSTREAM_GROUP_ID", "group-id", "refstream", group_id,
+        "Kafka consumer group; instances with the same group share the partitions."),
+    SECRET("REFSTREAM_DATABASE_URL", "database-url",
+           "postgresql://localhost:5432/refstream", database_url,
+           "Postgres connection string or URI (libpq syntax)."),
+    SECRET("REFSTREAM_REDIS_URL", "redis-url", "redis://localhost:6379/0", redis_url,
+           "Redis for the code cache, redis://[:password@]host:port/db; empty disables "
+           "the cache."),
+    STR("REFSTREAM_TOPIC_SIGNUPS", "topic-signups", "signups", topic_signups,
+        "Input topic of SignupEvent records."),
+    STR("REFSTREAM_TOPIC_PAYMENTS", "topic-payments", "payments", topic_payments,
+        "Input topic of PaymentEvent records."),
+    STR("REFSTREAM_TOPIC_CREDITED", "topic-credited", "referral-credited", topic_credited,
+        "Output topic of ReferralCredited records."),
+    STR("REFSTREAM_TOPIC_REVERSED", "topic-reversed", "referral-reversed", topic_reversed,
+        "Output topic of ReferralCreditReversed records."),
+    STR("REFSTREAM_TOPIC_DLQ", "topic-dlq", "refstream-dlq", topic_dlq,
+        "Dead-letter topic: malformed input records, unchanged, with error headers."),
+    STR("REFSTREAM_HTTP_ADDR", "http-addr", ":8080", http_addr,
+        "Address of /metrics, /healthz and /readyz (host:port, :port; port 0 = any free "
+        "port); empty disables."),
+    CHOICE("REFSTREAM_LOG_LEVEL", "log-level", "info", "debug|info|warn|error", log_level,
+           "Log level."),
+    CHOICE("REFSTREAM_LOG_FORMAT", "log-format", "text", "text|json", log_format,
+           "Log format on stderr: text, or one JSON object per line."),
+    INT("REFSTREAM_BATCH_SIZE", "batch-size", "500", 1, 100000, batch_size,
+        "Most input records processed in one Postgres transaction."),
+    INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "50", 0, 60000, batch_linger_ms,
+        "Longest wait for a batch to fill before it is processed."),
+    INT("REFSTREAM_CACHE_TTL_MS", "cache-ttl-ms", "600000", 1000, 86400000, cache_ttl_ms,
+        "Lifetime of a cached referral code in Redis."),
+    INT("REFSTREAM_CACHE_NEGATIVE_TTL_MS", "cache-negative-ttl-ms", "5000", 0, 3600000,
+        cache_negative_ttl_ms,
+        "Lifetime of a cached 'no such code' answer in Redis; 0 disables negative "
+        "caching."),
+    INT("REFSTREAM_REDIS_TIMEOUT_MS", "redis-timeout-ms", "250", 10, 60000,
+        redis_timeout_ms,
+        "Connect and command timeout for Redis; on timeout lookups go to Postgres."),
+    INT("REFSTREAM_PG_RETRY_MAX_MS", "pg-retry-max-ms", "30000", 100, 600000,
+        pg_retry_max_ms, "Cap of the exponential backoff while Postgres is unavailable."),
+    INT("REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "pg-statement-timeout-ms", "30000", 100,
+        3600000, pg_statement_timeout_ms,
+        "statement_timeout and lock_timeout of refstream's sessions."),
+    INT("REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "outbox-sweep-interval-ms", "5000", 100,
+        3600000, outbox_sweep_interval_ms,
+        "How often unpublished outbox rows are looked for and republished."),
+    INT("REFSTREAM_OUTBOX_LEASE_MS", "outbox-lease-ms", "30000", 1000, 3600000,
+        outbox_lease_ms,
+        "An outbox row not confirmed published this long after it was claimed is "
+        "republished by the sweep (of any instance)."),
+    INT("REFSTREAM_OUTBOX_RETENTION_HOURS", "outbox-retention-hours", "168", 0, 87600,
+        outbox_retention_hours,
+        "Published outbox rows older than this are deleted; 0 keeps them forever."),
+    INT("REFSTREAM_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000", 0, 600000,
+        shutdown_timeout_ms,
+        "On SIGTERM, longest wait for in-flight output to be delivered before exit."),
+    STR("REFSTREAM_CONFIG", "config", "", config_file,
+        "Optional file of REFSTREAM_*=value lines, read before the environment."),
 };
 const size_t rs_config_defs_count = RS_ARRAY_SIZE(rs_config_defs);
 
@@ -123,7 +140,6 @@ const rs_config_def_t *rs_config_find_env(const char *env)
         return NULL;
 }
 
-
 static bool choice_ok(const char *choices, const char *v)
 {
         size_t n = strlen(v);
@@ -142,8 +158,8 @@ static bool check_value(const rs_config_def_t *d, const char *value, const char 
 {
         int64_t v;
         if (d->type == RS_CT_INT && !rs_parse_int64(value, d->min, d->max, &v)) {
-                snprintf(errstr, errstr_size, "%s: '%s' is not an integer in %lld..%lld", source,
-                         value, (long long)d->min, (long long)d->max);
+                snprintf(errstr, errstr_size, "%s: '%s' is not an integer in %lld..%lld",
+                         source, value, (long long)d->min, (long long)d->max);
                 return false;
         }
         if (d->type == RS_CT_CHOICE && !choice_ok(d->choices, value)) {
@@ -153,11 +169,12 @@ static bool check_value(const rs_config_def_t *d, const char *value, const char 
         }
         if (strcmp(d->env, "REFSTREAM_REDIS_URL") == 0 && *value &&
             strncmp(value, "redis://", 8) != 0) {
-                snprintf(errstr, errstr_size, "%s: must start with redis:// (or be empty)",
-                         source);
+                snprintf(errstr, errstr_size,
+                         "%s: must start with redis:// (or be empty)", source);
                 return false;
         }
-        if (strncmp(d->env, "REFSTREAM_TOPIC_", 16) == 0 || strcmp(d->env, "REFSTREAM_GROUP_ID") == 0 ||
+        if (strncmp(d->env, "REFSTREAM_TOPIC_", 16) == 0 ||
+            strcmp(d->env, "REFSTREAM_GROUP_ID") == 0 ||
             strcmp(d->env, "REFSTREAM_KAFKA_BROKERS") == 0) {
                 if (!*value) {
                         snprintf(errstr, errstr_size, "%s: must not be empty", source);
@@ -175,7 +192,8 @@ bool rs_config_set(rs_config_t *cfg, const char *env_name, const char *value,
                 char kv[1024];
                 size_t n = 0;
                 for (; prop[n] && n < sizeof(kv) - 2; n++)
-                        kv[n] = prop[n] == '_' ? '.' : (char)tolower((unsigned char)prop[n]);
+                        kv[n] =
+                            prop[n] == '_' ? '.' : (char)tolower((unsigned char)prop[n]);
                 snprintf(kv + n, sizeof(kv) - n, "=%s", value);
                 return rs_config_add_rdkafka(cfg, kv, source, errstr, errstr_size);
         }
@@ -198,13 +216,14 @@ bool rs_config_set(rs_config_t *cfg, const char *env_name, const char *value,
         return true;
 }
 
-bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value, const char *source,
-                           char *errstr, size_t errstr_size)
+bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value,
+                           const char *source, char *errstr, size_t errstr_size)
 {
         const char *eq = strchr(prop_eq_value, '=');
         if (!eq || eq == prop_eq_value) {
-                snprintf(errstr, errstr_size, "%s: expected librdkafka property=value, got '%s'",
-                         source, prop_eq_value);
+                snprintf(errstr, errstr_size,
+                         "%s: expected librdkafka property=value, got '%s'", source,
+                         prop_eq_value);
                 return false;
         }
         /* Validate now, against a scratch configuration, so that an unknown
@@ -213,11 +232,12 @@ bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value, const ch
         size_t klen = (size_t)(eq - prop_eq_value);
         char *key = rs_strndup(prop_eq_value, klen), rderr[512];
         rd_kafka_conf_t *scratch = rd_kafka_conf_new();
-        rd_kafka_conf_res_t res = rd_kafka_conf_set(scratch, key, eq + 1, rderr, sizeof(rderr));
+        rd_kafka_conf_res_t res =
+            rd_kafka_conf_set(scratch, key, eq + 1, rderr, sizeof(rderr));
         rd_kafka_conf_destroy(scratch);
         if (res != RD_KAFKA_CONF_OK) {
-                snprintf(errstr, errstr_size, "%s: librdkafka property %s: %s", source, key,
-                         rderr);
+                snprintf(errstr, errstr_size, "%s: librdkafka property %s: %s", source,
+                         key, rderr);
                 free(key);
                 return false;
         }
@@ -231,7 +251,8 @@ bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value, const ch
                         return true;
                 }
         }
-        cfg->rdkafka = rs_realloc(cfg->rdkafka, (cfg->rdkafka_count + 1) * sizeof(rs_kv_t));
+        cfg->rdkafka =
+            rs_realloc(cfg->rdkafka, (cfg->rdkafka_count + 1) * sizeof(rs_kv_t));
         cfg->rdkafka[cfg->rdkafka_count].key = rs_strndup(prop_eq_value, klen);
         cfg->rdkafka[cfg->rdkafka_count].value = rs_strdup(eq + 1);
         cfg->rdkafka_count++;
@@ -248,12 +269,13 @@ static char *trim(char *s)
         return s;
 }
 
-bool rs_config_load_file(rs_config_t *cfg, const char *path, char *errstr, size_t errstr_size)
+bool rs_config_load_file(rs_config_t *cfg, const char *path, char *errstr,
+                         size_t errstr_size)
 {
         FILE *f = fopen(path, "r");
         if (!f) {
-                snprintf(errstr, errstr_size, "REFSTREAM_CONFIG: cannot open %s: %s", path,
-                         strerror(errno));
+                snprintf(errstr, errstr_size, "REFSTREAM_CONFIG: cannot open %s: %s",
+                         path, strerror(errno));
                 return false;
         }
         char line[4096];
@@ -269,14 +291,16 @@ bool rs_config_load_file(rs_config_t *cfg, const char *path, char *errstr, size_
                 char *eq = strchr(s, '=');
                 char source[512];
                 if (!eq) {
-                        snprintf(errstr, errstr_size, "%s:%d: expected KEY=VALUE", path, lineno);
+                        snprintf(errstr, errstr_size, "%s:%d: expected KEY=VALUE", path,
+                                 lineno);
                         ok = false;
                         break;
                 }
                 *eq = '\0';
                 char *key = trim(s), *val = trim(eq + 1);
                 size_t vl = strlen(val);
-                if (vl >= 2 && (val[0] == '"' || val[0] == '\'') && val[vl - 1] == val[0]) {
+                if (vl >= 2 && (val[0] == '"' || val[0] == '\'') &&
+                    val[vl - 1] == val[0]) {
                         val[vl - 1] = '\0';
                         val++;
                 }
@@ -310,8 +334,8 @@ bool rs_config_load_env(rs_config_t *cfg, char **envp, char *errstr, size_t errs
                  * REFSTREAM_SERVICE_HOST, ... for a Service called refstream. */
                 if (!rs_config_find_env(name) &&
                     strncmp(name, RDKAFKA_ENV_PREFIX, strlen(RDKAFKA_ENV_PREFIX)) != 0) {
-                        rs_buf_printf(&cfg->unknown_env, "%s%s", cfg->unknown_env.len ? ", " : "",
-                                      name);
+                        rs_buf_printf(&cfg->unknown_env, "%s%s",
+                                      cfg->unknown_env.len ? ", " : "", name);
                         continue;
                 }
                 if (!rs_config_set(cfg, name, eq + 1, name, errstr, errstr_size))
@@ -338,12 +362,13 @@ void rs_config_print_help(FILE *out)
         fprintf(out, "Settings (flag, or environment variable; flags win):\n");
         for (size_t i = 0; i < rs_config_defs_count; i++) {
                 const rs_config_def_t *d = &rs_config_defs[i];
-                fprintf(out, "  --%-26s %s\n  %-28s (%s, default \"%s\")\n", d->flag, d->doc, "",
-                        d->env, d->def);
+                fprintf(out, "  --%-26s %s\n  %-28s (%s, default \"%s\")\n", d->flag,
+                        d->doc, "", d->env, d->def);
         }
-        fprintf(out, "  -X PROP=VALUE                librdkafka property, e.g. -X "
-                     "security.protocol=SSL\n  %-28s (or REFSTREAM_RDKAFKA_<PROP>, dots as "
-                     "underscores)\n",
+        fprintf(out,
+                "  -X PROP=VALUE                librdkafka property, e.g. -X "
+                "security.protocol=SSL\n  %-28s (or REFSTREAM_RDKAFKA_<PROP>, dots as "
+                "underscores)\n",
                 "");
 }
 
@@ -372,9 +397,9 @@ void rs_config_log(const rs_config_t *cfg)
                 }
         }
         for (size_t i = 0; i < cfg->rdkafka_count; i++)
-                rs_buf_printf(&b, " rdkafka.%s=%s", cfg->rdkafka[i].key,
-                              secret_property(cfg->rdkafka[i].key) ? "***"
-                                                                   : cfg->rdkafka[i].value);
+                rs_buf_printf(
+                    &b, " rdkafka.%s=%s", cfg->rdkafka[i].key,
+                    secret_property(cfg->rdkafka[i].key) ? "***" : cfg->rdkafka[i].value);
         rs_info("config", "effective configuration:%s", b.data);
         if (cfg->unknown_env.len)
                 rs_warn("config", "ignoring unknown environment variables: %s",

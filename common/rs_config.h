@@ -54,8 +54,8 @@ typedef struct rs_config {
 typedef enum { RS_CT_STRING, RS_CT_INT, RS_CT_CHOICE } rs_config_type_t;
 
 typedef struct rs_config_def {
-        const char *env;     /* REFSTREAM_KAFKA_BROKERS */
-        const char *flag;    /* kafka-brokers (used as --kafka-brokers) */
+        const char *env;  /* REFSTREAM_KAFKA_BROKERS */
+        const char *flag; /* kafka-brokers (used as --kafka-brokers) */
         rs_config_type_t type;
         const char *def;     /* default, as text */
         int64_t min, max;    /* RS_CT_INT */
@@ -76,8 +76,9 @@ void rs_config_free(rs_config_t *cfg);
  * the value is invalid or the name unknown. */
 bool rs_config_set(rs_config_t *cfg, const char *env_name, const char *value,
                    const char *source, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
-bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value, const char *source,
-                           char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+bool rs_config_add_rdkafka(rs_config_t *cfg, const char *prop_eq_value,
+                           const char *source, char *errstr,
+                           size_t errstr_size) RS_WARN_UNUSED;
 
 /* Applies the config file (if REFSTREAM_CONFIG or an explicit path names one)
  * then the process environment. */

@@ -31,4 +31,3 @@ bool rs_dest_parse(const char *s, rs_dest_t *out)
         }
         return false;
 }
-

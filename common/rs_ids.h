@@ -27,6 +27,7 @@ void rs_sha256_final(rs_sha256_t *s, unsigned char out[32]);
 
 /* out must hold RS_UUID_STR_LEN + 1 bytes. */
 void rs_referral_id(const char *program_key, const char *referee, char *out);
-void rs_credit_id(const char *program_key, const char *referee, const char *role, char *out);
+void rs_credit_id(const char *program_key, const char *referee, const char *role,
+                  char *out);
 
 #endif

@@ -4,8 +4,8 @@
 
 #include <string.h>
 
-bool rs_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                  size_t errstr_size)
+bool rs_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                  char *errstr, size_t errstr_size)
 {
         char err[512];
         if (rd_kafka_conf_set(conf, name, value, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
@@ -50,10 +50,11 @@ rd_kafka_conf_t *rs_kafka_conf(const rs_config_t *cfg, const char *const *defaul
                                errstr_size) &&
                   rs_kafka_set(conf, "client.id", "refstream", errstr, errstr_size);
         for (size_t i = 0; ok && defaults && defaults[i]; i += 2)
-                ok = rs_kafka_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size);
+                ok =
+                    rs_kafka_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size);
         for (size_t i = 0; ok && i < cfg->rdkafka_count; i++)
-                ok = rs_kafka_set(conf, cfg->rdkafka[i].key, cfg->rdkafka[i].value, errstr,
-                                  errstr_size);
+                ok = rs_kafka_set(conf, cfg->rdkafka[i].key, cfg->rdkafka[i].value,
+                                  errstr, errstr_size);
         if (!ok) {
                 rd_kafka_conf_destroy(conf);
                 return NULL;

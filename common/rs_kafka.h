@@ -14,8 +14,8 @@ rd_kafka_conf_t *rs_kafka_conf(const rs_config_t *cfg, const char *const *defaul
                                char *errstr, size_t errstr_size);
 
 /* Sets one property, with an error naming it. */
-bool rs_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                  size_t errstr_size) RS_WARN_UNUSED;
+bool rs_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value,
+                  char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 
 /* Topic of a record type, from the configuration. */
 const char *rs_kafka_input_topic(const rs_config_t *cfg, int event_type);

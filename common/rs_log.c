@@ -57,7 +57,8 @@ void rs_log_write(rs_log_level_t lvl, const char *component, const char *fmt, ..
                 rs_buf_json_str(&b, msg);
                 rs_buf_puts(&b, "}\n");
         } else {
-                rs_buf_printf(&b, "%s %-5s [%s] %s\n", ts, level_names[lvl], component, msg);
+                rs_buf_printf(&b, "%s %-5s [%s] %s\n", ts, level_names[lvl], component,
+                              msg);
         }
         pthread_mutex_lock(&log_lock);
         fwrite(b.data, 1, b.len, stderr);

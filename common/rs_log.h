@@ -21,7 +21,7 @@ void rs_log_set_level(rs_log_level_t lvl);
 void rs_log_set_json(bool json);
 
 void rs_log_write(rs_log_level_t lvl, const char *component, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 #define RS_LOG(lvl, comp, ...)                                                           \
         do {                                                                             \

@@ -129,7 +129,8 @@ bool rs_pg_error_transient(const rs_pg_t *pg)
         return strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0 ||
                strncmp(s, "57P0", 4) == 0 || strncmp(s, "58", 2) == 0 ||
                strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
-               strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 || strcmp(s, "25P03") == 0;
+               strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 ||
+               strcmp(s, "25P03") == 0;
 }
 
 const char *rs_pg_str(const PGresult *res, int r, int c)
@@ -268,7 +269,8 @@ static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FIL
                 return false;
         /* The migration file may hold several statements: simple protocol. */
         PGresult *res = PQexec(pg->conn, f->data);
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+            PQresultStatus(res) != PGRES_TUPLES_OK) {
                 snprintf(err, sizeof(err), "%s", PQresultErrorMessage(res));
                 trim_newline(err);
                 PQclear(res);
@@ -305,8 +307,9 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
                         files[n++] = &rs_embedded_files[i];
         }
         qsort(files, n, sizeof(files[0]), cmp_names);
-        PGresult *res = rs_pg_exec(pg, "SELECT version, checksum FROM rs_schema_migrations", 0,
-                                   NULL, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(pg, "SELECT version, checksum FROM rs_schema_migrations", 0, NULL,
+                       errstr, errstr_size);
         if (!res)
                 return false;
         bool ok = true;
@@ -331,18 +334,19 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
         const char *lock_params[] = {MIGRATE_LOCK_KEY};
-        if (!rs_pg_cmd(pg,
-                       "CREATE TABLE IF NOT EXISTS rs_schema_migrations ("
-                       " version integer PRIMARY KEY, name text NOT NULL,"
-                       " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                       0, NULL, errstr, errstr_size) ||
+        if (!rs_pg_cmd(
+                pg,
+                "CREATE TABLE IF NOT EXISTS rs_schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
+                0, NULL, errstr, errstr_size) ||
             !rs_pg_cmd(pg, "SELECT pg_advisory_lock($1::bigint)", 1, lock_params, errstr,
                        errstr_size))
                 return false;
         bool ok = migrate_locked(pg, out, errstr, errstr_size);
         char ignore[256];
-        if (!rs_pg_cmd(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, lock_params, ignore,
-                       sizeof(ignore)))
+        if (!rs_pg_cmd(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, lock_params,
+                       ignore, sizeof(ignore)))
                 rs_warn("pg", "cannot release the migration lock: %s", ignore);
         return ok;
 }
@@ -350,8 +354,9 @@ bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr, size_t errstr_size)
 {
         /* Two steps: a missing table cannot appear in a query, even in a CASE. */
-        PGresult *res = rs_pg_exec(pg, "SELECT to_regclass('rs_schema_migrations') IS NOT NULL",
-                                   0, NULL, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(pg, "SELECT to_regclass('rs_schema_migrations') IS NOT NULL", 0,
+                       NULL, errstr, errstr_size);
         if (!res)
                 return false;
         bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
@@ -359,8 +364,8 @@ bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr, size_t errstr
         *version = 0;
         if (!exists)
                 return true;
-        res = rs_pg_exec(pg, "SELECT coalesce(max(version), 0) FROM rs_schema_migrations", 0,
-                         NULL, errstr, errstr_size);
+        res = rs_pg_exec(pg, "SELECT coalesce(max(version), 0) FROM rs_schema_migrations",
+                         0, NULL, errstr, errstr_size);
         if (!res)
                 return false;
         *version = (int)rs_pg_int(res, 0, 0, 0);

@@ -64,7 +64,8 @@ const char *rs_pgarr_get(rs_pgarr_t *a);
 /* Applies every migration not yet recorded, in order, each in its own
  * transaction, under an advisory lock so concurrent runs are safe. Prints one
  * line per applied migration to `out` (may be NULL). */
-bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr,
+                   size_t errstr_size) RS_WARN_UNUSED;
 /* The newest migration this binary carries, and the one the database has
  * (0 if none). */
 int rs_pg_schema_expected(void);

@@ -11,8 +11,8 @@ static void reject(rs_state_t *st, const rs_rejection_t *r)
 {
         if (st->n_rejections == st->cap_rejections) {
                 st->cap_rejections = st->cap_rejections ? st->cap_rejections * 2 : 16;
-                st->rejections =
-                        rs_realloc(st->rejections, st->cap_rejections * sizeof(*st->rejections));
+                st->rejections = rs_realloc(st->rejections,
+                                            st->cap_rejections * sizeof(*st->rejections));
         }
         st->rejections[st->n_rejections++] = *r;
 }
@@ -22,10 +22,10 @@ static void emit(rs_state_t *st, size_t event_index, rs_credit_t *c, bool revers
         if (st->n_emissions == st->cap_emissions) {
                 st->cap_emissions = st->cap_emissions ? st->cap_emissions * 2 : 16;
                 st->emissions =
-                        rs_realloc(st->emissions, st->cap_emissions * sizeof(*st->emissions));
+                    rs_realloc(st->emissions, st->cap_emissions * sizeof(*st->emissions));
         }
-        st->emissions[st->n_emissions++] =
-                (rs_emission_t){.event_index = event_index, .reversal = reversal, .credit = c};
+        st->emissions[st->n_emissions++] = (rs_emission_t){
+            .event_index = event_index, .reversal = reversal, .credit = c};
 }
 
 /* ---------------------------------------------------------------- rewards */
@@ -55,21 +55,22 @@ static rs_refstat_t *refstat_get(rs_state_t *st, int64_t program_id, const char 
 }
 
 static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_program_t *p,
-                               rs_role_t role, int64_t amount, const char *source_event_id)
+                               rs_role_t role, int64_t amount,
+                               const char *source_event_id)
 {
         rs_credit_t *c = rs_arena_alloc(st->arena, sizeof(*c));
         char *id = rs_arena_alloc(st->arena, RS_UUID_STR_LEN + 1);
         rs_credit_id(p->key, r->referee, rs_role_name(role), id);
         *c = (rs_credit_t){
-                .id = id,
-                .referral = r,
-                .role = role,
-                .beneficiary = role == RS_ROLE_REFERRER ? r->referrer : r->referee,
-                .amount_minor = amount,
-                .currency = p->currency,
-                .source_event_id = source_event_id,
-                .created_at_ms = st->now_ms,
-                .is_new = true,
+            .id = id,
+            .referral = r,
+            .role = role,
+            .beneficiary = role == RS_ROLE_REFERRER ? r->referrer : r->referee,
+            .amount_minor = amount,
+            .currency = p->currency,
+            .source_event_id = source_event_id,
+            .created_at_ms = st->now_ms,
+            .is_new = true,
         };
         rs_state_add_credit(c);
         return c;
@@ -78,8 +79,8 @@ static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_progra
 /* The qualifying charge of a pending referral: issues the referrer credit
  * (unless the referrer is at the program's cap) and the referee credit of a
  * double-sided program. */
-static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r, const rs_program_t *p,
-                            const rs_charge_t *ch)
+static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
+                            const rs_program_t *p, const rs_charge_t *ch)
 {
         r->status = RS_REF_CREDITED;
         r->payment_id = ch->payment_id;
@@ -91,26 +92,27 @@ static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r, const 
         rs_credit_t *referrer_credit = NULL;
         if (p->max_rewarded != RS_INT_NONE && stat->rewarded_count >= p->max_rewarded) {
                 reject(st, &(rs_rejection_t){
-                                   .event_index = idx,
-                                   .event_type = RS_EV_PAYMENT,
-                                   .event_id = ch->event_id,
-                                   .user_id = r->referee,
-                                   .occurred_at_ms = ch->occurred_at_ms,
-                                   .reason = RS_REJ_REFERRER_CAP_REACHED,
-                                   .code = r->code,
-                                   .program_id = p->id,
-                                   .referrer = r->referrer,
-                                   .detail = rs_arena_printf(
-                                           st->arena, "referrer already has %d rewarded referrals "
-                                                      "(program cap %d)",
-                                           stat->rewarded_count, p->max_rewarded),
+                               .event_index = idx,
+                               .event_type = RS_EV_PAYMENT,
+                               .event_id = ch->event_id,
+                               .user_id = r->referee,
+                               .occurred_at_ms = ch->occurred_at_ms,
+                               .reason = RS_REJ_REFERRER_CAP_REACHED,
+                               .code = r->code,
+                               .program_id = p->id,
+                               .referrer = r->referrer,
+                               .detail = rs_arena_printf(
+                                   st->arena,
+                                   "referrer already has %d rewarded referrals "
+                                   "(program cap %d)",
+                                   stat->rewarded_count, p->max_rewarded),
                            });
         } else {
                 stat->rewarded_count++;
                 stat->dirty = true;
-                referrer_credit = new_credit(st, r, p, RS_ROLE_REFERRER,
-                                             rs_rules_referrer_reward(p, ch->amount_minor),
-                                             ch->event_id);
+                referrer_credit = new_credit(
+                    st, r, p, RS_ROLE_REFERRER,
+                    rs_rules_referrer_reward(p, ch->amount_minor), ch->event_id);
                 referrer_credit->goal_reached = stat->rewarded_count == p->goal;
         }
         rs_credit_t *referee_credit = NULL;
@@ -130,7 +132,8 @@ static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r, const 
 
 /* ---------------------------------------------------------------- refunds */
 
-static void reverse_referral(rs_state_t *st, size_t idx, rs_referral_t *r, const char *event_id)
+static void reverse_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
+                             const char *event_id)
 {
         r->status = RS_REF_REVERSED;
         r->reversed_at_ms = st->now_ms;
@@ -156,8 +159,10 @@ static void apply_held_refund(rs_state_t *st, size_t idx, const char *user_id,
         if (!h || h->applied)
                 return;
         bool used = false;
-        for (rs_referral_t *r = rs_state_referrals_of(st, user_id); r; r = r->next_of_referee) {
-                if (r->status == RS_REF_CREDITED && strcmp(r->payment_id, payment_id) == 0) {
+        for (rs_referral_t *r = rs_state_referrals_of(st, user_id); r;
+             r = r->next_of_referee) {
+                if (r->status == RS_REF_CREDITED &&
+                    strcmp(r->payment_id, payment_id) == 0) {
                         reverse_referral(st, idx, r, h->event_id);
                         used = true;
                 }
@@ -194,14 +199,15 @@ static void refund(rs_state_t *st, const rs_event_t *ev, size_t idx)
 /* ---------------------------------------------------------------- charges */
 
 /* Why a charge does not qualify a pending referral, or -1 if it does. */
-static int charge_verdict(const rs_referral_t *r, const rs_program_t *p, const rs_charge_t *ch,
-                          const char **detail, rs_arena_t *a)
+static int charge_verdict(const rs_referral_t *r, const rs_program_t *p,
+                          const rs_charge_t *ch, const char **detail, rs_arena_t *a)
 {
         int64_t window_ms = (int64_t)p->window_days * RS_DAY_MS;
         if (ch->occurred_at_ms < r->signup_at_ms ||
             ch->occurred_at_ms - r->signup_at_ms > window_ms) {
-                *detail = rs_arena_printf(a, "payment %s is not within %d days after the sign-up",
-                                          ch->payment_id, p->window_days);
+                *detail = rs_arena_printf(
+                    a, "payment %s is not within %d days after the sign-up",
+                    ch->payment_id, p->window_days);
                 return RS_REJ_OUTSIDE_WINDOW;
         }
         if (strcmp(ch->currency, p->currency) != 0) {
@@ -211,7 +217,8 @@ static int charge_verdict(const rs_referral_t *r, const rs_program_t *p, const r
         }
         if (ch->amount_minor < p->min_payment) {
                 *detail = rs_arena_printf(a, "payment %lld below the minimum %lld",
-                                          (long long)ch->amount_minor, (long long)p->min_payment);
+                                          (long long)ch->amount_minor,
+                                          (long long)p->min_payment);
                 return RS_REJ_BELOW_MINIMUM;
         }
         return -1;
@@ -219,7 +226,8 @@ static int charge_verdict(const rs_referral_t *r, const rs_program_t *p, const r
 
 /* Evaluates one charge against one pending referral: credits it, or records
  * why not. */
-static void try_qualify(rs_state_t *st, size_t idx, rs_referral_t *r, const rs_charge_t *ch)
+static void try_qualify(rs_state_t *st, size_t idx, rs_referral_t *r,
+                        const rs_charge_t *ch)
 {
         const rs_program_t *p = rs_state_program(st, r->program_id);
         if (!p || r->status != RS_REF_PENDING)
@@ -266,7 +274,8 @@ static void charge(rs_state_t *st, const rs_event_t *ev, size_t idx)
                           .occurred_at_ms = ev->occurred_at_ms};
         memcpy(ch.currency, ev->currency, sizeof(ch.currency));
         remember_charge(st, ev, &ch);
-        for (rs_referral_t *r = rs_state_referrals_of(st, ev->user_id); r; r = r->next_of_referee)
+        for (rs_referral_t *r = rs_state_referrals_of(st, ev->user_id); r;
+             r = r->next_of_referee)
                 try_qualify(st, idx, r, &ch);
 }
 
@@ -316,12 +325,14 @@ static bool check_code(signup_ctx_t *x)
                         c->status = RS_CODE_EXPIRED;
                         c->dirty = true;
                 }
-                return signup_reject(x, RS_REJ_CODE_EXPIRED, "code expired before the sign-up");
+                return signup_reject(x, RS_REJ_CODE_EXPIRED,
+                                     "code expired before the sign-up");
         }
         if (c->status == RS_CODE_EXHAUSTED ||
             (c->max_uses != RS_INT_NONE && c->uses_count >= c->max_uses))
                 return signup_reject(x, RS_REJ_CODE_EXHAUSTED,
-                                     rs_arena_printf(x->st->arena, "code used %d of %d times",
+                                     rs_arena_printf(x->st->arena,
+                                                     "code used %d of %d times",
                                                      c->uses_count, c->max_uses));
         return true;
 }
@@ -332,7 +343,8 @@ static bool check_program(signup_ctx_t *x)
         int64_t at = x->ev->occurred_at_ms;
         if (!p || p->status != RS_PROG_ACTIVE)
                 return signup_reject(x, RS_REJ_PROGRAM_INACTIVE,
-                                     p ? rs_arena_printf(x->st->arena, "program %s is %s", p->key,
+                                     p ? rs_arena_printf(x->st->arena, "program %s is %s",
+                                                         p->key,
                                                          rs_prog_status_name(p->status))
                                        : "program not found");
         if ((p->starts_at_ms != RS_TS_NONE && at < p->starts_at_ms) ||
@@ -350,20 +362,23 @@ static bool check_people(signup_ctx_t *x, const char *referee_hash)
         const rs_event_t *ev = x->ev;
         const char *owner = x->c->owner;
         if (strcmp(owner, ev->user_id) == 0)
-                return signup_reject(x, RS_REJ_SELF_REFERRAL, "the code belongs to the referee");
+                return signup_reject(x, RS_REJ_SELF_REFERRAL,
+                                     "the code belongs to the referee");
         rs_user_t *ou = rs_state_user(x->st, owner);
-        if (referee_hash && ou && ou->email_hash && strcmp(ou->email_hash, referee_hash) == 0)
+        if (referee_hash && ou && ou->email_hash &&
+            strcmp(ou->email_hash, referee_hash) == 0)
                 return signup_reject(x, RS_REJ_SELF_REFERRAL,
                                      "referrer and referee have the same email_hash");
         for (rs_referral_t *r = rs_state_referrals_of(x->st, ev->user_id); r;
              r = r->next_of_referee) {
                 if (r->program_id == x->p->id)
                         return signup_reject(
-                                x, RS_REJ_ALREADY_REFERRED,
-                                rs_arena_printf(x->st->arena, "already referred by code %s",
-                                                r->code));
+                            x, RS_REJ_ALREADY_REFERRED,
+                            rs_arena_printf(x->st->arena, "already referred by code %s",
+                                            r->code));
         }
-        for (rs_referral_t *r = rs_state_referrals_of(x->st, owner); r; r = r->next_of_referee) {
+        for (rs_referral_t *r = rs_state_referrals_of(x->st, owner); r;
+             r = r->next_of_referee) {
                 if (r->program_id == x->p->id && strcmp(r->referrer, ev->user_id) == 0)
                         return signup_reject(x, RS_REJ_REFERRAL_CYCLE,
                                              "the referrer was referred by the referee");
@@ -428,10 +443,12 @@ static void signup(rs_state_t *st, const rs_event_t *ev, size_t idx)
                 return; /* a blank code is no referral intent */
         signup_ctx_t x = {.st = st, .ev = ev, .idx = idx};
         /* Rejections keep at most 64 characters of a code that cannot exist. */
-        x.code = rs_arena_strndup(st->arena, norm, rs_code_valid(norm) ? strlen(norm) : 64);
+        x.code =
+            rs_arena_strndup(st->arena, norm, rs_code_valid(norm) ? strlen(norm) : 64);
         x.c = rs_code_valid(norm) ? rs_state_code(st, norm) : NULL;
         x.p = x.c ? rs_state_program(st, x.c->program_id) : NULL;
-        const char *hash = ev->email_hash && *ev->email_hash ? ev->email_hash : u->email_hash;
+        const char *hash =
+            ev->email_hash && *ev->email_hash ? ev->email_hash : u->email_hash;
         if (!check_code(&x) || !check_program(&x) || !check_people(&x, hash))
                 return;
         rs_referral_t *r = create_referral(&x);

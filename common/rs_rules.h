@@ -54,16 +54,16 @@ typedef struct rs_program {
         const char *key;
         rs_prog_status_t status;
         char currency[4];
-        bool reward_percent;     /* reward_value is basis points if true */
-        int64_t reward_value;    /* minor units or basis points */
-        int64_t reward_cap;      /* RS_INT_NONE: uncapped */
-        int64_t referee_reward;  /* RS_INT_NONE: single-sided */
+        bool reward_percent;    /* reward_value is basis points if true */
+        int64_t reward_value;   /* minor units or basis points */
+        int64_t reward_cap;     /* RS_INT_NONE: uncapped */
+        int64_t referee_reward; /* RS_INT_NONE: single-sided */
         int64_t min_payment;
         int32_t window_days;
         int32_t goal;
-        int32_t max_rewarded;    /* RS_INT_NONE: no cap */
-        int64_t starts_at_ms;    /* RS_TS_NONE: open */
-        int64_t ends_at_ms;      /* RS_TS_NONE: open */
+        int32_t max_rewarded; /* RS_INT_NONE: no cap */
+        int64_t starts_at_ms; /* RS_TS_NONE: open */
+        int64_t ends_at_ms;   /* RS_TS_NONE: open */
 } rs_program_t;
 
 typedef struct rs_code {
@@ -72,9 +72,9 @@ typedef struct rs_code {
         const char *owner;
         rs_code_status_t status;
         int32_t uses_count;
-        int32_t max_uses;     /* RS_INT_NONE: unlimited */
+        int32_t max_uses;      /* RS_INT_NONE: unlimited */
         int64_t expires_at_ms; /* RS_TS_NONE: never */
-        bool dirty;           /* uses_count or status changed */
+        bool dirty;            /* uses_count or status changed */
 } rs_code_t;
 
 typedef struct rs_user {
@@ -152,7 +152,7 @@ typedef struct rs_held_refund {
 } rs_held_refund_t;
 
 typedef struct rs_rejection {
-        size_t event_index;   /* which event of the batch */
+        size_t event_index; /* which event of the batch */
         rs_event_type_t event_type;
         const char *event_id; /* may differ from the batch event (remembered charge) */
         const char *user_id;
@@ -173,14 +173,14 @@ typedef struct rs_emission {
 
 typedef struct rs_state {
         rs_arena_t *arena;
-        int64_t now_ms;      /* credited_at / reversed_at of this batch */
-        rs_map_t programs;   /* decimal id -> rs_program_t */
-        rs_map_t codes;      /* code -> rs_code_t */
-        rs_map_t users;      /* user_id -> rs_user_t */
-        rs_map_t referrals;  /* referee -> first rs_referral_t of the referee */
-        rs_map_t refstats;   /* "<program_id>/<referrer>" -> rs_refstat_t */
-        rs_map_t charges;    /* user_id -> rs_charge_t (first charge) */
-        rs_map_t held;       /* "<user>\x1f<refund_of>" -> rs_held_refund_t */
+        int64_t now_ms;     /* credited_at / reversed_at of this batch */
+        rs_map_t programs;  /* decimal id -> rs_program_t */
+        rs_map_t codes;     /* code -> rs_code_t */
+        rs_map_t users;     /* user_id -> rs_user_t */
+        rs_map_t referrals; /* referee -> first rs_referral_t of the referee */
+        rs_map_t refstats;  /* "<program_id>/<referrer>" -> rs_refstat_t */
+        rs_map_t charges;   /* user_id -> rs_charge_t (first charge) */
+        rs_map_t held;      /* "<user>\x1f<refund_of>" -> rs_held_refund_t */
         rs_rejection_t *rejections;
         size_t n_rejections, cap_rejections;
         rs_emission_t *emissions;
@@ -205,7 +205,8 @@ rs_refstat_t *rs_state_refstat(rs_state_t *st, int64_t program_id, const char *r
 void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s);
 rs_charge_t *rs_state_charge(rs_state_t *st, const char *user_id);
 void rs_state_add_charge(rs_state_t *st, rs_charge_t *c);
-rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id, const char *refund_of);
+rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id,
+                                const char *refund_of);
 void rs_state_add_held(rs_state_t *st, rs_held_refund_t *h);
 
 /* Applies one (new, validated) event. */

@@ -6,9 +6,9 @@
 #include <string.h>
 
 static const char *const reason_names[RS_REJ__COUNT] = {
-        "UNKNOWN_CODE",     "CODE_INACTIVE",  "CODE_EXPIRED",    "CODE_EXHAUSTED",
-        "PROGRAM_INACTIVE", "SELF_REFERRAL",  "ALREADY_REFERRED", "REFERRAL_CYCLE",
-        "OUTSIDE_WINDOW",   "BELOW_MINIMUM",  "CURRENCY_MISMATCH", "REFERRER_CAP_REACHED",
+    "UNKNOWN_CODE",     "CODE_INACTIVE", "CODE_EXPIRED",      "CODE_EXHAUSTED",
+    "PROGRAM_INACTIVE", "SELF_REFERRAL", "ALREADY_REFERRED",  "REFERRAL_CYCLE",
+    "OUTSIDE_WINDOW",   "BELOW_MINIMUM", "CURRENCY_MISMATCH", "REFERRER_CAP_REACHED",
 };
 static const char *const prog_status_names[] = {"active", "paused", "ended"};
 static const char *const code_status_names[] = {"active", "paused", "revoked", "expired",
@@ -150,7 +150,6 @@ void rs_state_add_referral(rs_state_t *st, rs_referral_t *r)
         rs_map_put(&st->referrals, r->referee, r);
 }
 
-
 void rs_state_add_credit(rs_credit_t *c)
 {
         c->next = c->referral->credits;
@@ -167,7 +166,8 @@ static const char *refstat_key(int64_t program_id, const char *referrer, char *b
 rs_refstat_t *rs_state_refstat(rs_state_t *st, int64_t program_id, const char *referrer)
 {
         char key[256];
-        return rs_map_get(&st->refstats, refstat_key(program_id, referrer, key, sizeof(key)));
+        return rs_map_get(&st->refstats,
+                          refstat_key(program_id, referrer, key, sizeof(key)));
 }
 
 void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s)
@@ -187,13 +187,15 @@ void rs_state_add_charge(rs_state_t *st, rs_charge_t *c)
         rs_map_put(&st->charges, c->user_id, c);
 }
 
-static const char *held_key(const char *user_id, const char *refund_of, char *buf, size_t size)
+static const char *held_key(const char *user_id, const char *refund_of, char *buf,
+                            size_t size)
 {
         snprintf(buf, size, "%s\x1f%s", user_id, refund_of);
         return buf;
 }
 
-rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id, const char *refund_of)
+rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id,
+                                const char *refund_of)
 {
         char key[300];
         return rs_map_get(&st->held, held_key(user_id, refund_of, key, sizeof(key)));

@@ -253,8 +253,8 @@ void rs_buf_json_str(rs_buf_t *b, const char *s)
                         break;
                 default:
                         if (*p < 0x20) {
-                                char esc[7] = {'\\', 'u', '0', '0', hex[*p >> 4],
-                                               hex[*p & 15], 0};
+                                char esc[7] = {'\\',         'u',          '0', '0',
+                                               hex[*p >> 4], hex[*p & 15], 0};
                                 rs_buf_puts(b, esc);
                         } else {
                                 rs_buf_putc(b, (char)*p);
@@ -398,11 +398,11 @@ static int days_in_month(int y, int m)
 bool rs_parse_rfc3339(const char *s, int64_t *out_ms)
 {
         int y, mo, d, h, mi, sec;
-        if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-            s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' &&
-                                                     s[10] != ' ') ||
-            !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) ||
-            s[16] != ':' || !digits(s + 17, 2, &sec))
+        if (strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' ||
+            !digits(s + 5, 2, &mo) || s[7] != '-' || !digits(s + 8, 2, &d) ||
+            (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !digits(s + 11, 2, &h) ||
+            s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
+            !digits(s + 17, 2, &sec))
                 return false;
         if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
             sec > 60)
@@ -440,8 +440,8 @@ bool rs_parse_rfc3339(const char *s, int64_t *out_ms)
                 return false;
         if (sec == 60)
                 sec = 59; /* leap second: clamp */
-        int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                       offset_s;
+        int64_t secs =
+            days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_s;
         *out_ms = secs * 1000 + frac_ms;
         return true;
 }
@@ -471,7 +471,6 @@ bool rs_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
         *out = v;
         return true;
 }
-
 
 bool rs_valid_currency(const char *s)
 {

@@ -69,7 +69,7 @@ typedef struct rs_map_entry {
 
 typedef struct rs_map {
         rs_map_entry_t *slots;
-        size_t cap;   /* power of two */
+        size_t cap; /* power of two */
         size_t count;
 } rs_map_t;
 
@@ -84,8 +84,8 @@ void rs_map_free(rs_map_t *m);
 uint64_t rs_hash_str(const char *s);
 
 /* ---- time ---- */
-int64_t rs_now_ms(void);          /* wall clock, epoch milliseconds */
-int64_t rs_monotonic_ms(void);    /* for intervals and timeouts */
+int64_t rs_now_ms(void);       /* wall clock, epoch milliseconds */
+int64_t rs_monotonic_ms(void); /* for intervals and timeouts */
 void rs_sleep_ms(int64_t ms);
 /* Parses RFC 3339 ("2026-01-02T03:04:05Z", fraction and offset optional) into
  * epoch milliseconds. Returns false if s is not a valid timestamp. */

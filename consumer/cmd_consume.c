@@ -8,12 +8,13 @@
 int rs_cmd_consume(int argc, char **argv)
 {
         const rs_cli_t cli = {
-                .command = "refstream consume",
-                .usage = "refstream consume [SETTINGS]\n\n"
-                         "Runs the processor: consumes sign-ups and payments, applies the "
-                         "referral rules in\nPostgres, publishes credits. SIGTERM/SIGINT finish "
-                         "the current batch, commit and exit 0.",
-                .config_flags = true,
+            .command = "refstream consume",
+            .usage =
+                "refstream consume [SETTINGS]\n\n"
+                "Runs the processor: consumes sign-ups and payments, applies the "
+                "referral rules in\nPostgres, publishes credits. SIGTERM/SIGINT finish "
+                "the current batch, commit and exit 0.",
+            .config_flags = true,
         };
         rs_config_t cfg;
         int rc = rs_cli_config_only(&cli, argc, argv, &cfg);
@@ -40,11 +41,11 @@ int rs_cmd_consume(int argc, char **argv)
 int rs_cmd_migrate(int argc, char **argv)
 {
         const rs_cli_t cli = {
-                .command = "refstream migrate",
-                .usage = "refstream migrate [--database-url URL]\n\n"
-                         "Applies the SQL migrations this binary carries (sql/), in order, "
-                         "each once.\nSafe to run concurrently and repeatedly.",
-                .config_flags = true,
+            .command = "refstream migrate",
+            .usage = "refstream migrate [--database-url URL]\n\n"
+                     "Applies the SQL migrations this binary carries (sql/), in order, "
+                     "each once.\nSafe to run concurrently and repeatedly.",
+            .config_flags = true,
         };
         rs_config_t cfg;
         int rc = rs_cli_config_only(&cli, argc, argv, &cfg);
@@ -55,7 +56,8 @@ int rs_cmd_migrate(int argc, char **argv)
         char err[1024];
         rs_pg_t *pg = rs_pg_new(cfg.database_url, cfg.pg_statement_timeout_ms);
         rc = RS_EXIT_OK;
-        if (!rs_pg_connect(pg, err, sizeof(err)) || !rs_pg_migrate(pg, stdout, err, sizeof(err))) {
+        if (!rs_pg_connect(pg, err, sizeof(err)) ||
+            !rs_pg_migrate(pg, stdout, err, sizeof(err))) {
                 fprintf(stderr, "refstream migrate: %s\n", err);
                 rc = RS_EXIT_FAILURE;
         }

@@ -10,11 +10,12 @@
 int rs_cmd_decode(int argc, char **argv)
 {
         const rs_cli_t cli = {
-                .command = "refstream decode",
-                .usage = "refstream decode < RECORD\n\n"
-                         "Prints one Confluent-framed Avro record (0x00, schema id, Avro body) "
-                         "read from stdin\nas a JSON object. Exit 1 if it is not a record of a "
-                         "known schema.",
+            .command = "refstream decode",
+            .usage =
+                "refstream decode < RECORD\n\n"
+                "Prints one Confluent-framed Avro record (0x00, schema id, Avro body) "
+                "read from stdin\nas a JSON object. Exit 1 if it is not a record of a "
+                "known schema.",
         };
         rs_config_t cfg;
         int rc = rs_cli_config_only(&cli, argc, argv, &cfg);
@@ -28,8 +29,10 @@ int rs_cmd_decode(int argc, char **argv)
         rs_buf_t out;
         rs_buf_init(&out);
         rc = RS_EXIT_OK;
-        if (!data || !codec || !rs_codec_output_to_json(codec, data, len, &out, err, sizeof(err))) {
-                fprintf(stderr, "refstream decode: %s\n", data ? err : "cannot read stdin");
+        if (!data || !codec ||
+            !rs_codec_output_to_json(codec, data, len, &out, err, sizeof(err))) {
+                fprintf(stderr, "refstream decode: %s\n",
+                        data ? err : "cannot read stdin");
                 rc = RS_EXIT_FAILURE;
         } else {
                 printf("%s\n", out.data);

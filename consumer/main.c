@@ -14,13 +14,13 @@ static const struct {
         int (*fn)(int, char **);
         const char *doc;
 } commands[] = {
-        {"consume", rs_cmd_consume, "run the processor daemon"},
-        {"migrate", rs_cmd_migrate, "apply the database migrations"},
-        {"publish", rs_cmd_publish, "publish sign-up or payment events"},
-        {"admin", rs_cmd_admin, "programs, codes, stats, referral history"},
-        {"demo", rs_cmd_demo, "run everything on a throw-away local stack"},
-        {"loadgen", rs_cmd_loadgen, "publish a seeded synthetic event stream"},
-        {"decode", rs_cmd_decode, "print a framed Avro record from stdin as JSON"},
+    {"consume", rs_cmd_consume, "run the processor daemon"},
+    {"migrate", rs_cmd_migrate, "apply the database migrations"},
+    {"publish", rs_cmd_publish, "publish sign-up or payment events"},
+    {"admin", rs_cmd_admin, "programs, codes, stats, referral history"},
+    {"demo", rs_cmd_demo, "run everything on a throw-away local stack"},
+    {"loadgen", rs_cmd_loadgen, "publish a seeded synthetic event stream"},
+    {"decode", rs_cmd_decode, "print a framed Avro record from stdin as JSON"},
 };
 
 static void usage(FILE *out)
@@ -28,8 +28,9 @@ static void usage(FILE *out)
         fprintf(out, "Usage: refstream COMMAND [OPTIONS]\n\nCommands:\n");
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
                 fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].doc);
-        fprintf(out, "\n'refstream COMMAND --help' describes a command and its settings.\n"
-                     "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
+        fprintf(out,
+                "\n'refstream COMMAND --help' describes a command and its settings.\n"
+                "Exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error.\n");
 }
 
 int main(int argc, char **argv)

@@ -54,8 +54,8 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
                 m->err.error_class = RS_ERR_BAD_FRAMING;
                 rs_strlcpy(m->err.message, "record has no value", sizeof(m->err.message));
         } else {
-                m->decoded = rs_codec_decode(codec, type, value, value_len, &b->arena, &m->ev,
-                                             &m->err);
+                m->decoded = rs_codec_decode(codec, type, value, value_len, &b->arena,
+                                             &m->ev, &m->err);
         }
         return m;
 }
@@ -83,8 +83,8 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
 /* Normalised, well-formed codes of the batch's sign-ups, resolved to their
  * owners through the cache (and Postgres for misses, written back). */
 typedef struct code_lookup {
-        rs_strset_t known;  /* codes that exist */
-        rs_map_t owner_of;  /* code -> owner */
+        rs_strset_t known; /* codes that exist */
+        rs_map_t owner_of; /* code -> owner */
 } code_lookup_t;
 
 static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
@@ -96,8 +96,8 @@ static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
         return rs_code_valid(norm) ? rs_arena_strdup(&b->arena, norm) : NULL;
 }
 
-static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n, rs_arena_t *a,
-                          char *errstr, size_t errstr_size)
+static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n,
+                          rs_arena_t *a, char *errstr, size_t errstr_size)
 {
         rs_strset_t miss;
         rs_strset_init(&miss);
@@ -107,11 +107,12 @@ static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n, rs
         rs_pgarr_t arr;
         rs_pgarr_init(&arr);
         const char *params[] = {rs_strset_literal(&miss, &arr)};
-        PGresult *res = miss.n == 0 ? NULL
-                                    : rs_pg_exec(env->pg,
-                                                 "SELECT code, program_id, owner_user_id FROM"
-                                                 " rs_codes WHERE code = ANY($1::text[])",
-                                                 1, params, errstr, errstr_size);
+        PGresult *res = miss.n == 0
+                            ? NULL
+                            : rs_pg_exec(env->pg,
+                                         "SELECT code, program_id, owner_user_id FROM"
+                                         " rs_codes WHERE code = ANY($1::text[])",
+                                         1, params, errstr, errstr_size);
         bool ok = miss.n == 0 || res;
         rs_pgarr_free(&arr);
         for (size_t i = 0; ok && i < n; i++) {
@@ -131,8 +132,8 @@ static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n, rs
         return ok;
 }
 
-static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl, char *errstr,
-                          size_t errstr_size)
+static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
+                          char *errstr, size_t errstr_size)
 {
         rs_strset_t codes;
         rs_strset_init(&codes);
@@ -143,7 +144,8 @@ static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
         rs_cache_entry_t *e = rs_calloc(codes.n, sizeof(*e));
         for (size_t i = 0; i < codes.n; i++)
                 e[i].code = codes.items[i];
-        rs_cache_stats_t before = env->cache ? rs_cache_stats(env->cache) : (rs_cache_stats_t){0};
+        rs_cache_stats_t before =
+            env->cache ? rs_cache_stats(env->cache) : (rs_cache_stats_t){0};
         if (env->cache && codes.n)
                 rs_cache_get(env->cache, e, codes.n, &b->arena);
         bool any_miss = false;
@@ -193,12 +195,13 @@ static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_
         rs_pgarr_t kinds, ids;
         rs_pgarr_init(&kinds);
         rs_pgarr_init(&ids);
-        rs_map_t first; /* "kind\x1fid" -> msg: later copies in the batch are duplicates */
+        rs_map_t
+            first; /* "kind\x1fid" -> msg: later copies in the batch are duplicates */
         rs_map_init(&first);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                const char *k = rs_arena_printf(&b->arena, "%s\x1f%s", inbox_kind(m),
-                                                inbox_id(b, m));
+                const char *k =
+                    rs_arena_printf(&b->arena, "%s\x1f%s", inbox_kind(m), inbox_id(b, m));
                 m->outcome = RS_MSG_DUPLICATE;
                 if (rs_map_get(&first, k))
                         continue;
@@ -207,14 +210,16 @@ static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_
                 rs_pgarr_text(&ids, inbox_id(b, m));
         }
         const char *params[] = {rs_pgarr_get(&kinds), rs_pgarr_get(&ids)};
-        PGresult *res = rs_pg_exec(pg,
-                                   "INSERT INTO rs_inbox (kind, event_id) SELECT * FROM"
-                                   " unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
-                                   " RETURNING kind, event_id",
-                                   2, params, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(pg,
+                       "INSERT INTO rs_inbox (kind, event_id) SELECT * FROM"
+                       " unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
+                       " RETURNING kind, event_id",
+                       2, params, errstr, errstr_size);
         for (int r = 0; res && r < PQntuples(res); r++) {
                 char k[512];
-                snprintf(k, sizeof(k), "%s\x1f%s", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
+                snprintf(k, sizeof(k), "%s\x1f%s", PQgetvalue(res, r, 0),
+                         PQgetvalue(res, r, 1));
                 rs_batch_msg_t *m = rs_map_get(&first, k);
                 if (m)
                         m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
@@ -287,8 +292,9 @@ static bool lock_stragglers(rs_pg_t *pg, rs_state_t *st, txn_sets_t *s, char *er
                         if (!rs_strset_has(&s->users, r->referrer))
                                 rs_strset_add(&extra, r->referrer);
         }
-        bool ok = extra.n == 0 || (rs_store_lock_users(pg, st, &extra, errstr, errstr_size) &&
-                                   rs_store_load_referrals(pg, st, &extra, errstr, errstr_size));
+        bool ok = extra.n == 0 ||
+                  (rs_store_lock_users(pg, st, &extra, errstr, errstr_size) &&
+                   rs_store_load_referrals(pg, st, &extra, errstr, errstr_size));
         for (size_t i = 0; ok && i < extra.n; i++)
                 rs_strset_add(&s->users, extra.items[i]);
         rs_strset_free(&extra);
@@ -309,7 +315,8 @@ static void count_results(rs_batch_t *b, const rs_state_t *st)
                         b->stats.dlq++;
         }
         for (size_t i = 0; i < st->referrals.cap; i++)
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee)
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee)
                         b->stats.referrals += r->is_new;
         for (size_t i = 0; i < st->n_rejections; i++)
                 b->stats.rejections[st->rejections[i].reason]++;
@@ -382,7 +389,8 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
                 o->key_len = strlen(c->beneficiary);
                 o->payload = rs_arena_strndup(&b->arena, buf.data, buf.len);
                 o->payload_len = buf.len;
-                o->event_type = e->reversal ? "ReferralCreditReversed" : "ReferralCredited";
+                o->event_type =
+                    e->reversal ? "ReferralCreditReversed" : "ReferralCredited";
                 o->source_topic = src->topic;
                 o->source_partition = src->partition;
                 o->source_offset = src->offset;
@@ -447,15 +455,17 @@ static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *err
         params[9] = lease;
         /* WITH ORDINALITY + ORDER BY: rows are inserted in the order of b->out. */
         PGresult *res = rs_pg_exec(
-                pg,
-                "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, source_topic,"
-                " source_partition, source_offset, error_class, error_message, claimed_until)"
-                " SELECT d, k, p, et, st, sp, so, ec, em,"
-                " now() + $10::bigint * interval '1 millisecond' FROM unnest($1::text[],"
-                " $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], $7::bigint[],"
-                " $8::text[], $9::text[]) WITH ORDINALITY AS v(d, k, p, et, st, sp, so, ec, em,"
-                " ord) ORDER BY ord RETURNING id",
-                10, params, errstr, errstr_size);
+            pg,
+            "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, "
+            "source_topic,"
+            " source_partition, source_offset, error_class, error_message, claimed_until)"
+            " SELECT d, k, p, et, st, sp, so, ec, em,"
+            " now() + $10::bigint * interval '1 millisecond' FROM unnest($1::text[],"
+            " $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], $7::bigint[],"
+            " $8::text[], $9::text[]) WITH ORDINALITY AS v(d, k, p, et, st, sp, so, ec, "
+            "em,"
+            " ord) ORDER BY ord RETURNING id",
+            10, params, errstr, errstr_size);
         for (int i = 0; i < 9; i++)
                 rs_pgarr_free(&c[i]);
         if (!res)
@@ -493,8 +503,8 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
                 return true;
         rs_strset_t referrers;
         rs_strset_init(&referrers);
-        bool ok = rs_store_find_referrers(pg, &x->sets.payers, &referrers, &b->arena, errstr,
-                                          errstr_size);
+        bool ok = rs_store_find_referrers(pg, &x->sets.payers, &referrers, &b->arena,
+                                          errstr, errstr_size);
         for (size_t i = 0; ok && i < referrers.n; i++)
                 rs_strset_add(&x->sets.users, referrers.items[i]);
         rs_strset_free(&referrers);
@@ -518,7 +528,8 @@ static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_batch_t *b = x->b;
         b->n_out = 0;
         for (size_t i = 0; i < x->st.n_emissions; i++) {
-                if (!emission_out(x->env, b, &x->st, &x->st.emissions[i], errstr, errstr_size))
+                if (!emission_out(x->env, b, &x->st, &x->st.emissions[i], errstr,
+                                  errstr_size))
                         return false;
         }
         for (size_t i = 0; i < b->n; i++) {
@@ -566,7 +577,7 @@ bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errst
                 if (!conflict || attempt >= MAX_ATTEMPTS)
                         return false;
                 b->stats.deadlock_retries++;
-                rs_warn("batch", "transaction conflict (%s), retrying: %s", env->pg->sqlstate,
-                        errstr);
+                rs_warn("batch", "transaction conflict (%s), retrying: %s",
+                        env->pg->sqlstate, errstr);
         }
 }

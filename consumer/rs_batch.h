@@ -51,8 +51,8 @@ typedef struct rs_batch_msg {
 typedef struct rs_batch_stats {
         uint64_t signups, payments; /* new events applied */
         uint64_t duplicates, dlq;
-        uint64_t referrals;         /* created */
-        uint64_t credits[2];        /* by rs_role_t */
+        uint64_t referrals;  /* created */
+        uint64_t credits[2]; /* by rs_role_t */
         uint64_t reversals;
         uint64_t rejections[RS_REJ__COUNT];
         uint64_t cache_hits, cache_negative, cache_misses, cache_errors;

@@ -22,7 +22,8 @@
 static int free_port(void)
 {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t len = sizeof(a);
         int port = -1;
         if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
@@ -42,11 +43,13 @@ static bool find_pg_bindir(rs_localstack_t *ls, char *errstr, size_t errstr_size
         }
         glob_t g;
         /* Sorted by glob: the last match is the newest major version (two digits). */
-        if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0 || g.gl_pathc == 0) {
-                snprintf(errstr, errstr_size, "Postgres server binaries not found in "
-                                              "/usr/lib/postgresql/*/bin (install the postgresql "
-                                              "package, see scripts/install-deps.sh, or set "
-                                              "RS_PG_BINDIR)");
+        if (glob("/usr/lib/postgresql/*/bin/initdb", 0, NULL, &g) != 0 ||
+            g.gl_pathc == 0) {
+                snprintf(errstr, errstr_size,
+                         "Postgres server binaries not found in "
+                         "/usr/lib/postgresql/*/bin (install the postgresql "
+                         "package, see scripts/install-deps.sh, or set "
+                         "RS_PG_BINDIR)");
                 return false;
         }
         rs_strlcpy(ls->pg_bindir, g.gl_pathv[g.gl_pathc - 1], sizeof(ls->pg_bindir));
@@ -61,7 +64,8 @@ static pid_t run(const rs_localstack_t *ls, char *const argv[], const char *log,
         pid_t pid = fork();
         if (pid == 0) {
                 /* Drop privileges first: files the servers reopen must be theirs. */
-                if (ls->drop_privileges && (setgid(ls->run_gid) != 0 || setuid(ls->run_uid) != 0))
+                if (ls->drop_privileges &&
+                    (setgid(ls->run_gid) != 0 || setuid(ls->run_uid) != 0))
                         _exit(126);
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 if (fd >= 0) {
@@ -102,8 +106,8 @@ static bool start_pg(rs_localstack_t *ls, char *errstr, size_t errstr_size)
         snprintf(pg_ctl, sizeof(pg_ctl), "%s/pg_ctl", ls->pg_bindir);
         snprintf(data, sizeof(data), "%s/pg", ls->dir);
         snprintf(log, sizeof(log), "%s/postgres.log", ls->dir);
-        char *init_argv[] = {initdb, "-D", data, "-A", "trust", "-U", "refstream", "-E", "UTF8",
-                             "--locale=C", "--no-sync", NULL};
+        char *init_argv[] = {initdb,      "-D", data,   "-A",         "trust",     "-U",
+                             "refstream", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
         if (run(ls, init_argv, log, false) != 0) {
                 snprintf(errstr, errstr_size, "initdb failed");
                 log_tail(log, errstr, errstr_size);
@@ -114,8 +118,8 @@ static bool start_pg(rs_localstack_t *ls, char *errstr, size_t errstr_size)
                  "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
                  "-c synchronous_commit=off -c full_page_writes=off",
                  ls->pg_port, ls->dir);
-        char *ctl_argv[] = {pg_ctl, "-D", data, "-l", log, "-o", opts, "-w", "-t", "60", "start",
-                            NULL};
+        char *ctl_argv[] = {pg_ctl, "-D", data, "-l", log,     "-o",
+                            opts,   "-w", "-t", "60", "start", NULL};
         if (run(ls, ctl_argv, log, false) != 0) {
                 snprintf(errstr, errstr_size, "pg_ctl start failed");
                 log_tail(log, errstr, errstr_size);
@@ -123,7 +127,8 @@ static bool start_pg(rs_localstack_t *ls, char *errstr, size_t errstr_size)
         }
         ls->pg_running = true;
         char admin[256];
-        snprintf(admin, sizeof(admin), "postgresql://refstream@127.0.0.1:%d/postgres", ls->pg_port);
+        snprintf(admin, sizeof(admin), "postgresql://refstream@127.0.0.1:%d/postgres",
+                 ls->pg_port);
         PGconn *c = PQconnectdb(admin);
         PGresult *r = PQexec(c, "CREATE DATABASE refstream");
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -143,23 +148,35 @@ static bool start_redis(rs_localstack_t *ls, char *errstr, size_t errstr_size)
         snprintf(port, sizeof(port), "%d", ls->redis_port);
         snprintf(dir, sizeof(dir), "%s", ls->dir);
         snprintf(log, sizeof(log), "%s/redis.log", ls->dir);
-        char *argv[] = {"/usr/bin/redis-server", "--port", port, "--bind", "127.0.0.1",
-                        "--save", "", "--appendonly", "no", "--dir", dir, NULL};
+        char *argv[] = {"/usr/bin/redis-server",
+                        "--port",
+                        port,
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        dir,
+                        NULL};
         ls->redis_pid = run(ls, argv, log, true);
         for (int i = 0; i < 100 && ls->redis_pid > 0; i++) {
                 struct timeval tv = {0, 200000};
-                redisContext *c = redisConnectWithTimeout("127.0.0.1", ls->redis_port, tv);
+                redisContext *c =
+                    redisConnectWithTimeout("127.0.0.1", ls->redis_port, tv);
                 bool up = c && !c->err;
                 redisFree(c);
                 if (up) {
-                        snprintf(ls->redis_url, sizeof(ls->redis_url), "redis://127.0.0.1:%d/0",
-                                 ls->redis_port);
+                        snprintf(ls->redis_url, sizeof(ls->redis_url),
+                                 "redis://127.0.0.1:%d/0", ls->redis_port);
                         return true;
                 }
                 rs_sleep_ms(50);
         }
-        snprintf(errstr, errstr_size, "redis-server did not start (is the redis-server package "
-                                      "installed? see scripts/install-deps.sh)");
+        snprintf(errstr, errstr_size,
+                 "redis-server did not start (is the redis-server package "
+                 "installed? see scripts/install-deps.sh)");
         log_tail(log, errstr, errstr_size);
         return false;
 }
@@ -168,7 +185,8 @@ bool rs_localstack_start(rs_localstack_t *ls, char *errstr, size_t errstr_size)
 {
         memset(ls, 0, sizeof(*ls));
         const char *tmp = getenv("TMPDIR");
-        snprintf(ls->dir, sizeof(ls->dir), "%s/refstream-demo-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        snprintf(ls->dir, sizeof(ls->dir), "%s/refstream-demo-XXXXXX",
+                 tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(ls->dir)) {
                 snprintf(errstr, errstr_size, "mkdtemp: %s", strerror(errno));
                 return false;
@@ -179,14 +197,16 @@ bool rs_localstack_start(rs_localstack_t *ls, char *errstr, size_t errstr_size)
                 /* initdb refuses to run as root. */
                 struct passwd *pw = getpwnam("postgres");
                 if (!pw) {
-                        snprintf(errstr, errstr_size, "running as root needs the postgres user");
+                        snprintf(errstr, errstr_size,
+                                 "running as root needs the postgres user");
                         return false;
                 }
                 ls->run_uid = pw->pw_uid;
                 ls->run_gid = pw->pw_gid;
                 ls->drop_privileges = true;
                 if (chown(ls->dir, pw->pw_uid, pw->pw_gid) != 0) {
-                        snprintf(errstr, errstr_size, "chown %s: %s", ls->dir, strerror(errno));
+                        snprintf(errstr, errstr_size, "chown %s: %s", ls->dir,
+                                 strerror(errno));
                         return false;
                 }
         }

@@ -57,17 +57,18 @@ static void register_metrics(proc_metrics_t *m)
         char labels[128];
         for (int t = 0; t < 2; t++) {
                 for (int o = 0; o < 3; o++) {
-                        snprintf(labels, sizeof(labels), "type=\"%s\",outcome=\"%s\"", types[t],
-                                 outcomes[o]);
+                        snprintf(labels, sizeof(labels), "type=\"%s\",outcome=\"%s\"",
+                                 types[t], outcomes[o]);
                         m->events[t][o] = rs_metrics_counter(
-                                "refstream_events_total",
-                                "Input records by type and outcome.", labels);
+                            "refstream_events_total",
+                            "Input records by type and outcome.", labels);
                 }
         }
         m->referrals = rs_metrics_counter("refstream_referrals_created_total",
                                           "Referrals created (pending).", NULL);
         for (int r = 0; r < 2; r++) {
-                snprintf(labels, sizeof(labels), "role=\"%s\"", r ? "referee" : "referrer");
+                snprintf(labels, sizeof(labels), "role=\"%s\"",
+                         r ? "referee" : "referrer");
                 m->credits[r] = rs_metrics_counter("refstream_credits_issued_total",
                                                    "Credits issued by role.", labels);
         }
@@ -75,57 +76,67 @@ static void register_metrics(proc_metrics_t *m)
                                           "Credits reversed by refunds.", NULL);
         for (int r = 0; r < RS_REJ__COUNT; r++) {
                 snprintf(labels, sizeof(labels), "reason=\"%s\"", rs_reason_name(r));
-                m->rejections[r] = rs_metrics_counter(
-                        "refstream_rejections_total", "Referral intents without effect.", labels);
+                m->rejections[r] =
+                    rs_metrics_counter("refstream_rejections_total",
+                                       "Referral intents without effect.", labels);
         }
         static const char *cache_results[] = {"hit", "negative_hit", "miss"};
         for (int i = 0; i < 3; i++) {
                 snprintf(labels, sizeof(labels), "result=\"%s\"", cache_results[i]);
-                m->cache[i] = rs_metrics_counter("refstream_cache_lookups_total",
-                                                 "Referral code lookups in Redis.", labels);
+                m->cache[i] =
+                    rs_metrics_counter("refstream_cache_lookups_total",
+                                       "Referral code lookups in Redis.", labels);
         }
-        m->cache_errors = rs_metrics_counter(
-                "refstream_cache_errors_total",
-                "Redis failures (lookups then go to Postgres).", NULL);
-        m->batches = rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
-        m->retries_transient = rs_metrics_counter(
-                "refstream_batch_retries_total", "Batch transactions retried.",
-                "reason=\"unavailable\"");
-        m->retries_conflict = rs_metrics_counter("refstream_batch_retries_total",
-                                                 "Batch transactions retried.",
-                                                 "reason=\"conflict\"");
+        m->cache_errors =
+            rs_metrics_counter("refstream_cache_errors_total",
+                               "Redis failures (lookups then go to Postgres).", NULL);
+        m->batches =
+            rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
+        m->retries_transient =
+            rs_metrics_counter("refstream_batch_retries_total",
+                               "Batch transactions retried.", "reason=\"unavailable\"");
+        m->retries_conflict =
+            rs_metrics_counter("refstream_batch_retries_total",
+                               "Batch transactions retried.", "reason=\"conflict\"");
         m->poison = rs_metrics_counter(
-                "refstream_poison_records_total",
-                "Records the database refused even alone (sent to the DLQ).", NULL);
+            "refstream_poison_records_total",
+            "Records the database refused even alone (sent to the DLQ).", NULL);
         for (int d = 0; d < 3; d++) {
                 snprintf(labels, sizeof(labels), "destination=\"%s\"", rs_dest_name(d));
-                m->published[d] = rs_metrics_counter(
-                        "refstream_outbox_delivered_total",
-                        "Outbox records acknowledged by Kafka.", labels);
+                m->published[d] =
+                    rs_metrics_counter("refstream_outbox_delivered_total",
+                                       "Outbox records acknowledged by Kafka.", labels);
         }
         m->delivery_failures = rs_metrics_counter(
-                "refstream_outbox_delivery_failures_total",
-                "Outbox records whose delivery failed (republished by the sweep).", NULL);
-        m->republished = rs_metrics_counter("refstream_outbox_republished_total",
-                                            "Outbox records republished by the sweep.", NULL);
+            "refstream_outbox_delivery_failures_total",
+            "Outbox records whose delivery failed (republished by the sweep).", NULL);
+        m->republished =
+            rs_metrics_counter("refstream_outbox_republished_total",
+                               "Outbox records republished by the sweep.", NULL);
         static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000};
         static const double secs[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                       0.1,   0.25,   0.5,   1,    2.5,   5};
-        m->batch_size = rs_metrics_histogram("refstream_batch_size", "Records per batch.", NULL,
-                                             sizes, RS_ARRAY_SIZE(sizes));
-        m->batch_seconds = rs_metrics_histogram(
-                "refstream_batch_duration_seconds",
-                "Batch transaction time, resolve to COMMIT.", NULL, secs, RS_ARRAY_SIZE(secs));
-        m->ready = rs_metrics_gauge("refstream_ready", "1 when ready (see /readyz).", NULL);
-        m->pg_up = rs_metrics_gauge("refstream_postgres_up", "1 when Postgres is usable.", NULL);
-        m->outbox_pending = rs_metrics_gauge(
-                "refstream_outbox_pending", "Unpublished outbox rows at the last sweep.", NULL);
-        m->assigned = rs_metrics_gauge("refstream_assigned_partitions",
-                                       "Input partitions assigned to this instance.", NULL);
-        m->lag = rs_metrics_gauge("refstream_consumer_lag",
-                                  "Records behind the end of the assigned input partitions "
-                                  "(librdkafka statistics).",
-                                  NULL);
+        m->batch_size = rs_metrics_histogram("refstream_batch_size", "Records per batch.",
+                                             NULL, sizes, RS_ARRAY_SIZE(sizes));
+        m->batch_seconds =
+            rs_metrics_histogram("refstream_batch_duration_seconds",
+                                 "Batch transaction time, resolve to COMMIT.", NULL, secs,
+                                 RS_ARRAY_SIZE(secs));
+        m->ready =
+            rs_metrics_gauge("refstream_ready", "1 when ready (see /readyz).", NULL);
+        m->pg_up =
+            rs_metrics_gauge("refstream_postgres_up", "1 when Postgres is usable.", NULL);
+        m->outbox_pending =
+            rs_metrics_gauge("refstream_outbox_pending",
+                             "Unpublished outbox rows at the last sweep.", NULL);
+        m->assigned =
+            rs_metrics_gauge("refstream_assigned_partitions",
+                             "Input partitions assigned to this instance.", NULL);
+        m->lag =
+            rs_metrics_gauge("refstream_consumer_lag",
+                             "Records behind the end of the assigned input partitions "
+                             "(librdkafka statistics).",
+                             NULL);
 }
 
 static void count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
@@ -135,7 +146,9 @@ static void count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         uint64_t by_type[2][3] = {{0}};
         for (size_t i = 0; i < b->n; i++) {
                 const rs_batch_msg_t *msg = &b->msgs[i];
-                int o = msg->outcome == RS_MSG_NEW ? 0 : msg->outcome == RS_MSG_DUPLICATE ? 1 : 2;
+                int o = msg->outcome == RS_MSG_NEW         ? 0
+                        : msg->outcome == RS_MSG_DUPLICATE ? 1
+                                                           : 2;
                 by_type[msg->type == RS_EV_SIGNUP ? 0 : 1][o]++;
         }
         for (int t = 0; t < 2; t++)
@@ -168,7 +181,8 @@ static void count_outbox(rs_processor_t *p)
 {
         rs_outbox_stats_t now = rs_outbox_stats(p->outbox);
         for (int d = 0; d < 3; d++)
-                rs_counter_add(p->m.published[d], now.delivered[d] - p->outbox_seen.delivered[d]);
+                rs_counter_add(p->m.published[d],
+                               now.delivered[d] - p->outbox_seen.delivered[d]);
         rs_counter_add(p->m.delivery_failures, now.failed - p->outbox_seen.failed);
         rs_counter_add(p->m.republished, now.republished - p->outbox_seen.republished);
         if (now.pending >= 0)
@@ -217,7 +231,8 @@ static void log_parts(const char *what, const rd_kafka_topic_partition_list_t *p
         for (int i = 0; i < parts->cnt; i++)
                 rs_buf_printf(&s, "%s%s[%d]", i ? " " : "", parts->elems[i].topic,
                               (int)parts->elems[i].partition);
-        rs_info("consumer", "%s %d partitions: %s", what, parts->cnt, s.data ? s.data : "");
+        rs_info("consumer", "%s %d partitions: %s", what, parts->cnt,
+                s.data ? s.data : "");
         rs_buf_free(&s);
 }
 
@@ -238,7 +253,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                 p->assigned += parts->cnt;
                 p->last_input_ms = rs_monotonic_ms();
         } else {
-                log_parts(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked" : "lost", parts);
+                log_parts(err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS ? "revoked"
+                                                                      : "lost",
+                          parts);
                 if (!p->isolating)
                         drop_revoked(p, parts);
                 if (!rd_kafka_assignment_lost(rk))
@@ -272,7 +289,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
                 parts = json_object_get(t, "partitions");
                 json_object_foreach(parts, id, part)
                 {
-                        json_int_t l = json_integer_value(json_object_get(part, "consumer_lag"));
+                        json_int_t l =
+                            json_integer_value(json_object_get(part, "consumer_lag"));
                         if (strcmp(id, "-1") != 0 && l > 0)
                                 lag += l;
                 }
@@ -285,26 +303,24 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 
 static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_size)
 {
-        const char *defaults[] = {"enable.auto.offset.store", "false",
-                                  "enable.auto.commit", "true",
-                                  "auto.offset.reset", "earliest",
-                                  /* Eager "range", not cooperative-sticky: librdkafka
-                                   * 2.0.x can abort destroying a cooperative-sticky
-                                   * consumer (librdkafka#4312, fixed in 2.3.0). Range
-                                   * also gives one instance the same partition numbers
-                                   * of both input topics: a user's sign-up and payments
-                                   * usually meet in one process. Overridable with -X;
-                                   * rebalance_cb handles both protocols. */
-                                  "partition.assignment.strategy", "range",
-                                  "enable.partition.eof", "false",
-                                  "statistics.interval.ms", "5000",
-                                  /* A crashed instance's partitions move after
-                                   * 10 s, not librdkafka's default 45 s. */
-                                  "session.timeout.ms", "10000",
-                                  "heartbeat.interval.ms", "3000",
-                                  NULL};
+        const char *defaults[] = {
+            "enable.auto.offset.store", "false", "enable.auto.commit", "true",
+            "auto.offset.reset", "earliest",
+            /* Eager "range", not cooperative-sticky: librdkafka
+             * 2.0.x can abort destroying a cooperative-sticky
+             * consumer (librdkafka#4312, fixed in 2.3.0). Range
+             * also gives one instance the same partition numbers
+             * of both input topics: a user's sign-up and payments
+             * usually meet in one process. Overridable with -X;
+             * rebalance_cb handles both protocols. */
+            "partition.assignment.strategy", "range", "enable.partition.eof", "false",
+            "statistics.interval.ms", "5000",
+            /* A crashed instance's partitions move after
+             * 10 s, not librdkafka's default 45 s. */
+            "session.timeout.ms", "10000", "heartbeat.interval.ms", "3000", NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(p->cfg, defaults, errstr, errstr_size);
-        if (!conf || !rs_kafka_set(conf, "group.id", p->cfg->group_id, errstr, errstr_size)) {
+        if (!conf ||
+            !rs_kafka_set(conf, "group.id", p->cfg->group_id, errstr, errstr_size)) {
                 if (conf)
                         rd_kafka_conf_destroy(conf);
                 return NULL;
@@ -322,12 +338,15 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
         /* conf is now owned by rk */
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
-        rd_kafka_topic_partition_list_add(topics, p->cfg->topic_signups, RD_KAFKA_PARTITION_UA);
-        rd_kafka_topic_partition_list_add(topics, p->cfg->topic_payments, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(topics, p->cfg->topic_signups,
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(topics, p->cfg->topic_payments,
+                                          RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t serr = rd_kafka_subscribe(rk, topics);
         rd_kafka_topic_partition_list_destroy(topics);
         if (serr) {
-                snprintf(errstr, errstr_size, "cannot subscribe: %s", rd_kafka_err2str(serr));
+                snprintf(errstr, errstr_size, "cannot subscribe: %s",
+                         rd_kafka_err2str(serr));
                 rd_kafka_destroy(rk);
                 return NULL;
         }
@@ -356,7 +375,8 @@ static bool poll_one(rs_processor_t *p, int timeout_ms)
         if (msg->err) {
                 if (msg->err == RD_KAFKA_RESP_ERR__FATAL)
                         p->fatal = true;
-                rs_warn("consumer", "%s%s%s", msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
+                rs_warn("consumer", "%s%s%s",
+                        msg->rkt ? rd_kafka_topic_name(msg->rkt) : "",
                         msg->rkt ? ": " : "", rd_kafka_message_errstr(msg));
                 rd_kafka_message_destroy(msg);
                 return false;
@@ -370,13 +390,15 @@ static bool poll_one(rs_processor_t *p, int timeout_ms)
 
 static void store_offsets(rs_processor_t *p, const rs_batch_t *b)
 {
-        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)b->n);
+        rd_kafka_topic_partition_list_t *list =
+            rd_kafka_topic_partition_list_new((int)b->n);
         for (size_t i = 0; i < b->n; i++) {
                 const rs_batch_msg_t *m = &b->msgs[i];
                 rd_kafka_topic_partition_t *tp =
-                        rd_kafka_topic_partition_list_find(list, m->topic, m->partition);
+                    rd_kafka_topic_partition_list_find(list, m->topic, m->partition);
                 if (!tp)
-                        tp = rd_kafka_topic_partition_list_add(list, m->topic, m->partition);
+                        tp = rd_kafka_topic_partition_list_add(list, m->topic,
+                                                               m->partition);
                 if (tp->offset < m->offset + 1)
                         tp->offset = m->offset + 1; /* the next record to read */
         }
@@ -427,12 +449,15 @@ static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                         return RUN_OK;
                 }
                 if (!rs_pg_error_transient(p->pg)) {
-                        rs_error("consumer", "batch of %zu records failed: %s", b->n, err);
+                        rs_error("consumer", "batch of %zu records failed: %s", b->n,
+                                 err);
                         return RUN_POISON;
                 }
                 if (!p->degraded) {
-                        rs_warn("consumer", "Postgres unavailable, pausing consumption and "
-                                            "retrying with backoff: %s", err);
+                        rs_warn("consumer",
+                                "Postgres unavailable, pausing consumption and "
+                                "retrying with backoff: %s",
+                                err);
                         pause_all(p, true);
                         p->degraded = true;
                 } else {
@@ -477,17 +502,19 @@ static run_result_t isolate(rs_processor_t *p, volatile sig_atomic_t *stop)
         for (size_t i = 0; i < p->batch.n && res == RUN_OK; i++) {
                 const rs_batch_msg_t copy = p->batch.msgs[i], *m = &copy;
                 rs_batch_reset(&p->single);
-                rs_batch_msg_t *s = rs_batch_add(&p->single, p->codec, m->type, m->topic,
-                                                 m->partition, m->offset, m->key, m->key_len,
-                                                 m->value, m->value_len, m->opaque);
+                rs_batch_msg_t *s = rs_batch_add(
+                    &p->single, p->codec, m->type, m->topic, m->partition, m->offset,
+                    m->key, m->key_len, m->value, m->value_len, m->opaque);
                 int64_t t0 = rs_monotonic_ms();
                 res = run_with_retry(p, &p->single, stop);
                 if (res == RUN_POISON) {
-                        snprintf(err, sizeof(err), "the database refused this record (%s): %.900s",
+                        snprintf(err, sizeof(err),
+                                 "the database refused this record (%s): %.900s",
                                  p->pg->sqlstate, p->last_error);
-                        rs_error("consumer", "%s[%d]@%lld: dead-lettering a record the "
-                                 "database refuses", m->topic, (int)m->partition,
-                                 (long long)m->offset);
+                        rs_error("consumer",
+                                 "%s[%d]@%lld: dead-lettering a record the "
+                                 "database refuses",
+                                 m->topic, (int)m->partition, (long long)m->offset);
                         rs_batch_force_dlq(s, "processing_error", err);
                         rs_counter_inc(p->m.poison);
                         res = run_with_retry(p, &p->single, stop);
@@ -523,8 +550,10 @@ static bool process(rs_processor_t *p, volatile sig_atomic_t *stop)
         if (p->crashed)
                 return false; /* the simulated crash leaves everything as is */
         if (res == RUN_STOPPED && p->batch.n)
-                rs_warn("consumer", "stopping with %zu unprocessed records; they will be "
-                                    "replayed", p->batch.n);
+                rs_warn("consumer",
+                        "stopping with %zu unprocessed records; they will be "
+                        "replayed",
+                        p->batch.n);
         release(&p->batch);
         return ok;
 }
@@ -534,11 +563,12 @@ static bool process(rs_processor_t *p, volatile sig_atomic_t *stop)
 static void expire_codes(rs_processor_t *p)
 {
         char err[512];
-        PGresult *res = rs_pg_exec(p->pg,
-                                   "UPDATE rs_codes SET status = 'expired', updated_at = now()"
-                                   " WHERE status = 'active' AND expires_at <= now()"
-                                   " RETURNING code",
-                                   0, NULL, err, sizeof(err));
+        PGresult *res =
+            rs_pg_exec(p->pg,
+                       "UPDATE rs_codes SET status = 'expired', updated_at = now()"
+                       " WHERE status = 'active' AND expires_at <= now()"
+                       " RETURNING code",
+                       0, NULL, err, sizeof(err));
         if (!res) {
                 rs_warn("consumer", "cannot expire codes: %s", err);
                 return;
@@ -549,8 +579,8 @@ static void expire_codes(rs_processor_t *p)
                 for (int i = 0; i < n; i++)
                         codes[i] = PQgetvalue(res, i, 0);
                 if (!rs_cache_invalidate(p->cache, codes, (size_t)n, err, sizeof(err)))
-                        rs_warn("consumer", "expired %d codes; cache not invalidated: %s", n,
-                                err);
+                        rs_warn("consumer", "expired %d codes; cache not invalidated: %s",
+                                n, err);
                 free(codes);
         }
         if (n > 0)
@@ -602,8 +632,9 @@ static bool check_schema(rs_processor_t *p, char *errstr, size_t errstr_size)
         return true;
 }
 
-rs_processor_t *rs_processor_new(const rs_config_t *cfg, const rs_processor_hooks_t *hooks,
-                                 char *errstr, size_t errstr_size)
+rs_processor_t *rs_processor_new(const rs_config_t *cfg,
+                                 const rs_processor_hooks_t *hooks, char *errstr,
+                                 size_t errstr_size)
 {
         rs_processor_t *p = rs_calloc(1, sizeof(*p));
         p->cfg = cfg;
@@ -620,8 +651,8 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg, const rs_processor_hook
                 goto fail;
         if (*cfg->redis_url &&
             !(p->cache = rs_cache_new(cfg->redis_url, cfg->cache_ttl_ms,
-                                      cfg->cache_negative_ttl_ms, cfg->redis_timeout_ms, errstr,
-                                      errstr_size)))
+                                      cfg->cache_negative_ttl_ms, cfg->redis_timeout_ms,
+                                      errstr, errstr_size)))
                 goto fail;
         if (!(p->outbox = rs_outbox_new(cfg, p->pg, errstr, errstr_size)) ||
             !(p->rk = new_consumer(p, errstr, errstr_size)))
@@ -662,8 +693,9 @@ int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idl
         while (!*stop && !p->fatal && !idle_done(p, idle_exit_ms)) {
                 int64_t first = 0;
                 while (!*stop && p->batch.n < (size_t)cfg->batch_size) {
-                        int64_t left = first ? cfg->batch_linger_ms - (rs_monotonic_ms() - first)
-                                             : 100;
+                        int64_t left =
+                            first ? cfg->batch_linger_ms - (rs_monotonic_ms() - first)
+                                  : 100;
                         if (first && left <= 0)
                                 break;
                         if (poll_one(p, (int)RS_MAX(left, 0)) && !first)
@@ -687,7 +719,8 @@ void rs_processor_destroy(rs_processor_t *p)
         release(&p->batch); /* messages must go before their consumer */
         if (p->rk) {
                 if (p->crashed) {
-                        rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+                        rd_kafka_destroy_flags(p->rk,
+                                               RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
                 } else {
                         rd_kafka_commit(p->rk, NULL, 0);
                         rd_kafka_consumer_close(p->rk);
@@ -697,10 +730,13 @@ void rs_processor_destroy(rs_processor_t *p)
         if (p->outbox) {
                 if (p->crashed) {
                         rd_kafka_purge(rs_outbox_handle(p->outbox),
-                                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-                } else if (!rs_outbox_flush(p->outbox, (int)p->cfg->shutdown_timeout_ms)) {
-                        rs_warn("outbox", "%d records still in flight at exit; the sweep "
-                                          "republishes them",
+                                       RD_KAFKA_PURGE_F_QUEUE |
+                                           RD_KAFKA_PURGE_F_INFLIGHT);
+                } else if (!rs_outbox_flush(p->outbox,
+                                            (int)p->cfg->shutdown_timeout_ms)) {
+                        rs_warn("outbox",
+                                "%d records still in flight at exit; the sweep "
+                                "republishes them",
                                 rs_outbox_in_flight(p->outbox));
                 }
                 rs_outbox_destroy(p->outbox);

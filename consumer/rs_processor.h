@@ -12,8 +12,8 @@
  *   publish the batch's outbox rows; delivery reports mark them published
  *   every sweep interval: republish unconfirmed outbox rows, expire codes
  *
- * Rebalances (eager "range" by default, cooperative also handled): on revoke, records of the revoked
- * partitions that are still only in memory are dropped (their next owner
+ * Rebalances (eager "range" by default, cooperative also handled): on revoke, records of
+ * the revoked partitions that are still only in memory are dropped (their next owner
  * replays them; the inbox makes that safe) and stored offsets are committed
  * before the partitions are given up. */
 #include "rs_batch.h"
@@ -34,12 +34,14 @@ typedef struct rs_processor_hooks {
 } rs_processor_hooks_t;
 
 /* cfg must outlive the processor. hooks may be NULL. */
-rs_processor_t *rs_processor_new(const rs_config_t *cfg, const rs_processor_hooks_t *hooks,
-                                 char *errstr, size_t errstr_size);
+rs_processor_t *rs_processor_new(const rs_config_t *cfg,
+                                 const rs_processor_hooks_t *hooks, char *errstr,
+                                 size_t errstr_size);
 /* Runs until *stop is set (SIGTERM/SIGINT), or — when idle_exit_ms > 0 — until
  * no record arrived for that long and all output is delivered. Returns the
  * process exit code: 0 clean, 1 runtime failure. */
-int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idle_exit_ms);
+int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop,
+                     int64_t idle_exit_ms);
 /* Closes the consumer (leaving the group, committing) unless it crashed. */
 void rs_processor_destroy(rs_processor_t *p);
 

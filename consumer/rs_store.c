@@ -47,8 +47,8 @@ const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr)
 /* ---------------------------------------------------------------- helpers */
 
 /* Runs sql with one array parameter built from a set. */
-static PGresult *query_set(rs_pg_t *pg, const char *sql, const rs_strset_t *set, char *errstr,
-                           size_t errstr_size)
+static PGresult *query_set(rs_pg_t *pg, const char *sql, const rs_strset_t *set,
+                           char *errstr, size_t errstr_size)
 {
         rs_pgarr_t arr;
         rs_pgarr_init(&arr);
@@ -84,7 +84,8 @@ static void cols_free(cols_t *k)
 }
 
 /* Executes sql with the columns as $1..$n, unless they hold no rows. */
-static bool cols_exec(rs_pg_t *pg, const char *sql, cols_t *k, char *errstr, size_t errstr_size)
+static bool cols_exec(rs_pg_t *pg, const char *sql, cols_t *k, char *errstr,
+                      size_t errstr_size)
 {
         bool ok = true;
         if (k->c[0].count > 0) {
@@ -99,25 +100,27 @@ static bool cols_exec(rs_pg_t *pg, const char *sql, cols_t *k, char *errstr, siz
 
 /* ---------------------------------------------------------------- loads */
 
-bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
-                         size_t errstr_size)
+bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                         char *errstr, size_t errstr_size)
 {
         if (users->n == 0)
                 return true;
         /* Sorted inserts, then sorted row locks: two instances locking
          * overlapping users always queue instead of deadlocking. */
-        PGresult *res = query_set(pg,
-                                  "INSERT INTO rs_users (user_id) SELECT u FROM"
-                                  " unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
-                                  users, errstr, errstr_size);
+        PGresult *res =
+            query_set(pg,
+                      "INSERT INTO rs_users (user_id) SELECT u FROM"
+                      " unnest($1::text[]) AS u ORDER BY u ON CONFLICT DO NOTHING",
+                      users, errstr, errstr_size);
         if (!res)
                 return false;
         PQclear(res);
-        res = query_set(pg,
-                        "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at)"
-                        " FROM rs_users WHERE user_id = ANY($1::text[]) ORDER BY user_id"
-                        " FOR UPDATE",
-                        users, errstr, errstr_size);
+        res = query_set(
+            pg,
+            "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at)"
+            " FROM rs_users WHERE user_id = ANY($1::text[]) ORDER BY user_id"
+            " FOR UPDATE",
+            users, errstr, errstr_size);
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -133,16 +136,17 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, 
         return true;
 }
 
-bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes, char *errstr,
-                         size_t errstr_size)
+bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
+                         char *errstr, size_t errstr_size)
 {
         if (codes->n == 0)
                 return true;
-        PGresult *res = query_set(pg,
-                                  "SELECT code, program_id, owner_user_id, status, uses_count,"
-                                  " max_uses, rs_ts_to_ms(expires_at) FROM rs_codes"
-                                  " WHERE code = ANY($1::text[]) ORDER BY code FOR UPDATE",
-                                  codes, errstr, errstr_size);
+        PGresult *res =
+            query_set(pg,
+                      "SELECT code, program_id, owner_user_id, status, uses_count,"
+                      " max_uses, rs_ts_to_ms(expires_at) FROM rs_codes"
+                      " WHERE code = ANY($1::text[]) ORDER BY code FOR UPDATE",
+                      codes, errstr, errstr_size);
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -184,12 +188,12 @@ bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *use
         if (users->n == 0)
                 return true;
         PGresult *res = query_set(
-                pg,
-                "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,"
-                " signup_event_id, rs_ts_to_ms(signup_at), payment_id, payment_event_id,"
-                " rs_ts_to_ms(qualified_at), rs_ts_to_ms(reversed_at), reversal_event_id"
-                " FROM rs_referrals WHERE referee_user_id = ANY($1::text[])",
-                users, errstr, errstr_size);
+            pg,
+            "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,"
+            " signup_event_id, rs_ts_to_ms(signup_at), payment_id, payment_event_id,"
+            " rs_ts_to_ms(qualified_at), rs_ts_to_ms(reversed_at), reversal_event_id"
+            " FROM rs_referrals WHERE referee_user_id = ANY($1::text[])",
+            users, errstr, errstr_size);
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -224,18 +228,22 @@ static bool load_programs(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                         rs_pgarr_int(&ids, c->program_id);
         }
         for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee)
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee)
                         rs_pgarr_int(&ids, r->program_id);
         }
         const char *params[] = {rs_pgarr_get(&ids)};
-        PGresult *res = ids.count == 0 ? NULL
-                        : rs_pg_exec(pg,
-                                     "SELECT id, key, status, currency, reward_kind, reward_value,"
-                                     " reward_cap, referee_reward, min_payment, window_days,"
-                                     " referral_goal, max_rewarded, rs_ts_to_ms(starts_at),"
-                                     " rs_ts_to_ms(ends_at) FROM rs_programs"
-                                     " WHERE id = ANY($1::bigint[])",
-                                     1, params, errstr, errstr_size);
+        PGresult *res =
+            ids.count == 0
+                ? NULL
+                : rs_pg_exec(
+                      pg,
+                      "SELECT id, key, status, currency, reward_kind, reward_value,"
+                      " reward_cap, referee_reward, min_payment, window_days,"
+                      " referral_goal, max_rewarded, rs_ts_to_ms(starts_at),"
+                      " rs_ts_to_ms(ends_at) FROM rs_programs"
+                      " WHERE id = ANY($1::bigint[])",
+                      1, params, errstr, errstr_size);
         bool none = ids.count == 0;
         rs_pgarr_free(&ids);
         if (none)
@@ -244,18 +252,19 @@ static bool load_programs(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_program_t *p = rs_arena_alloc(st->arena, sizeof(*p));
-                *p = (rs_program_t){.id = rs_pg_int(res, r, 0, 0),
-                                    .key = dup(st, res, r, 1),
-                                    .reward_percent = strcmp(PQgetvalue(res, r, 4), "percent") == 0,
-                                    .reward_value = rs_pg_int(res, r, 5, 0),
-                                    .reward_cap = rs_pg_int(res, r, 6, RS_INT_NONE),
-                                    .referee_reward = rs_pg_int(res, r, 7, RS_INT_NONE),
-                                    .min_payment = rs_pg_int(res, r, 8, 0),
-                                    .window_days = (int32_t)rs_pg_int(res, r, 9, 30),
-                                    .goal = (int32_t)rs_pg_int(res, r, 10, 10),
-                                    .max_rewarded = (int32_t)rs_pg_int(res, r, 11, RS_INT_NONE),
-                                    .starts_at_ms = rs_pg_int(res, r, 12, RS_TS_NONE),
-                                    .ends_at_ms = rs_pg_int(res, r, 13, RS_TS_NONE)};
+                *p = (rs_program_t){
+                    .id = rs_pg_int(res, r, 0, 0),
+                    .key = dup(st, res, r, 1),
+                    .reward_percent = strcmp(PQgetvalue(res, r, 4), "percent") == 0,
+                    .reward_value = rs_pg_int(res, r, 5, 0),
+                    .reward_cap = rs_pg_int(res, r, 6, RS_INT_NONE),
+                    .referee_reward = rs_pg_int(res, r, 7, RS_INT_NONE),
+                    .min_payment = rs_pg_int(res, r, 8, 0),
+                    .window_days = (int32_t)rs_pg_int(res, r, 9, 30),
+                    .goal = (int32_t)rs_pg_int(res, r, 10, 10),
+                    .max_rewarded = (int32_t)rs_pg_int(res, r, 11, RS_INT_NONE),
+                    .starts_at_ms = rs_pg_int(res, r, 12, RS_TS_NONE),
+                    .ends_at_ms = rs_pg_int(res, r, 13, RS_TS_NONE)};
                 rs_strlcpy(p->currency, PQgetvalue(res, r, 3), sizeof(p->currency));
                 if (!rs_prog_status_parse(PQgetvalue(res, r, 2), &p->status))
                         p->status = RS_PROG_PAUSED;
@@ -277,7 +286,8 @@ static bool load_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 }
         }
         for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee) {
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee) {
                         rs_pgarr_int(&k.c[0], r->program_id);
                         rs_pgarr_text(&k.c[1], r->referrer);
                 }
@@ -285,12 +295,13 @@ static bool load_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
         PGresult *res = NULL;
         if (k.c[0].count > 0) {
                 const char *params[] = {rs_pgarr_get(&k.c[0]), rs_pgarr_get(&k.c[1])};
-                res = rs_pg_exec(pg,
-                                 "SELECT s.program_id, s.referrer_user_id, s.rewarded_count"
-                                 " FROM rs_referrer_stats s JOIN (SELECT DISTINCT * FROM"
-                                 " unnest($1::bigint[], $2::text[])) AS k(p, r)"
-                                 " ON s.program_id = k.p AND s.referrer_user_id = k.r",
-                                 2, params, errstr, errstr_size);
+                res =
+                    rs_pg_exec(pg,
+                               "SELECT s.program_id, s.referrer_user_id, s.rewarded_count"
+                               " FROM rs_referrer_stats s JOIN (SELECT DISTINCT * FROM"
+                               " unnest($1::bigint[], $2::text[])) AS k(p, r)"
+                               " ON s.program_id = k.p AND s.referrer_user_id = k.r",
+                               2, params, errstr, errstr_size);
                 if (!res) {
                         cols_free(&k);
                         return false;
@@ -308,14 +319,15 @@ static bool load_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
         return true;
 }
 
-static bool load_charges(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
-                         size_t errstr_size)
+static bool load_charges(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                         char *errstr, size_t errstr_size)
 {
-        PGresult *res = query_set(pg,
-                                  "SELECT user_id, payment_id, event_id, amount_minor, currency,"
-                                  " rs_ts_to_ms(occurred_at) FROM rs_first_charges"
-                                  " WHERE user_id = ANY($1::text[])",
-                                  users, errstr, errstr_size);
+        PGresult *res =
+            query_set(pg,
+                      "SELECT user_id, payment_id, event_id, amount_minor, currency,"
+                      " rs_ts_to_ms(occurred_at) FROM rs_first_charges"
+                      " WHERE user_id = ANY($1::text[])",
+                      users, errstr, errstr_size);
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -335,10 +347,11 @@ static bool load_charges(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, 
 static bool load_held(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
                       size_t errstr_size)
 {
-        PGresult *res = query_set(pg,
-                                  "SELECT user_id, refund_of, event_id, rs_ts_to_ms(occurred_at)"
-                                  " FROM rs_held_refunds WHERE user_id = ANY($1::text[])",
-                                  users, errstr, errstr_size);
+        PGresult *res =
+            query_set(pg,
+                      "SELECT user_id, refund_of, event_id, rs_ts_to_ms(occurred_at)"
+                      " FROM rs_held_refunds WHERE user_id = ANY($1::text[])",
+                      users, errstr, errstr_size);
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
@@ -363,7 +376,8 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
         rs_strset_init(&ids);
         rs_map_init(&by_id);
         for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee) {
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee) {
                         if (r->status == RS_REF_CREDITED && r->payment_id &&
                             rs_strset_has(refunded, r->payment_id)) {
                                 rs_strset_add(&ids, r->id);
@@ -374,29 +388,31 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
         PGresult *res = NULL;
         bool ok = true;
         if (ids.n > 0) {
-                res = query_set(pg,
-                                "SELECT id, referral_id, role, beneficiary_user_id, amount_minor,"
-                                " currency, status, source_event_id, rs_ts_to_ms(created_at),"
-                                " referrer_rewarded_count, goal_reached FROM rs_credits"
-                                " WHERE referral_id = ANY($1::uuid[])",
-                                &ids, errstr, errstr_size);
+                res = query_set(
+                    pg,
+                    "SELECT id, referral_id, role, beneficiary_user_id, amount_minor,"
+                    " currency, status, source_event_id, rs_ts_to_ms(created_at),"
+                    " referrer_rewarded_count, goal_reached FROM rs_credits"
+                    " WHERE referral_id = ANY($1::uuid[])",
+                    &ids, errstr, errstr_size);
                 ok = res != NULL;
         }
         for (int r = 0; res && r < PQntuples(res); r++) {
                 rs_credit_t *c = rs_arena_alloc(st->arena, sizeof(*c));
-                *c = (rs_credit_t){.id = dup(st, res, r, 0),
-                                   .referral = rs_map_get(&by_id, PQgetvalue(res, r, 1)),
-                                   .role = strcmp(PQgetvalue(res, r, 2), "referrer") == 0
-                                                   ? RS_ROLE_REFERRER
-                                                   : RS_ROLE_REFEREE,
-                                   .beneficiary = dup(st, res, r, 3),
-                                   .amount_minor = rs_pg_int(res, r, 4, 0),
-                                   .currency = dup(st, res, r, 5),
-                                   .reversed = strcmp(PQgetvalue(res, r, 6), "reversed") == 0,
-                                   .source_event_id = dup(st, res, r, 7),
-                                   .created_at_ms = rs_pg_int(res, r, 8, 0),
-                                   .rewarded_count = (int32_t)rs_pg_int(res, r, 9, 0),
-                                   .goal_reached = strcmp(PQgetvalue(res, r, 10), "t") == 0};
+                *c = (rs_credit_t){
+                    .id = dup(st, res, r, 0),
+                    .referral = rs_map_get(&by_id, PQgetvalue(res, r, 1)),
+                    .role = strcmp(PQgetvalue(res, r, 2), "referrer") == 0
+                                ? RS_ROLE_REFERRER
+                                : RS_ROLE_REFEREE,
+                    .beneficiary = dup(st, res, r, 3),
+                    .amount_minor = rs_pg_int(res, r, 4, 0),
+                    .currency = dup(st, res, r, 5),
+                    .reversed = strcmp(PQgetvalue(res, r, 6), "reversed") == 0,
+                    .source_event_id = dup(st, res, r, 7),
+                    .created_at_ms = rs_pg_int(res, r, 8, 0),
+                    .rewarded_count = (int32_t)rs_pg_int(res, r, 9, 0),
+                    .goal_reached = strcmp(PQgetvalue(res, r, 10), "t") == 0};
                 if (c->referral)
                         rs_state_add_credit(c);
         }
@@ -431,11 +447,12 @@ static bool write_users(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr
                 rs_pgarr_text(&k.c[2], u->signup_event_id);
                 rs_pgarr_int_or_null(&k.c[3], u->signed_up_at_ms, RS_TS_NONE);
         }
-        return cols_exec(pg,
-                         "UPDATE rs_users u SET email_hash = v.h, signup_event_id = v.e,"
-                         " signed_up_at = rs_ms_to_ts(v.t) FROM unnest($1::text[], $2::text[],"
-                         " $3::text[], $4::bigint[]) AS v(u, h, e, t) WHERE u.user_id = v.u",
-                         &k, errstr, errstr_size);
+        return cols_exec(
+            pg,
+            "UPDATE rs_users u SET email_hash = v.h, signup_event_id = v.e,"
+            " signed_up_at = rs_ms_to_ts(v.t) FROM unnest($1::text[], $2::text[],"
+            " $3::text[], $4::bigint[]) AS v(u, h, e, t) WHERE u.user_id = v.u",
+            &k, errstr, errstr_size);
 }
 
 static bool write_codes(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
@@ -450,11 +467,12 @@ static bool write_codes(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr
                 rs_pgarr_int(&k.c[1], c->uses_count);
                 rs_pgarr_text(&k.c[2], rs_code_status_name(c->status));
         }
-        return cols_exec(pg,
-                         "UPDATE rs_codes c SET uses_count = v.n, status = v.s, updated_at = now()"
-                         " FROM unnest($1::text[], $2::int[], $3::text[]) AS v(c, n, s)"
-                         " WHERE c.code = v.c",
-                         &k, errstr, errstr_size);
+        return cols_exec(
+            pg,
+            "UPDATE rs_codes c SET uses_count = v.n, status = v.s, updated_at = now()"
+            " FROM unnest($1::text[], $2::int[], $3::text[]) AS v(c, n, s)"
+            " WHERE c.code = v.c",
+            &k, errstr, errstr_size);
 }
 
 static void referral_row(cols_t *k, const rs_referral_t *r)
@@ -482,7 +500,8 @@ static bool write_referrals(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t er
         cols_init(&ins, 13);
         cols_init(&upd, 7);
         for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee) {
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee) {
                         if (r->is_new)
                                 referral_row(&ins, r);
                         else if (r->dirty)
@@ -491,25 +510,28 @@ static bool write_referrals(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t er
         }
         /* A plain INSERT: a conflict would mean the rules saw stale state, which
          * must fail loudly rather than overwrite. */
-        return cols_exec(pg,
-                         "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id,"
-                         " qualified_at, reversed_at, reversal_event_id, program_id, code,"
-                         " referrer_user_id, referee_user_id, signup_event_id, signup_at)"
-                         " SELECT id, st, pay, pe, rs_ms_to_ts(qa), rs_ms_to_ts(ra), rev, pid,"
-                         " code, rr, re, se, rs_ms_to_ts(sa) FROM unnest($1::uuid[], $2::text[],"
-                         " $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],"
-                         " $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],"
-                         " $13::bigint[]) AS v(id, st, pay, pe, qa, ra, rev, pid, code, rr, re,"
-                         " se, sa)",
-                         &ins, errstr, errstr_size) &&
-               cols_exec(pg,
-                         "UPDATE rs_referrals f SET status = v.st, payment_id = v.pay,"
-                         " payment_event_id = v.pe, qualified_at = rs_ms_to_ts(v.qa),"
-                         " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev,"
-                         " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::text[],"
-                         " $4::text[], $5::bigint[], $6::bigint[], $7::text[])"
-                         " AS v(id, st, pay, pe, qa, ra, rev) WHERE f.id = v.id",
-                         &upd, errstr, errstr_size);
+        return cols_exec(
+                   pg,
+                   "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id,"
+                   " qualified_at, reversed_at, reversal_event_id, program_id, code,"
+                   " referrer_user_id, referee_user_id, signup_event_id, signup_at)"
+                   " SELECT id, st, pay, pe, rs_ms_to_ts(qa), rs_ms_to_ts(ra), rev, pid,"
+                   " code, rr, re, se, rs_ms_to_ts(sa) FROM unnest($1::uuid[], "
+                   "$2::text[],"
+                   " $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],"
+                   " $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],"
+                   " $13::bigint[]) AS v(id, st, pay, pe, qa, ra, rev, pid, code, rr, re,"
+                   " se, sa)",
+                   &ins, errstr, errstr_size) &&
+               cols_exec(
+                   pg,
+                   "UPDATE rs_referrals f SET status = v.st, payment_id = v.pay,"
+                   " payment_event_id = v.pe, qualified_at = rs_ms_to_ts(v.qa),"
+                   " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev,"
+                   " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::text[],"
+                   " $4::text[], $5::bigint[], $6::bigint[], $7::text[])"
+                   " AS v(id, st, pay, pe, qa, ra, rev) WHERE f.id = v.id",
+                   &upd, errstr, errstr_size);
 }
 
 static bool write_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
@@ -524,12 +546,13 @@ static bool write_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t err
                 rs_pgarr_text(&k.c[1], s->referrer);
                 rs_pgarr_int(&k.c[2], s->rewarded_count);
         }
-        return cols_exec(pg,
-                         "INSERT INTO rs_referrer_stats (program_id, referrer_user_id,"
-                         " rewarded_count) SELECT * FROM unnest($1::bigint[], $2::text[],"
-                         " $3::int[]) ON CONFLICT (program_id, referrer_user_id) DO UPDATE"
-                         " SET rewarded_count = EXCLUDED.rewarded_count, updated_at = now()",
-                         &k, errstr, errstr_size);
+        return cols_exec(
+            pg,
+            "INSERT INTO rs_referrer_stats (program_id, referrer_user_id,"
+            " rewarded_count) SELECT * FROM unnest($1::bigint[], $2::text[],"
+            " $3::int[]) ON CONFLICT (program_id, referrer_user_id) DO UPDATE"
+            " SET rewarded_count = EXCLUDED.rewarded_count, updated_at = now()",
+            &k, errstr, errstr_size);
 }
 
 static void credit_insert_row(cols_t *k, const rs_credit_t *c)
@@ -557,7 +580,8 @@ static bool write_credits(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
         cols_init(&ins, 14);
         cols_init(&upd, 3);
         for (size_t i = 0; i < st->referrals.cap; i++) {
-                for (rs_referral_t *r = st->referrals.slots[i].value; r; r = r->next_of_referee) {
+                for (rs_referral_t *r = st->referrals.slots[i].value; r;
+                     r = r->next_of_referee) {
                         for (rs_credit_t *c = r->credits; c; c = c->next) {
                                 if (c->is_new) {
                                         credit_insert_row(&ins, c);
@@ -569,33 +593,38 @@ static bool write_credits(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                         }
                 }
         }
-        return cols_exec(pg,
-                         "INSERT INTO rs_credits (id, referral_id, program_id,"
-                         " beneficiary_user_id, role, amount_minor, currency, status,"
-                         " source_event_id, referrer_rewarded_count, goal_reached, created_at,"
-                         " reversed_at, reversal_event_id) SELECT id, rid, pid, b, role, amt,"
-                         " cur, st, src, cnt, goal, rs_ms_to_ts(ca), rs_ms_to_ts(ra), rev"
-                         " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[],"
-                         " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
-                         " $10::int[], $11::bool[], $12::bigint[], $13::bigint[], $14::text[])"
-                         " AS v(id, rid, pid, b, role, amt, cur, st, src, cnt, goal, ca, ra, rev)",
-                         &ins, errstr, errstr_size) &&
-               cols_exec(pg,
-                         "UPDATE rs_credits c SET status = 'reversed',"
-                         " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev"
-                         " FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, ra, rev)"
-                         " WHERE c.id = v.id",
-                         &upd, errstr, errstr_size);
+        return cols_exec(
+                   pg,
+                   "INSERT INTO rs_credits (id, referral_id, program_id,"
+                   " beneficiary_user_id, role, amount_minor, currency, status,"
+                   " source_event_id, referrer_rewarded_count, goal_reached, created_at,"
+                   " reversed_at, reversal_event_id) SELECT id, rid, pid, b, role, amt,"
+                   " cur, st, src, cnt, goal, rs_ms_to_ts(ca), rs_ms_to_ts(ra), rev"
+                   " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[],"
+                   " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
+                   " $10::int[], $11::bool[], $12::bigint[], $13::bigint[], $14::text[])"
+                   " AS v(id, rid, pid, b, role, amt, cur, st, src, cnt, goal, ca, ra, "
+                   "rev)",
+                   &ins, errstr, errstr_size) &&
+               cols_exec(
+                   pg,
+                   "UPDATE rs_credits c SET status = 'reversed',"
+                   " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev"
+                   " FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, ra, rev)"
+                   " WHERE c.id = v.id",
+                   &upd, errstr, errstr_size);
 }
 
-static bool write_rejections(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
+static bool write_rejections(rs_pg_t *pg, rs_state_t *st, char *errstr,
+                             size_t errstr_size)
 {
         cols_t k;
         cols_init(&k, 9);
         for (size_t i = 0; i < st->n_rejections; i++) {
                 const rs_rejection_t *r = &st->rejections[i];
                 rs_pgarr_text(&k.c[0], r->event_id);
-                rs_pgarr_text(&k.c[1], r->event_type == RS_EV_SIGNUP ? "signup" : "payment");
+                rs_pgarr_text(&k.c[1],
+                              r->event_type == RS_EV_SIGNUP ? "signup" : "payment");
                 rs_pgarr_text(&k.c[2], rs_reason_name(r->reason));
                 rs_pgarr_text(&k.c[3], r->user_id);
                 rs_pgarr_text(&k.c[4], r->code);
@@ -604,13 +633,14 @@ static bool write_rejections(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t e
                 rs_pgarr_text(&k.c[7], r->detail);
                 rs_pgarr_int(&k.c[8], r->occurred_at_ms);
         }
-        return cols_exec(pg,
-                         "INSERT INTO rs_rejections (event_id, event_type, reason, user_id, code,"
-                         " program_id, referrer_user_id, detail, occurred_at)"
-                         " SELECT e, t, r, u, c, p, rr, d, rs_ms_to_ts(o) FROM unnest($1::text[],"
-                         " $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
-                         " $7::text[], $8::text[], $9::bigint[]) AS v(e, t, r, u, c, p, rr, d, o)",
-                         &k, errstr, errstr_size);
+        return cols_exec(
+            pg,
+            "INSERT INTO rs_rejections (event_id, event_type, reason, user_id, code,"
+            " program_id, referrer_user_id, detail, occurred_at)"
+            " SELECT e, t, r, u, c, p, rr, d, rs_ms_to_ts(o) FROM unnest($1::text[],"
+            " $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],"
+            " $7::text[], $8::text[], $9::bigint[]) AS v(e, t, r, u, c, p, rr, d, o)",
+            &k, errstr, errstr_size);
 }
 
 static bool write_charges(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
@@ -628,16 +658,17 @@ static bool write_charges(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 rs_pgarr_text(&k.c[4], c->currency);
                 rs_pgarr_int(&k.c[5], c->occurred_at_ms);
         }
-        return cols_exec(pg,
-                         "INSERT INTO rs_first_charges (user_id, payment_id, event_id,"
-                         " amount_minor, currency, occurred_at) SELECT u, p, e, a, c,"
-                         " rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[], $3::text[],"
-                         " $4::bigint[], $5::text[], $6::bigint[]) AS v(u, p, e, a, c, o)"
-                         " ON CONFLICT (user_id) DO UPDATE SET payment_id = EXCLUDED.payment_id,"
-                         " event_id = EXCLUDED.event_id, amount_minor = EXCLUDED.amount_minor,"
-                         " currency = EXCLUDED.currency, occurred_at = EXCLUDED.occurred_at"
-                         " WHERE EXCLUDED.occurred_at < rs_first_charges.occurred_at",
-                         &k, errstr, errstr_size);
+        return cols_exec(
+            pg,
+            "INSERT INTO rs_first_charges (user_id, payment_id, event_id,"
+            " amount_minor, currency, occurred_at) SELECT u, p, e, a, c,"
+            " rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[], $3::text[],"
+            " $4::bigint[], $5::text[], $6::bigint[]) AS v(u, p, e, a, c, o)"
+            " ON CONFLICT (user_id) DO UPDATE SET payment_id = EXCLUDED.payment_id,"
+            " event_id = EXCLUDED.event_id, amount_minor = EXCLUDED.amount_minor,"
+            " currency = EXCLUDED.currency, occurred_at = EXCLUDED.occurred_at"
+            " WHERE EXCLUDED.occurred_at < rs_first_charges.occurred_at",
+            &k, errstr, errstr_size);
 }
 
 static bool write_held(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
@@ -659,15 +690,18 @@ static bool write_held(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_
                         rs_pgarr_text(&del.c[1], h->refund_of);
                 }
         }
-        return cols_exec(pg,
-                         "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, occurred_at)"
-                         " SELECT u, r, e, rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[],"
-                         " $3::text[], $4::bigint[]) AS v(u, r, e, o) ON CONFLICT DO NOTHING",
-                         &ins, errstr, errstr_size) &&
-               cols_exec(pg,
-                         "DELETE FROM rs_held_refunds h USING unnest($1::text[], $2::text[])"
-                         " AS v(u, r) WHERE h.user_id = v.u AND h.refund_of = v.r",
-                         &del, errstr, errstr_size);
+        return cols_exec(
+                   pg,
+                   "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, "
+                   "occurred_at)"
+                   " SELECT u, r, e, rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[],"
+                   " $3::text[], $4::bigint[]) AS v(u, r, e, o) ON CONFLICT DO NOTHING",
+                   &ins, errstr, errstr_size) &&
+               cols_exec(
+                   pg,
+                   "DELETE FROM rs_held_refunds h USING unnest($1::text[], $2::text[])"
+                   " AS v(u, r) WHERE h.user_id = v.u AND h.refund_of = v.r",
+                   &del, errstr, errstr_size);
 }
 
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)

@@ -23,18 +23,19 @@ const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr);
 
 /* Inserts missing rs_users rows for `users`, then locks all of them
  * (SELECT ... FOR UPDATE, sorted) and loads them into st. */
-bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
-                         size_t errstr_size) RS_WARN_UNUSED;
+bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Locks (sorted) and loads the codes that exist. */
-bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes, char *errstr,
-                         size_t errstr_size) RS_WARN_UNUSED;
+bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
+                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Referrals whose referee is one of `users` (all programs). */
 bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                              char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Referrers of the referrals of `payers` (read before locking, to know which
  * users to lock). */
 bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
-                             rs_arena_t *arena, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+                             rs_arena_t *arena, char *errstr,
+                             size_t errstr_size) RS_WARN_UNUSED;
 /* Programs of the loaded codes and referrals, referrer stats of their
  * (program, referrer) pairs, first charges and held refunds of `users`, and
  * the credits of referrals whose qualifying payment is in `refunded`. */

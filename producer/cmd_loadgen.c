@@ -15,19 +15,31 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { O_SEED, O_COUNT, O_RATE, O_CODES, O_REFPCT, O_CHARGEPCT, O_START, O_FORMAT, O_CURRENCY };
+enum {
+        O_SEED,
+        O_COUNT,
+        O_RATE,
+        O_CODES,
+        O_REFPCT,
+        O_CHARGEPCT,
+        O_START,
+        O_FORMAT,
+        O_CURRENCY
+};
 
 static const rs_cli_opt_t opts[] = {
-        [O_SEED] = {"seed", true, "N", "random seed (default 1)"},
-        [O_COUNT] = {"count", true, "N", "referees to generate (default 10000)"},
-        [O_RATE] = {"rate", true, "N", "events per second, 0 = unlimited (default 0)"},
-        [O_CODES] = {"codes", true, "C1,C2", "referral codes to use (comma-separated)"},
-        [O_REFPCT] = {"referral-pct", true, "P", "sign-ups with a code, percent (default 80)"},
-        [O_CHARGEPCT] = {"charge-pct", true, "P", "referees who pay, percent (default 70)"},
-        [O_START] = {"start-time", true, "T", "time of the first sign-up (default "
-                                              "2026-01-01T00:00:00Z)"},
-        [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
-        [O_CURRENCY] = {"currency", true, "CUR", "payment currency (default USD)"},
+    [O_SEED] = {"seed", true, "N", "random seed (default 1)"},
+    [O_COUNT] = {"count", true, "N", "referees to generate (default 10000)"},
+    [O_RATE] = {"rate", true, "N", "events per second, 0 = unlimited (default 0)"},
+    [O_CODES] = {"codes", true, "C1,C2", "referral codes to use (comma-separated)"},
+    [O_REFPCT] = {"referral-pct", true, "P",
+                  "sign-ups with a code, percent (default 80)"},
+    [O_CHARGEPCT] = {"charge-pct", true, "P", "referees who pay, percent (default 70)"},
+    [O_START] = {"start-time", true, "T",
+                 "time of the first sign-up (default "
+                 "2026-01-01T00:00:00Z)"},
+    [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
+    [O_CURRENCY] = {"currency", true, "CUR", "payment currency (default USD)"},
 };
 
 typedef struct lg {
@@ -72,7 +84,8 @@ static bool on_opt(void *ctx, int idx, const char *arg, char *errstr, size_t err
                 break;
         case O_CODES: {
                 char *copy = rs_strdup(arg), *save = NULL;
-                for (char *c = strtok_r(copy, ",", &save); c; c = strtok_r(NULL, ",", &save)) {
+                for (char *c = strtok_r(copy, ",", &save); c;
+                     c = strtok_r(NULL, ",", &save)) {
                         g->codes = rs_realloc(g->codes, (g->ncodes + 1) * sizeof(char *));
                         g->codes[g->ncodes++] = rs_strdup(c);
                 }
@@ -81,7 +94,8 @@ static bool on_opt(void *ctx, int idx, const char *arg, char *errstr, size_t err
         }
         }
         if (!ok)
-                snprintf(errstr, errstr_size, "--%s: invalid value '%s'", opts[idx].name, arg);
+                snprintf(errstr, errstr_size, "--%s: invalid value '%s'", opts[idx].name,
+                         arg);
         return ok;
 }
 
@@ -117,28 +131,30 @@ static bool referee(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc, rs_are
 {
         char err[512];
         int64_t at = g->start + k * 1000;
-        rs_event_t su = {.type = RS_EV_SIGNUP,
-                         .event_id = rs_arena_printf(a, "lg%lld-s%lld", (long long)g->seed,
-                                                     (long long)k),
-                         .occurred_at_ms = at,
-                         .user_id = rs_arena_printf(a, "lg%lld-u%lld", (long long)g->seed,
-                                                    (long long)k),
-                         .email_hash = rs_arena_printf(a, "h%llx", (unsigned long long)next(g))};
+        rs_event_t su = {
+            .type = RS_EV_SIGNUP,
+            .event_id =
+                rs_arena_printf(a, "lg%lld-s%lld", (long long)g->seed, (long long)k),
+            .occurred_at_ms = at,
+            .user_id =
+                rs_arena_printf(a, "lg%lld-u%lld", (long long)g->seed, (long long)k),
+            .email_hash = rs_arena_printf(a, "h%llx", (unsigned long long)next(g))};
         if (g->ncodes && below(g, 100) < g->refpct)
-                su.referral_code = below(g, 50) == 0 ? "NOSUCHCODE"
-                                                     : g->codes[below(g, (int64_t)g->ncodes)];
+                su.referral_code = below(g, 50) == 0
+                                       ? "NOSUCHCODE"
+                                       : g->codes[below(g, (int64_t)g->ncodes)];
         if (!rs_publisher_send(pub, &su, NULL, err, sizeof(err)))
                 goto fail;
         pace(pc);
         if (below(g, 100) >= g->chargepct)
                 return true;
         rs_event_t ch = {.type = RS_EV_PAYMENT,
-                         .event_id = rs_arena_printf(a, "lg%lld-c%lld", (long long)g->seed,
-                                                     (long long)k),
+                         .event_id = rs_arena_printf(a, "lg%lld-c%lld",
+                                                     (long long)g->seed, (long long)k),
                          .occurred_at_ms = at + 60000 + below(g, 86400000),
                          .user_id = su.user_id,
-                         .payment_id = rs_arena_printf(a, "lg%lld-pay%lld", (long long)g->seed,
-                                                       (long long)k),
+                         .payment_id = rs_arena_printf(a, "lg%lld-pay%lld",
+                                                       (long long)g->seed, (long long)k),
                          .amount_minor = 500 + below(g, 4501),
                          .kind = RS_PAY_CHARGE};
         memcpy(ch.currency, g->currency, sizeof(ch.currency));
@@ -148,7 +164,8 @@ static bool referee(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc, rs_are
         if (below(g, 100) != 0)
                 return true;
         rs_event_t rf = ch;
-        rf.event_id = rs_arena_printf(a, "lg%lld-r%lld", (long long)g->seed, (long long)k);
+        rf.event_id =
+            rs_arena_printf(a, "lg%lld-r%lld", (long long)g->seed, (long long)k);
         rf.kind = RS_PAY_REFUND;
         rf.refund_of = ch.payment_id;
         rf.occurred_at_ms += 3600000;
@@ -165,8 +182,8 @@ static int generate(const rs_config_t *cfg, lg_t *g)
 {
         char err[1024];
         rs_codec_t *codec = rs_codec_new(err, sizeof(err));
-        rs_publisher_t *pub = codec ? rs_publisher_new(cfg, codec, g->json, err, sizeof(err))
-                                    : NULL;
+        rs_publisher_t *pub =
+            codec ? rs_publisher_new(cfg, codec, g->json, err, sizeof(err)) : NULL;
         if (!pub) {
                 fprintf(stderr, "refstream loadgen: %s\n", err);
                 rs_codec_destroy(codec);
@@ -194,18 +211,23 @@ static int generate(const rs_config_t *cfg, lg_t *g)
 
 int rs_cmd_loadgen(int argc, char **argv)
 {
-        lg_t g = {.seed = 1, .count = 10000, .refpct = 80, .chargepct = 70,
-                  .start = INT64_C(1767225600000), .currency = "USD"};
+        lg_t g = {.seed = 1,
+                  .count = 10000,
+                  .refpct = 80,
+                  .chargepct = 70,
+                  .start = INT64_C(1767225600000),
+                  .currency = "USD"};
         const rs_cli_t cli = {
-                .command = "refstream loadgen",
-                .usage = "refstream loadgen [OPTIONS] [SETTINGS]\n\n"
-                         "Publishes a seeded synthetic stream of sign-ups, charges and refunds "
-                         "to the input topics.\nThe same seed and options give the same events.",
-                .opts = opts,
-                .nopts = RS_ARRAY_SIZE(opts),
-                .handler = on_opt,
-                .ctx = &g,
-                .config_flags = true,
+            .command = "refstream loadgen",
+            .usage =
+                "refstream loadgen [OPTIONS] [SETTINGS]\n\n"
+                "Publishes a seeded synthetic stream of sign-ups, charges and refunds "
+                "to the input topics.\nThe same seed and options give the same events.",
+            .opts = opts,
+            .nopts = RS_ARRAY_SIZE(opts),
+            .handler = on_opt,
+            .ctx = &g,
+            .config_flags = true,
         };
         rs_config_t cfg;
         int rc = rs_cli_config_only(&cli, argc, argv, &cfg);

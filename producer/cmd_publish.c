@@ -26,18 +26,18 @@ enum {
 };
 
 static const rs_cli_opt_t opts[] = {
-        [O_EVENT_ID] = {"event-id", true, "ID", "event id (default: a random one)"},
-        [O_AT] = {"occurred-at", true, "T", "RFC 3339 time or epoch ms (default: now)"},
-        [O_USER] = {"user", true, "U", "user id; without it, JSON lines are read from stdin"},
-        [O_CODE] = {"code", true, "CODE", "signup: referral code"},
-        [O_EMAIL] = {"email-hash", true, "H", "signup: e-mail hash"},
-        [O_PAYMENT] = {"payment-id", true, "P", "payment: payment id"},
-        [O_AMOUNT] = {"amount", true, "MINOR", "payment: amount in minor units"},
-        [O_CURRENCY] = {"currency", true, "CUR", "payment: ISO 4217 currency"},
-        [O_KIND] = {"kind", true, "KIND", "payment: CHARGE (default) or REFUND"},
-        [O_REFUND_OF] = {"refund-of", true, "P", "payment: the refunded payment id"},
-        [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
-        [O_TOPIC] = {"topic", true, "TOPIC", "override the configured topic"},
+    [O_EVENT_ID] = {"event-id", true, "ID", "event id (default: a random one)"},
+    [O_AT] = {"occurred-at", true, "T", "RFC 3339 time or epoch ms (default: now)"},
+    [O_USER] = {"user", true, "U", "user id; without it, JSON lines are read from stdin"},
+    [O_CODE] = {"code", true, "CODE", "signup: referral code"},
+    [O_EMAIL] = {"email-hash", true, "H", "signup: e-mail hash"},
+    [O_PAYMENT] = {"payment-id", true, "P", "payment: payment id"},
+    [O_AMOUNT] = {"amount", true, "MINOR", "payment: amount in minor units"},
+    [O_CURRENCY] = {"currency", true, "CUR", "payment: ISO 4217 currency"},
+    [O_KIND] = {"kind", true, "KIND", "payment: CHARGE (default) or REFUND"},
+    [O_REFUND_OF] = {"refund-of", true, "P", "payment: the refunded payment id"},
+    [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
+    [O_TOPIC] = {"topic", true, "TOPIC", "override the configured topic"},
 };
 
 typedef struct pub_args {
@@ -63,7 +63,8 @@ static bool parse_time(const char *s, int64_t *out)
 /* Builds the event from flags, then validates it by a JSON round trip through
  * the same decoder the processor uses. */
 static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, rs_codec_t *codec,
-                             rs_arena_t *arena, rs_event_t *ev, char *errstr, size_t errstr_size)
+                             rs_arena_t *arena, rs_event_t *ev, char *errstr,
+                             size_t errstr_size)
 {
         char id[64];
         rs_event_t raw = {.type = type, .user_id = a->v[O_USER]};
@@ -72,22 +73,26 @@ static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, rs_codec
         raw.event_id = a->v[O_EVENT_ID] ? a->v[O_EVENT_ID] : id;
         raw.occurred_at_ms = rs_now_ms();
         if (a->v[O_AT] && !parse_time(a->v[O_AT], &raw.occurred_at_ms)) {
-                snprintf(errstr, errstr_size, "--occurred-at: '%s' is not a time", a->v[O_AT]);
+                snprintf(errstr, errstr_size, "--occurred-at: '%s' is not a time",
+                         a->v[O_AT]);
                 return false;
         }
         raw.referral_code = a->v[O_CODE];
         raw.email_hash = a->v[O_EMAIL];
         raw.payment_id = a->v[O_PAYMENT];
         raw.refund_of = a->v[O_REFUND_OF];
-        if (a->v[O_AMOUNT] && !rs_parse_int64(a->v[O_AMOUNT], 0, INT64_MAX, &raw.amount_minor)) {
-                snprintf(errstr, errstr_size, "--amount: '%s' is not a non-negative integer",
-                         a->v[O_AMOUNT]);
+        if (a->v[O_AMOUNT] &&
+            !rs_parse_int64(a->v[O_AMOUNT], 0, INT64_MAX, &raw.amount_minor)) {
+                snprintf(errstr, errstr_size,
+                         "--amount: '%s' is not a non-negative integer", a->v[O_AMOUNT]);
                 return false;
         }
-        rs_strlcpy(raw.currency, a->v[O_CURRENCY] ? a->v[O_CURRENCY] : "", sizeof(raw.currency));
+        rs_strlcpy(raw.currency, a->v[O_CURRENCY] ? a->v[O_CURRENCY] : "",
+                   sizeof(raw.currency));
         raw.kind = a->v[O_KIND] && strcmp(a->v[O_KIND], "REFUND") == 0 ? RS_PAY_REFUND
-                                                                        : RS_PAY_CHARGE;
-        if (a->v[O_KIND] && strcmp(a->v[O_KIND], "REFUND") && strcmp(a->v[O_KIND], "CHARGE")) {
+                                                                       : RS_PAY_CHARGE;
+        if (a->v[O_KIND] && strcmp(a->v[O_KIND], "REFUND") &&
+            strcmp(a->v[O_KIND], "CHARGE")) {
                 snprintf(errstr, errstr_size, "--kind: '%s' is not CHARGE or REFUND",
                          a->v[O_KIND]);
                 return false;
@@ -146,7 +151,8 @@ static int run(const rs_config_t *cfg, const pub_args_t *a, rs_event_type_t type
         rs_arena_init(&arena, 4096);
         rs_codec_t *codec = rs_codec_new(err, sizeof(err));
         bool json = a->v[O_FORMAT] && strcmp(a->v[O_FORMAT], "json") == 0;
-        rs_publisher_t *pub = codec ? rs_publisher_new(cfg, codec, json, err, sizeof(err)) : NULL;
+        rs_publisher_t *pub =
+            codec ? rs_publisher_new(cfg, codec, json, err, sizeof(err)) : NULL;
         long bad = 0, sent = 0;
         rs_event_t ev;
         if (!pub) {
@@ -167,10 +173,12 @@ static int run(const rs_config_t *cfg, const pub_args_t *a, rs_event_type_t type
         if (pub) {
                 long failed = rs_publisher_finish(pub, 30000);
                 fprintf(stderr, "refstream publish: %ld %s events delivered to %s%s\n",
-                        rs_publisher_delivered(pub), type == RS_EV_SIGNUP ? "signup" : "payment",
+                        rs_publisher_delivered(pub),
+                        type == RS_EV_SIGNUP ? "signup" : "payment",
                         a->v[O_TOPIC] ? a->v[O_TOPIC] : rs_kafka_input_topic(cfg, type),
                         bad ? "; some input lines were invalid (see above)" : "");
-                if ((failed || bad || rs_publisher_delivered(pub) != sent) && rc == RS_EXIT_OK)
+                if ((failed || bad || rs_publisher_delivered(pub) != sent) &&
+                    rc == RS_EXIT_OK)
                         rc = RS_EXIT_FAILURE;
         }
         rs_publisher_destroy(pub);
@@ -183,17 +191,18 @@ int rs_cmd_publish(int argc, char **argv)
 {
         pub_args_t a = {0};
         const rs_cli_t cli = {
-                .command = "refstream publish",
-                .usage = "refstream publish signup|payment [OPTIONS] [SETTINGS]\n\n"
-                         "Publishes one event built from the options, or, without --user, one "
-                         "event per JSON line\non stdin (the fields of SPEC §2.2). Events are "
-                         "validated first; the key is the user id.\nPrints the event id of a "
-                         "single event. Exit 1 if any line was invalid or undelivered.",
-                .opts = opts,
-                .nopts = RS_ARRAY_SIZE(opts),
-                .handler = on_opt,
-                .ctx = &a,
-                .config_flags = true,
+            .command = "refstream publish",
+            .usage =
+                "refstream publish signup|payment [OPTIONS] [SETTINGS]\n\n"
+                "Publishes one event built from the options, or, without --user, one "
+                "event per JSON line\non stdin (the fields of SPEC §2.2). Events are "
+                "validated first; the key is the user id.\nPrints the event id of a "
+                "single event. Exit 1 if any line was invalid or undelivered.",
+            .opts = opts,
+            .nopts = RS_ARRAY_SIZE(opts),
+            .handler = on_opt,
+            .ctx = &a,
+            .config_flags = true,
         };
         rs_config_t cfg;
         int first = 0;
@@ -202,11 +211,13 @@ int rs_cmd_publish(int argc, char **argv)
                 rs_event_type_t type = RS_EV_SIGNUP;
                 if (first != argc - 1 || (strcmp(argv[first], "signup") != 0 &&
                                           strcmp(argv[first], "payment") != 0)) {
-                        fprintf(stderr, "refstream publish: expected signup or payment\nTry "
-                                        "'refstream publish --help'.\n");
+                        fprintf(stderr,
+                                "refstream publish: expected signup or payment\nTry "
+                                "'refstream publish --help'.\n");
                         rc = RS_EXIT_USAGE;
                 } else {
-                        type = strcmp(argv[first], "signup") == 0 ? RS_EV_SIGNUP : RS_EV_PAYMENT;
+                        type = strcmp(argv[first], "signup") == 0 ? RS_EV_SIGNUP
+                                                                  : RS_EV_PAYMENT;
                         rc = run(&cfg, &a, type);
                 }
         }

@@ -35,14 +35,16 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (m->err) {
                 /* Left unpublished: the sweep retries it when its lease expires. */
                 o->stats.failed++;
-                rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s", (long long)id,
-                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s",
+                        (long long)id, rd_kafka_topic_name(m->rkt),
+                        rd_kafka_err2str(m->err));
                 return;
         }
         o->stats.delivered[dest]++;
         if (o->n_delivered == o->cap_delivered) {
                 o->cap_delivered = o->cap_delivered ? o->cap_delivered * 2 : 1024;
-                o->delivered = rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
+                o->delivered =
+                    rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
         }
         o->delivered[o->n_delivered++] = id;
 }
@@ -53,10 +55,19 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
         char timeout[24];
         /* Give up on a delivery before the lease expires, so the sweep never
          * republishes a row whose first attempt is still under way. */
-        snprintf(timeout, sizeof(timeout), "%lld", (long long)(cfg->outbox_lease_ms * 2 / 3));
-        const char *defaults[] = {"enable.idempotence", "true", "acks", "all",
-                                  "linger.ms", "5", "message.timeout.ms", timeout,
-                                  "compression.type", "lz4", NULL};
+        snprintf(timeout, sizeof(timeout), "%lld",
+                 (long long)(cfg->outbox_lease_ms * 2 / 3));
+        const char *defaults[] = {"enable.idempotence",
+                                  "true",
+                                  "acks",
+                                  "all",
+                                  "linger.ms",
+                                  "5",
+                                  "message.timeout.ms",
+                                  timeout,
+                                  "compression.type",
+                                  "lz4",
+                                  NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(cfg, defaults, errstr, errstr_size);
         if (!conf)
                 return NULL;
@@ -119,11 +130,11 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
         for (;;) {
                 rd_kafka_headers_t *h = headers_of(m);
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                        o->rk, RD_KAFKA_V_TOPIC(o->topics[m->dest]),
-                        RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
-                        RD_KAFKA_V_VALUE((void *)m->payload, m->payload ? m->payload_len : 0),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                        RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
+                    o->rk, RD_KAFKA_V_TOPIC(o->topics[m->dest]),
+                    RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
+                    RD_KAFKA_V_VALUE((void *)m->payload, m->payload ? m->payload_len : 0),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                    RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
                 if (!err)
                         return; /* h is now owned by the message */
                 rd_kafka_headers_destroy(h);
@@ -212,14 +223,15 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         /* SKIP LOCKED + the new lease: concurrent sweeps of several instances
          * claim disjoint rows. */
         PGresult *res = rs_pg_exec(
-                o->pg,
-                "UPDATE rs_outbox SET claimed_until = now() + $1::bigint * interval"
-                " '1 millisecond', attempts = attempts + 1 WHERE id IN (SELECT id FROM rs_outbox"
-                " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <"
-                " now()) ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,"
-                " destination, msg_key, payload, event_type, source_topic, source_partition,"
-                " source_offset, error_class, error_message",
-                2, params, errstr, errstr_size);
+            o->pg,
+            "UPDATE rs_outbox SET claimed_until = now() + $1::bigint * interval"
+            " '1 millisecond', attempts = attempts + 1 WHERE id IN (SELECT id FROM "
+            "rs_outbox"
+            " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <"
+            " now()) ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,"
+            " destination, msg_key, payload, event_type, source_topic, source_partition,"
+            " source_offset, error_class, error_message",
+            2, params, errstr, errstr_size);
         if (!res)
                 return -1;
         rs_arena_t a;
@@ -239,16 +251,16 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         rs_arena_destroy(&a);
         o->stats.republished += (uint64_t)n;
         if (n)
-                rs_info("outbox", "republished %d outbox rows whose delivery was not confirmed",
-                        n);
+                rs_info("outbox",
+                        "republished %d outbox rows whose delivery was not confirmed", n);
         return n;
 }
 
 static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        PGresult *res = rs_pg_exec(o->pg,
-                                   "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL",
-                                   0, NULL, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(o->pg, "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL",
+                       0, NULL, errstr, errstr_size);
         if (!res)
                 return false;
         o->stats.pending = rs_pg_int(res, 0, 0, 0);
@@ -259,15 +271,17 @@ static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
         snprintf(hours, sizeof(hours), "%lld", (long long)o->retention_hours);
         const char *params[] = {hours};
         /* Bounded deletes keep each sweep short. */
-        return rs_pg_cmd(o->pg,
-                         "DELETE FROM rs_outbox WHERE id IN (SELECT id FROM rs_outbox WHERE"
-                         " published_at < now() - $1::bigint * interval '1 hour' LIMIT 10000)",
-                         1, params, errstr, errstr_size);
+        return rs_pg_cmd(
+            o->pg,
+            "DELETE FROM rs_outbox WHERE id IN (SELECT id FROM rs_outbox WHERE"
+            " published_at < now() - $1::bigint * interval '1 hour' LIMIT 10000)",
+            1, params, errstr, errstr_size);
 }
 
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        if (!rs_pg_connect(o->pg, errstr, errstr_size) || !rs_outbox_mark(o, errstr, errstr_size))
+        if (!rs_pg_connect(o->pg, errstr, errstr_size) ||
+            !rs_outbox_mark(o, errstr, errstr_size))
                 return -1;
         int n = republish(o, errstr, errstr_size);
         if (n < 0 || !housekeeping(o, errstr, errstr_size))
@@ -280,8 +294,10 @@ bool rs_outbox_flush(rs_outbox_t *o, int timeout_ms)
         rd_kafka_resp_err_t err = rd_kafka_flush(o->rk, timeout_ms);
         char errstr[512];
         if (!rs_outbox_mark(o, errstr, sizeof(errstr)))
-                rs_warn("outbox", "cannot mark delivered rows published (they will be "
-                                  "republished): %s", errstr);
+                rs_warn("outbox",
+                        "cannot mark delivered rows published (they will be "
+                        "republished): %s",
+                        errstr);
         return err == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -292,7 +308,8 @@ int rs_outbox_in_flight(rs_outbox_t *o)
 
 bool rs_outbox_fatal(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        return rd_kafka_fatal_error(o->rk, errstr, errstr_size) != RD_KAFKA_RESP_ERR_NO_ERROR;
+        return rd_kafka_fatal_error(o->rk, errstr, errstr_size) !=
+               RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
 rs_outbox_stats_t rs_outbox_stats(const rs_outbox_t *o)

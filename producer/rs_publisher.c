@@ -23,8 +23,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         rs_publisher_t *p = opaque;
         if (m->err) {
                 p->failed++;
-                rs_error("publish", "delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                         rd_kafka_err2str(m->err));
+                rs_error("publish", "delivery to %s failed: %s",
+                         rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         } else {
                 p->delivered++;
         }
@@ -56,8 +56,8 @@ rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool
         return p;
 }
 
-bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topic, char *errstr,
-                       size_t errstr_size)
+bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topic,
+                       char *errstr, size_t errstr_size)
 {
         rs_buf_reset(&p->buf);
         if (p->json)
@@ -68,10 +68,10 @@ bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topi
                 topic = rs_kafka_input_topic(p->cfg, ev->type);
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
-                        p->rk, RD_KAFKA_V_TOPIC(topic),
-                        RD_KAFKA_V_KEY(ev->user_id, strlen(ev->user_id)),
-                        RD_KAFKA_V_VALUE(p->buf.data, p->buf.len),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                    p->rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_KEY(ev->user_id, strlen(ev->user_id)),
+                    RD_KAFKA_V_VALUE(p->buf.data, p->buf.len),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
                 if (!err)
                         break;
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -90,7 +90,8 @@ long rs_publisher_finish(rs_publisher_t *p, int timeout_ms)
         rd_kafka_flush(p->rk, timeout_ms);
         long stuck = rd_kafka_outq_len(p->rk);
         if (stuck)
-                rs_error("publish", "%ld events not acknowledged within %d ms", stuck, timeout_ms);
+                rs_error("publish", "%ld events not acknowledged within %d ms", stuck,
+                         timeout_ms);
         return p->failed + stuck;
 }
 

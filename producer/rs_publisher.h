@@ -16,8 +16,8 @@ rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool
                                  char *errstr, size_t errstr_size);
 /* Queues one event to `topic` (NULL: the configured topic of its type). False
  * + errstr if it cannot be encoded or queued. */
-bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topic, char *errstr,
-                       size_t errstr_size) RS_WARN_UNUSED;
+bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topic,
+                       char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Waits for every queued event to be acknowledged; returns the number of
  * events whose delivery failed (after librdkafka's retries). */
 long rs_publisher_finish(rs_publisher_t *p, int timeout_ms);

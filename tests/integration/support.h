@@ -21,7 +21,8 @@ rs_pg_t *rs_it_pg(const char *url);
 char *rs_it_sql(rs_pg_t *pg, const char *sql);
 /* Same, formatted. */
 char *rs_it_sqlf(rs_pg_t *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-long long rs_it_count(rs_pg_t *pg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+long long rs_it_count(rs_pg_t *pg, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Deletes every key of the Redis cache prefix (between tests). */
 void rs_it_redis_flush(void);
 

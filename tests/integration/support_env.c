@@ -31,7 +31,8 @@ const char *rs_it_env(const char *key)
         const char *files = getenv("RS_STACK_ENV");
         if (files) {
                 char *copy = rs_strdup(files), *save = NULL;
-                for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+                for (char *p = strtok_r(copy, ":", &save); p;
+                     p = strtok_r(NULL, ":", &save)) {
                         char *found = lookup_file(p, key);
                         if (found) {
                                 /* Kept in the environment: later lookups are
@@ -44,8 +45,9 @@ const char *rs_it_env(const char *key)
                 }
                 free(copy);
         }
-        fprintf(stderr, "integration test: %s is not set and not in RS_STACK_ENV (%s); "
-                        "start the stack with scripts/stack.sh or run via ctest\n",
+        fprintf(stderr,
+                "integration test: %s is not set and not in RS_STACK_ENV (%s); "
+                "start the stack with scripts/stack.sh or run via ctest\n",
                 key, files ? files : "unset");
         exit(1);
 }
@@ -69,7 +71,7 @@ char *rs_it_sql(rs_pg_t *pg, const char *sql)
                 fprintf(stderr, "integration test: SQL failed: %s\n  %s\n", err, sql);
                 exit(1);
         }
-        char *v = PQntuples(res) == 0  ? rs_strdup("")
+        char *v = PQntuples(res) == 0      ? rs_strdup("")
                   : PQgetisnull(res, 0, 0) ? NULL
                                            : rs_strdup(PQgetvalue(res, 0, 0));
         PQclear(res);

@@ -29,7 +29,8 @@ struct rs_it_proxy {
 static int connect_target(int port)
 {
         int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_port = htons((uint16_t)port),
                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
                 close(fd);
@@ -131,7 +132,8 @@ rs_it_proxy_t *rs_it_proxy_start(int target_port)
         p->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
         int one = 1;
         setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        struct sockaddr_in a = {.sin_family = AF_INET,
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
         socklen_t len = sizeof(a);
         if (bind(p->listen_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
             listen(p->listen_fd, 64) != 0 ||

@@ -27,9 +27,10 @@ static fx_t fx;
 
 static void seed_program(rs_pg_t *pg, const char *extra_code_sql)
 {
-        free(rs_it_sql(pg, "INSERT INTO rs_programs (key, name, currency, reward_kind,"
-                           " reward_value, referee_reward, min_payment, referral_goal)"
-                           " VALUES ('default', 'Default', 'USD', 'fixed', 500, 200, 1000, 2)"));
+        free(rs_it_sql(
+            pg, "INSERT INTO rs_programs (key, name, currency, reward_kind,"
+                " reward_value, referee_reward, min_payment, referral_goal)"
+                " VALUES ('default', 'Default', 'USD', 'fixed', 500, 200, 1000, 2)"));
         free(rs_it_sql(pg, "INSERT INTO rs_codes (code, program_id, owner_user_id)"
                            " VALUES ('ALICE234', 1, 'alice')"));
         if (extra_code_sql)
@@ -52,9 +53,10 @@ static int setup(void **state)
                                   .codec = fx.codec,
                                   .outbox_lease_ms = 30000};
         /* One single-use code per race round (see last_use_has_one_winner). */
-        seed_program(fx.pg, "INSERT INTO rs_codes (code, program_id, owner_user_id, max_uses)"
-                            " SELECT 'LAST' || lpad(g::text, 4, '0'), 1, 'zed', 1"
-                            " FROM generate_series(1, 100) g");
+        seed_program(fx.pg,
+                     "INSERT INTO rs_codes (code, program_id, owner_user_id, max_uses)"
+                     " SELECT 'LAST' || lpad(g::text, 4, '0'), 1, 'zed', 1"
+                     " FROM generate_series(1, 100) g");
         return 0;
 }
 
@@ -68,12 +70,12 @@ static int teardown(void **state)
 }
 
 /* Adds a JSON record; strings live in the batch arena. */
-static void add_with(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type, int64_t offset,
-                     const char *json)
+static void add_with(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type,
+                     int64_t offset, const char *json)
 {
         char *copy = rs_arena_strdup(&b->arena, json);
-        rs_batch_add(b, codec, type, type == RS_EV_SIGNUP ? "signups" : "payments", 0, offset,
-                     NULL, 0, copy, strlen(copy), NULL);
+        rs_batch_add(b, codec, type, type == RS_EV_SIGNUP ? "signups" : "payments", 0,
+                     offset, NULL, 0, copy, strlen(copy), NULL);
 }
 
 /* The racers below are separate "instances": each has its own codec. */
@@ -95,11 +97,13 @@ static void signup(rs_batch_t *b, int64_t off, const char *id, const char *user,
         add(b, RS_EV_SIGNUP, off, j);
 }
 
-static void charge(rs_batch_t *b, int64_t off, const char *id, const char *user, int amount)
+static void charge(rs_batch_t *b, int64_t off, const char *id, const char *user,
+                   int amount)
 {
         char j[512];
         snprintf(j, sizeof(j),
-                 "{\"event_id\":\"%s\",\"occurred_at\":\"2026-01-02T00:00:00Z\",\"user_id\":\"%s\""
+                 "{\"event_id\":\"%s\",\"occurred_at\":\"2026-01-02T00:00:00Z\",\"user_"
+                 "id\":\"%s\""
                  ",\"payment_id\":\"pay-%s\",\"amount_minor\":%d,\"currency\":\"USD\","
                  "\"kind\":\"CHARGE\"}",
                  id, user, id, amount);
@@ -142,8 +146,9 @@ static void same_batch_twice_has_one_effect(void **state)
         assert_int_equal(rs_it_count(fx.pg, "SELECT uses_count FROM rs_codes"
                                             " WHERE code = 'ALICE234'"),
                          1);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE destination"
-                                            " = 'dlq' AND error_class = 'bad_framing'"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_outbox WHERE destination"
+                                     " = 'dlq' AND error_class = 'bad_framing'"),
                          1);
         rs_batch_free(&b);
 }
@@ -184,7 +189,8 @@ static void redis_down_falls_back_to_postgres(void **state)
 {
         char err[256];
         rs_batch_env_t env = fx.env;
-        env.cache = rs_cache_new("redis://127.0.0.1:1/0", 60000, 5000, 100, err, sizeof(err));
+        env.cache =
+            rs_cache_new("redis://127.0.0.1:1/0", 60000, 5000, 100, err, sizeof(err));
         rs_batch_t b;
         rs_batch_init(&b);
         signup(&b, 30, "e-r1", "hal", "ALICE234");
@@ -250,8 +256,8 @@ static void run_racers(const char *kind, int rounds)
                 r[i] = (racer_t){.env = fx.env, .id = i, .rounds = rounds, .kind = kind};
                 /* One connection, cache client and codec per "instance". */
                 r[i].env.pg = rs_it_pg(fx.url);
-                r[i].env.cache = rs_cache_new(rs_it_env("REFSTREAM_REDIS_URL"), 60000, 5000, 500,
-                                              err, sizeof(err));
+                r[i].env.cache = rs_cache_new(rs_it_env("REFSTREAM_REDIS_URL"), 60000,
+                                              5000, 500, err, sizeof(err));
                 r[i].env.codec = rs_codec_new(err, sizeof(err));
                 pthread_create(&t[i], NULL, race, &r[i]);
         }
@@ -269,19 +275,23 @@ static void run_racers(const char *kind, int rounds)
 static void last_use_has_one_winner(void **state)
 {
         run_racers("lastuse", 100);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM (SELECT code FROM rs_referrals"
-                                            " WHERE code LIKE 'LAST%%' GROUP BY code"
-                                            " HAVING count(*) <> 1) x"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM (SELECT code FROM rs_referrals"
+                                     " WHERE code LIKE 'LAST%%' GROUP BY code"
+                                     " HAVING count(*) <> 1) x"),
                          0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE code LIKE"
-                                            " 'LAST%%'"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_referrals WHERE code LIKE"
+                                     " 'LAST%%'"),
                          100);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_codes WHERE code LIKE"
-                                            " 'LAST%%' AND uses_count = 1 AND status ="
-                                            " 'exhausted'"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_codes WHERE code LIKE"
+                                     " 'LAST%%' AND uses_count = 1 AND status ="
+                                     " 'exhausted'"),
                          100);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_rejections WHERE code LIKE"
-                                            " 'LAST%%' AND reason = 'CODE_EXHAUSTED'"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_rejections WHERE code LIKE"
+                                     " 'LAST%%' AND reason = 'CODE_EXHAUSTED'"),
                          100);
 }
 
@@ -301,9 +311,10 @@ static void signup_and_payment_race(void **state)
                                             " referee_user_id LIKE 'svp-%%' AND status = "
                                             "'credited'"),
                          100);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
-                                            " rs_referrals r ON r.id = c.referral_id WHERE"
-                                            " r.referee_user_id LIKE 'svp-%%'"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_credits c JOIN"
+                                     " rs_referrals r ON r.id = c.referral_id WHERE"
+                                     " r.referee_user_id LIKE 'svp-%%'"),
                          200);
 }
 
@@ -311,12 +322,12 @@ int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(same_batch_twice_has_one_effect),
-                cmocka_unit_test(duplicate_inside_one_batch),
-                cmocka_unit_test(cache_is_filled_and_used),
-                cmocka_unit_test(redis_down_falls_back_to_postgres),
-                cmocka_unit_test(last_use_has_one_winner),
-                cmocka_unit_test(signup_and_payment_race),
+            cmocka_unit_test(same_batch_twice_has_one_effect),
+            cmocka_unit_test(duplicate_inside_one_batch),
+            cmocka_unit_test(cache_is_filled_and_used),
+            cmocka_unit_test(redis_down_falls_back_to_postgres),
+            cmocka_unit_test(last_use_has_one_winner),
+            cmocka_unit_test(signup_and_payment_race),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

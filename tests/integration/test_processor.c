@@ -40,8 +40,8 @@ static void fresh(const char *db)
         rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
         fx.host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         fx.mc = rd_kafka_mock_cluster_new(fx.host, 1);
-        const char *topics[] = {"signups", "payments", "referral-credited", "referral-reversed",
-                                "refstream-dlq"};
+        const char *topics[] = {"signups", "payments", "referral-credited",
+                                "referral-reversed", "refstream-dlq"};
         for (size_t i = 0; i < RS_ARRAY_SIZE(topics); i++)
                 rd_kafka_mock_topic_create(fx.mc, topics[i], PARTS, 1);
         fx.url = rs_it_fresh_db(db);
@@ -51,8 +51,9 @@ static void fresh(const char *db)
         free(rs_it_sql(fx.pg, "INSERT INTO rs_programs (key, name, currency, reward_kind,"
                               " reward_value, referee_reward, min_payment)"
                               " VALUES ('p', 'P', 'USD', 'fixed', 500, 100, 1000)"));
-        free(rs_it_sql(fx.pg, "INSERT INTO rs_codes (code, program_id, owner_user_id)"
-                              " VALUES ('ALICE234', 1, 'alice'), ('BOB23456', 1, 'bob')"));
+        free(rs_it_sql(fx.pg,
+                       "INSERT INTO rs_codes (code, program_id, owner_user_id)"
+                       " VALUES ('ALICE234', 1, 'alice'), ('BOB23456', 1, 'bob')"));
 }
 
 static int teardown(void **state)
@@ -70,17 +71,17 @@ static void config(rs_config_t *cfg, const char *db_url)
         char err[512];
         rs_config_init(cfg);
         const char *kv[][2] = {
-                {"REFSTREAM_KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(fx.mc)},
-                {"REFSTREAM_DATABASE_URL", db_url},
-                {"REFSTREAM_REDIS_URL", rs_it_env("REFSTREAM_REDIS_URL")},
-                {"REFSTREAM_HTTP_ADDR", "127.0.0.1:0"},
-                {"REFSTREAM_BATCH_LINGER_MS", "10"},
-                {"REFSTREAM_OUTBOX_LEASE_MS", "1500"},
-                {"REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "300"},
-                {"REFSTREAM_PG_RETRY_MAX_MS", "400"},
-                {"REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "2000"},
-                {"REFSTREAM_RDKAFKA_SESSION_TIMEOUT_MS", "3000"},
-                {"REFSTREAM_RDKAFKA_HEARTBEAT_INTERVAL_MS", "300"},
+            {"REFSTREAM_KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(fx.mc)},
+            {"REFSTREAM_DATABASE_URL", db_url},
+            {"REFSTREAM_REDIS_URL", rs_it_env("REFSTREAM_REDIS_URL")},
+            {"REFSTREAM_HTTP_ADDR", "127.0.0.1:0"},
+            {"REFSTREAM_BATCH_LINGER_MS", "10"},
+            {"REFSTREAM_OUTBOX_LEASE_MS", "1500"},
+            {"REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "300"},
+            {"REFSTREAM_PG_RETRY_MAX_MS", "400"},
+            {"REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "2000"},
+            {"REFSTREAM_RDKAFKA_SESSION_TIMEOUT_MS", "3000"},
+            {"REFSTREAM_RDKAFKA_HEARTBEAT_INTERVAL_MS", "300"},
         };
         for (size_t i = 0; i < RS_ARRAY_SIZE(kv); i++)
                 if (!rs_config_set(cfg, kv[i][0], kv[i][1], "test", err, sizeof(err)))
@@ -102,14 +103,21 @@ static void publish(const rs_config_t *cfg, const rs_event_t *evs, size_t n)
 
 static rs_event_t su(const char *id, const char *user, const char *code)
 {
-        return (rs_event_t){.type = RS_EV_SIGNUP, .event_id = id, .occurred_at_ms = T0,
-                            .user_id = user, .referral_code = code};
+        return (rs_event_t){.type = RS_EV_SIGNUP,
+                            .event_id = id,
+                            .occurred_at_ms = T0,
+                            .user_id = user,
+                            .referral_code = code};
 }
 
 static rs_event_t ch(const char *id, const char *user, int64_t amount)
 {
-        rs_event_t e = {.type = RS_EV_PAYMENT, .event_id = id, .occurred_at_ms = T0 + 3600000,
-                        .user_id = user, .payment_id = id, .amount_minor = amount,
+        rs_event_t e = {.type = RS_EV_PAYMENT,
+                        .event_id = id,
+                        .occurred_at_ms = T0 + 3600000,
+                        .user_id = user,
+                        .payment_id = id,
+                        .amount_minor = amount,
                         .currency = "USD"};
         return e;
 }
@@ -189,14 +197,15 @@ static void read_topic(const char *topic, out_t *o)
 {
         char err[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers", rd_kafka_mock_cluster_bootstraps(fx.mc), err,
-                          sizeof(err));
+        rd_kafka_conf_set(conf, "bootstrap.servers",
+                          rd_kafka_mock_cluster_bootstraps(fx.mc), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof(err));
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
         for (int p = 0; p < PARTS; p++)
-                rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
         rd_kafka_assign(rk, l);
         rd_kafka_topic_partition_list_destroy(l);
         rs_map_init(&o->ids);
@@ -209,10 +218,11 @@ static void read_topic(const char *topic, out_t *o)
                         idle = 0;
                         rs_buf_t j;
                         rs_buf_init(&j);
-                        assert_true(rs_codec_output_to_json(fx.codec, m->payload, m->len, &j, err,
-                                                            sizeof(err)));
+                        assert_true(rs_codec_output_to_json(fx.codec, m->payload, m->len,
+                                                            &j, err, sizeof(err)));
                         json_t *doc = json_loads(j.data, 0, NULL);
-                        const char *id = json_string_value(json_object_get(doc, "credit_id"));
+                        const char *id =
+                            json_string_value(json_object_get(doc, "credit_id"));
                         char *key = rs_strdup(id);
                         intptr_t n = (intptr_t)rs_map_get(&o->ids, key);
                         if (n)
@@ -224,8 +234,9 @@ static void read_topic(const char *topic, out_t *o)
                         size_t len;
                         if (!rd_kafka_message_headers(m, &h) &&
                             !rd_kafka_header_get_last(h, "event_type", &v, &len))
-                                snprintf(o->header_event_type, sizeof(o->header_event_type),
-                                         "%.*s", (int)len, (const char *)v);
+                                snprintf(o->header_event_type,
+                                         sizeof(o->header_event_type), "%.*s", (int)len,
+                                         (const char *)v);
                         json_decref(doc);
                         rs_buf_free(&j);
                 }
@@ -270,7 +281,8 @@ static void end_to_end(void **state)
         assert_int_equal(o.ids.count, 40);
         assert_string_equal(o.header_event_type, "ReferralCredited");
         out_free(&o);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"), 20);
+        assert_int_equal(
+            rs_it_count(fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"), 20);
         rs_config_free(&cfg);
 }
 
@@ -298,8 +310,9 @@ static void crash_after_commit(void **state)
         r->stop = 1;
         long long committed = rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox");
         assert_true(committed > 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE published_at"
-                                            " IS NOT NULL"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_outbox WHERE published_at"
+                                     " IS NOT NULL"),
                          0);
         rs_processor_destroy(r->p); /* no consumer close: a real crash */
         free(r);
@@ -391,10 +404,12 @@ static void output_topic_failure_is_republished(void **state)
         runner_t *r = start(&cfg, NULL);
         await_count(10, "SELECT count(*) FROM rs_credits");
         rs_sleep_ms(2500); /* deliveries fail meanwhile */
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE published_at"
-                                            " IS NOT NULL"),
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_outbox WHERE published_at"
+                                     " IS NOT NULL"),
                          0);
-        rd_kafka_mock_topic_set_error(fx.mc, "referral-credited", RD_KAFKA_RESP_ERR_NO_ERROR);
+        rd_kafka_mock_topic_set_error(fx.mc, "referral-credited",
+                                      RD_KAFKA_RESP_ERR_NO_ERROR);
         await_count(10, "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
         assert_true(rs_it_count(fx.pg, "SELECT max(attempts) FROM rs_outbox") >= 1);
         assert_int_equal(finish(r), 0);
@@ -427,18 +442,19 @@ static void two_instances_share_the_work(void **state)
         rs_config_free(&cfg);
 }
 
-
 /* A record the database refuses even alone (here: a trigger rejecting one
  * user) must not block its partition: the batch is retried record by record,
  * that record goes to the DLQ as processing_error, the others are applied. */
 static void poison_record_is_dead_lettered(void **state)
 {
         fresh("it_proc_poison");
-        free(rs_it_sql(fx.pg, "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS"
-                              " $$BEGIN IF NEW.user_id = 'u3' THEN RAISE EXCEPTION 'refused';"
-                              " END IF; RETURN NEW; END$$"));
-        free(rs_it_sql(fx.pg, "CREATE TRIGGER no_poison BEFORE INSERT ON rs_users FOR EACH ROW"
-                              " EXECUTE FUNCTION no_poison()"));
+        free(rs_it_sql(fx.pg,
+                       "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN IF NEW.user_id = 'u3' THEN RAISE EXCEPTION 'refused';"
+                       " END IF; RETURN NEW; END$$"));
+        free(rs_it_sql(fx.pg,
+                       "CREATE TRIGGER no_poison BEFORE INSERT ON rs_users FOR EACH ROW"
+                       " EXECUTE FUNCTION no_poison()"));
         rs_config_t cfg;
         config(&cfg, fx.url);
         referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
@@ -450,8 +466,8 @@ static void poison_record_is_dead_lettered(void **state)
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
                                             " referee_user_id = 'u3'"),
                          0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"),
-                         2);
+        assert_int_equal(
+            rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"), 2);
         rs_config_free(&cfg);
 }
 
@@ -460,12 +476,12 @@ int main(void)
         rs_log_set_level(RS_LOG_ERROR);
         curl_global_init(CURL_GLOBAL_DEFAULT);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test_teardown(end_to_end, teardown),
-                cmocka_unit_test_teardown(crash_after_commit, teardown),
-                cmocka_unit_test_teardown(postgres_outage, teardown),
-                cmocka_unit_test_teardown(output_topic_failure_is_republished, teardown),
-                cmocka_unit_test_teardown(two_instances_share_the_work, teardown),
-                cmocka_unit_test_teardown(poison_record_is_dead_lettered, teardown),
+            cmocka_unit_test_teardown(end_to_end, teardown),
+            cmocka_unit_test_teardown(crash_after_commit, teardown),
+            cmocka_unit_test_teardown(postgres_outage, teardown),
+            cmocka_unit_test_teardown(output_topic_failure_is_republished, teardown),
+            cmocka_unit_test_teardown(two_instances_share_the_work, teardown),
+            cmocka_unit_test_teardown(poison_record_is_dead_lettered, teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         curl_global_cleanup();

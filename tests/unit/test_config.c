@@ -29,17 +29,19 @@ static void invalid_values_name_the_setting(void **state)
         rs_config_t c;
         char err[256];
         rs_config_init(&c);
-        assert_false(rs_config_set(&c, "REFSTREAM_BATCH_SIZE", "abc", "REFSTREAM_BATCH_SIZE",
-                                   err, sizeof(err)));
+        assert_false(rs_config_set(&c, "REFSTREAM_BATCH_SIZE", "abc",
+                                   "REFSTREAM_BATCH_SIZE", err, sizeof(err)));
         assert_non_null(strstr(err, "REFSTREAM_BATCH_SIZE"));
         assert_false(rs_config_set(&c, "REFSTREAM_BATCH_SIZE", "0", "--batch-size", err,
                                    sizeof(err)));
         assert_non_null(strstr(err, "--batch-size"));
-        assert_false(rs_config_set(&c, "REFSTREAM_LOG_FORMAT", "xml", "X", err, sizeof(err)));
+        assert_false(
+            rs_config_set(&c, "REFSTREAM_LOG_FORMAT", "xml", "X", err, sizeof(err)));
         assert_non_null(strstr(err, "text|json"));
         assert_false(rs_config_set(&c, "REFSTREAM_REDIS_URL", "localhost:6379", "R", err,
                                    sizeof(err)));
-        assert_false(rs_config_set(&c, "REFSTREAM_TOPIC_SIGNUPS", "", "T", err, sizeof(err)));
+        assert_false(
+            rs_config_set(&c, "REFSTREAM_TOPIC_SIGNUPS", "", "T", err, sizeof(err)));
         assert_int_equal(c.batch_size, 500); /* unchanged by failures */
         rs_config_free(&c);
 }
@@ -49,15 +51,18 @@ static void env_file_and_precedence(void **state)
         char path[] = "/tmp/rs-config-XXXXXX";
         int fd = mkstemp(path);
         assert_true(fd >= 0);
-        const char *text = "# comment\nREFSTREAM_GROUP_ID=from-file\n"
-                           "export REFSTREAM_BATCH_SIZE='42'\nREFSTREAM_TOPIC_DLQ=\"dead\"\n";
+        const char *text =
+            "# comment\nREFSTREAM_GROUP_ID=from-file\n"
+            "export REFSTREAM_BATCH_SIZE='42'\nREFSTREAM_TOPIC_DLQ=\"dead\"\n";
         assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
         close(fd);
         rs_config_t c;
         char err[256];
         rs_config_init(&c);
-        assert_true(rs_config_set(&c, "REFSTREAM_CONFIG", path, "--config", err, sizeof(err)));
-        char *env[] = {"REFSTREAM_GROUP_ID=from-env", "REFSTREAM_RDKAFKA_SECURITY_PROTOCOL=SSL",
+        assert_true(
+            rs_config_set(&c, "REFSTREAM_CONFIG", path, "--config", err, sizeof(err)));
+        char *env[] = {"REFSTREAM_GROUP_ID=from-env",
+                       "REFSTREAM_RDKAFKA_SECURITY_PROTOCOL=SSL",
                        "REFSTREAM_PORT=tcp://10.0.0.1:80", "OTHER=1", NULL};
         assert_true(rs_config_load_env(&c, env, err, sizeof(err)));
         assert_string_equal(c.group_id, "from-env"); /* env beats file */
@@ -81,7 +86,8 @@ static void bad_file_line(void **state)
         rs_config_t c;
         char err[256];
         rs_config_init(&c);
-        assert_true(rs_config_set(&c, "REFSTREAM_CONFIG", path, "--config", err, sizeof(err)));
+        assert_true(
+            rs_config_set(&c, "REFSTREAM_CONFIG", path, "--config", err, sizeof(err)));
         char *env[] = {NULL};
         assert_false(rs_config_load_env(&c, env, err, sizeof(err)));
         assert_non_null(strstr(err, "REFSTREAM_BATCH_SIZE"));
@@ -99,7 +105,8 @@ static void rdkafka_override_replaces(void **state)
         assert_true(rs_config_add_rdkafka(&c, "linger.ms=7", "-X", err, sizeof(err)));
         assert_false(rs_config_add_rdkafka(&c, "nonsense", "-X", err, sizeof(err)));
         /* Unknown properties and bad values are refused up front, naming them. */
-        assert_false(rs_config_add_rdkafka(&c, "bogus.property=1", "-X", err, sizeof(err)));
+        assert_false(
+            rs_config_add_rdkafka(&c, "bogus.property=1", "-X", err, sizeof(err)));
         assert_non_null(strstr(err, "bogus.property"));
         assert_false(rs_config_add_rdkafka(&c, "linger.ms=soon", "-X", err, sizeof(err)));
         assert_non_null(strstr(err, "linger.ms"));
@@ -157,7 +164,8 @@ static void readme_documents_every_setting(void **state)
                 char row[160];
                 snprintf(row, sizeof(row), "| `%s` |", rs_config_defs[i].env);
                 if (!strstr(readme, row))
-                        fail_msg("README.md has no table row for %s", rs_config_defs[i].env);
+                        fail_msg("README.md has no table row for %s",
+                                 rs_config_defs[i].env);
         }
         for (const char *p = readme; (p = strstr(p, "| `REFSTREAM_")) != NULL; p++) {
                 char name[128];
@@ -172,14 +180,14 @@ int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(defaults),
-                cmocka_unit_test(invalid_values_name_the_setting),
-                cmocka_unit_test(env_file_and_precedence),
-                cmocka_unit_test(bad_file_line),
-                cmocka_unit_test(rdkafka_override_replaces),
-                cmocka_unit_test(cli_flags_exit_codes),
-                cmocka_unit_test(redaction),
-                cmocka_unit_test(readme_documents_every_setting),
+            cmocka_unit_test(defaults),
+            cmocka_unit_test(invalid_values_name_the_setting),
+            cmocka_unit_test(env_file_and_precedence),
+            cmocka_unit_test(bad_file_line),
+            cmocka_unit_test(rdkafka_override_replaces),
+            cmocka_unit_test(cli_flags_exit_codes),
+            cmocka_unit_test(redaction),
+            cmocka_unit_test(readme_documents_every_setting),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

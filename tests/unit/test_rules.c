@@ -74,7 +74,8 @@ static void user(fx_t *f, const char *id, const char *hash)
         rs_state_add_user(&f->st, u);
 }
 
-static void signup(fx_t *f, const char *user_id, const char *c, int64_t at, const char *hash)
+static void signup(fx_t *f, const char *user_id, const char *c, int64_t at,
+                   const char *hash)
 {
         rs_event_t ev = {.type = RS_EV_SIGNUP,
                          .event_id = rs_arena_printf(&f->arena, "s-%zu", f->idx),
@@ -85,8 +86,8 @@ static void signup(fx_t *f, const char *user_id, const char *c, int64_t at, cons
         rs_rules_apply(&f->st, &ev, f->idx++);
 }
 
-static void pay(fx_t *f, const char *user_id, const char *pid, int64_t amount, const char *cur,
-                int64_t at, const char *refund_of)
+static void pay(fx_t *f, const char *user_id, const char *pid, int64_t amount,
+                const char *cur, int64_t at, const char *refund_of)
 {
         rs_event_t ev = {.type = RS_EV_PAYMENT,
                          .event_id = rs_arena_printf(&f->arena, "p-%zu", f->idx),
@@ -108,7 +109,8 @@ static rs_referral_t *ref(fx_t *f, const char *referee)
 static void expect_rejection(fx_t *f, rs_reason_t why)
 {
         assert_int_equal(f->st.n_rejections, 1);
-        assert_string_equal(rs_reason_name(f->st.rejections[0].reason), rs_reason_name(why));
+        assert_string_equal(rs_reason_name(f->st.rejections[0].reason),
+                            rs_reason_name(why));
 }
 
 /* ---------------------------------------------------------------- sign-ups */
@@ -176,7 +178,8 @@ static void expired_code(void **state)
         fx_t *f = *state;
         rs_code_t *c = code(f, "EXPIRES2", "alice");
         c->expires_at_ms = T0;
-        signup(f, "bob", "EXPIRES2", T0, NULL); /* expires_at must be later than occurred_at */
+        signup(f, "bob", "EXPIRES2", T0,
+               NULL); /* expires_at must be later than occurred_at */
         expect_rejection(f, RS_REJ_CODE_EXPIRED);
         assert_int_equal(c->status, RS_CODE_EXPIRED); /* applied when reached */
         /* A late event from before the expiry still counts. */
@@ -214,9 +217,9 @@ static void inactive_program(void **state)
         f->p->status = RS_PROG_ACTIVE;
         f->p->starts_at_ms = T0;
         f->p->ends_at_ms = T0 + DAY;
-        signup(f, "carol", "ABCD2345", T0 - 1, NULL);   /* before start */
-        signup(f, "dave", "ABCD2345", T0 + DAY, NULL);  /* at end: outside */
-        signup(f, "erin", "ABCD2345", T0 + 5, NULL);    /* inside */
+        signup(f, "carol", "ABCD2345", T0 - 1, NULL);  /* before start */
+        signup(f, "dave", "ABCD2345", T0 + DAY, NULL); /* at end: outside */
+        signup(f, "erin", "ABCD2345", T0 + 5, NULL);   /* inside */
         assert_int_equal(f->st.n_rejections, 3);
         for (int i = 0; i < 3; i++)
                 assert_int_equal(f->st.rejections[i].reason, RS_REJ_PROGRAM_INACTIVE);
@@ -303,7 +306,8 @@ static void window_minimum_currency(void **state)
         assert_int_equal(f->st.rejections[3].reason, RS_REJ_CURRENCY_MISMATCH);
         assert_string_equal(f->st.rejections[2].referrer, "alice");
         assert_int_equal(ref(f, "bob")->status, RS_REF_PENDING);
-        pay(f, "bob", "p5", 1000, "USD", T0 + 30 * DAY, NULL); /* window end is inclusive */
+        pay(f, "bob", "p5", 1000, "USD", T0 + 30 * DAY,
+            NULL); /* window end is inclusive */
         assert_int_equal(ref(f, "bob")->status, RS_REF_CREDITED);
 }
 
@@ -327,7 +331,8 @@ static void percent_reward_rounds_down_and_caps(void **state)
         assert_int_equal(rs_rules_referrer_reward(&p, 1999), 40);
         p.reward_cap = RS_INT_NONE;
         p.reward_value = 10000;
-        assert_int_equal(rs_rules_referrer_reward(&p, INT64_MAX), INT64_MAX); /* no overflow */
+        assert_int_equal(rs_rules_referrer_reward(&p, INT64_MAX),
+                         INT64_MAX); /* no overflow */
         p.reward_percent = false;
         p.reward_value = 700;
         p.reward_cap = 600;
@@ -354,7 +359,8 @@ static void double_sided_same_count(void **state)
 static void credit_referee(fx_t *f, const char *referee)
 {
         signup(f, referee, "ABCD2345", T0, NULL);
-        pay(f, referee, rs_arena_printf(&f->arena, "pay-%s", referee), 1000, "USD", T0 + 1, NULL);
+        pay(f, referee, rs_arena_printf(&f->arena, "pay-%s", referee), 1000, "USD",
+            T0 + 1, NULL);
 }
 
 static void goal_reached_once_at_the_goal(void **state)
@@ -395,7 +401,8 @@ static void payment_before_signup(void **state)
         fx_t *f = *state;
         code(f, "ABCD2345", "alice");
         pay(f, "bob", "late", 2000, "USD", T0 + 2 * DAY, NULL);
-        pay(f, "bob", "early", 1500, "USD", T0 + DAY, NULL); /* the earliest is remembered */
+        pay(f, "bob", "early", 1500, "USD", T0 + DAY,
+            NULL); /* the earliest is remembered */
         assert_int_equal(f->st.n_emissions, 0);
         assert_string_equal(rs_state_charge(&f->st, "bob")->payment_id, "early");
         signup(f, "bob", "ABCD2345", T0, NULL);
@@ -466,30 +473,30 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
-                T(signup_creates_pending_referral),
-                T(blank_code_is_no_intent),
-                T(unknown_code),
-                T(malformed_code_is_unknown),
-                T(paused_and_revoked_codes),
-                T(expired_code),
-                T(exhausted_code),
-                T(max_uses_zero_is_not_unlimited),
-                T(inactive_program),
-                T(self_referral_by_id_and_email),
-                T(already_referred),
-                T(two_cycle),
-                T(qualifying_charge_credits_referrer),
-                T(window_minimum_currency),
-                T(charge_without_referral_has_no_intent),
-                T(percent_reward_rounds_down_and_caps),
-                T(double_sided_same_count),
-                T(goal_reached_once_at_the_goal),
-                T(referrer_cap),
-                T(payment_before_signup),
-                T(payment_before_signup_not_qualifying),
-                T(refund_reverses_credits),
-                T(refund_of_non_qualifying_payment),
-                T(refund_before_charge),
+            T(signup_creates_pending_referral),
+            T(blank_code_is_no_intent),
+            T(unknown_code),
+            T(malformed_code_is_unknown),
+            T(paused_and_revoked_codes),
+            T(expired_code),
+            T(exhausted_code),
+            T(max_uses_zero_is_not_unlimited),
+            T(inactive_program),
+            T(self_referral_by_id_and_email),
+            T(already_referred),
+            T(two_cycle),
+            T(qualifying_charge_credits_referrer),
+            T(window_minimum_currency),
+            T(charge_without_referral_has_no_intent),
+            T(percent_reward_rounds_down_and_caps),
+            T(double_sided_same_count),
+            T(goal_reached_once_at_the_goal),
+            T(referrer_cap),
+            T(payment_before_signup),
+            T(payment_before_signup_not_qualifying),
+            T(refund_reverses_credits),
+            T(refund_of_non_qualifying_payment),
+            T(refund_before_charge),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,7 +15,8 @@
 static void code_normalize_and_validate(void **state)
 {
         char out[64];
-        assert_string_equal(rs_code_normalize("  ab-c_d9\t\n", out, sizeof(out)), "AB-C_D9");
+        assert_string_equal(rs_code_normalize("  ab-c_d9\t\n", out, sizeof(out)),
+                            "AB-C_D9");
         assert_true(rs_code_valid("AB-C_D9"));
         assert_false(rs_code_valid("ABC"));                               /* < 4 */
         assert_false(rs_code_valid("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456")); /* 33 */
@@ -53,10 +54,10 @@ static void sha256_vectors(void **state)
         static const struct {
                 const char *in, *hex;
         } v[] = {
-                {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
-                {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
-                {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-                 "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+            {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+            {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+            {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
         };
         for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
                 rs_sha256_t s;
@@ -109,7 +110,8 @@ static void rfc3339(void **state)
         char buf[40];
         assert_string_equal(rs_format_rfc3339(INT64_C(1767225600500), buf, sizeof(buf)),
                             "2026-01-01T00:00:00.500Z");
-        assert_string_equal(rs_format_rfc3339(-1, buf, sizeof(buf)), "1969-12-31T23:59:59.999Z");
+        assert_string_equal(rs_format_rfc3339(-1, buf, sizeof(buf)),
+                            "1969-12-31T23:59:59.999Z");
 }
 
 static void pg_array_literals(void **state)
@@ -121,7 +123,8 @@ static void pg_array_literals(void **state)
         rs_pgarr_text(&a, "q\"uo\\te,{x}");
         rs_pgarr_text(&a, NULL);
         rs_pgarr_text(&a, "NULL");
-        assert_string_equal(rs_pgarr_get(&a), "{\"plain\",\"q\\\"uo\\\\te,{x}\",NULL,\"NULL\"}");
+        assert_string_equal(rs_pgarr_get(&a),
+                            "{\"plain\",\"q\\\"uo\\\\te,{x}\",NULL,\"NULL\"}");
         rs_pgarr_reset(&a);
         rs_pgarr_bytea(&a, "\x00\xff", 2);
         rs_pgarr_int_or_null(&a, -1, -1);
@@ -156,13 +159,13 @@ static void map_and_arena(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-                cmocka_unit_test(code_normalize_and_validate),
-                cmocka_unit_test(generated_codes),
-                cmocka_unit_test(sha256_vectors),
-                cmocka_unit_test(stable_ids),
-                cmocka_unit_test(rfc3339),
-                cmocka_unit_test(pg_array_literals),
-                cmocka_unit_test(map_and_arena),
+            cmocka_unit_test(code_normalize_and_validate),
+            cmocka_unit_test(generated_codes),
+            cmocka_unit_test(sha256_vectors),
+            cmocka_unit_test(stable_ids),
+            cmocka_unit_test(rfc3339),
+            cmocka_unit_test(pg_array_literals),
+            cmocka_unit_test(map_and_arena),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
