@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -58,15 +59,23 @@ static bool find_pg_bindir(rs_localstack_t *ls, char *errstr, size_t errstr_size
         return true;
 }
 
-/* Runs argv (as the stack's user), output appended to log; waits if !bg. */
-static pid_t run(const rs_localstack_t *ls, char *const argv[], const char *log, bool bg)
+/* Runs argv (as the stack's user), output appended to log. Foreground: waits
+ * and returns 0 on success. Background: returns the pid; the process gets
+ * `death_sig` when the demo dies, however it dies, so no server outlives it. */
+static pid_t run(const rs_localstack_t *ls, char *const argv[], const char *log, bool bg,
+                 int death_sig)
 {
+        pid_t parent = getpid();
         pid_t pid = fork();
         if (pid == 0) {
-                /* Drop privileges first: files the servers reopen must be theirs. */
+                /* Drop privileges first: files the servers reopen must be theirs,
+                 * and a credential change would clear the death signal. */
                 if (ls->drop_privileges &&
                     (setgid(ls->run_gid) != 0 || setuid(ls->run_uid) != 0))
                         _exit(126);
+                if (bg &&
+                    (prctl(PR_SET_PDEATHSIG, death_sig) != 0 || getppid() != parent))
+                        _exit(125);
                 int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 if (fd >= 0) {
                         dup2(fd, STDOUT_FILENO);
@@ -99,36 +108,63 @@ static void log_tail(const char *path, char *errstr, size_t errstr_size)
         free(text);
 }
 
+static void stop_child(pid_t *pid, int sig)
+{
+        if (*pid <= 0)
+                return;
+        kill(*pid, sig);
+        while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        *pid = 0;
+}
+
 static bool start_pg(rs_localstack_t *ls, char *errstr, size_t errstr_size)
 {
-        char initdb[300], pg_ctl[300], data[300], log[300], opts[512];
+        char initdb[300], postgres[300], data[300], log[300], port[16];
         snprintf(initdb, sizeof(initdb), "%s/initdb", ls->pg_bindir);
-        snprintf(pg_ctl, sizeof(pg_ctl), "%s/pg_ctl", ls->pg_bindir);
+        snprintf(postgres, sizeof(postgres), "%s/postgres", ls->pg_bindir);
         snprintf(data, sizeof(data), "%s/pg", ls->dir);
         snprintf(log, sizeof(log), "%s/postgres.log", ls->dir);
         char *init_argv[] = {initdb,      "-D", data,   "-A",         "trust",     "-U",
                              "refstream", "-E", "UTF8", "--locale=C", "--no-sync", NULL};
-        if (run(ls, init_argv, log, false) != 0) {
+        if (run(ls, init_argv, log, false, 0) != 0) {
                 snprintf(errstr, errstr_size, "initdb failed");
                 log_tail(log, errstr, errstr_size);
                 return false;
         }
         ls->pg_port = free_port();
-        snprintf(opts, sizeof(opts),
-                 "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off "
-                 "-c synchronous_commit=off -c full_page_writes=off",
-                 ls->pg_port, ls->dir);
-        char *ctl_argv[] = {pg_ctl, "-D", data, "-l", log,     "-o",
-                            opts,   "-w", "-t", "60", "start", NULL};
-        if (run(ls, ctl_argv, log, false) != 0) {
-                snprintf(errstr, errstr_size, "pg_ctl start failed");
-                log_tail(log, errstr, errstr_size);
-                return false;
-        }
-        ls->pg_running = true;
+        snprintf(port, sizeof(port), "%d", ls->pg_port);
+        /* The postmaster itself is our child (no pg_ctl), so SIGINT (fast
+         * shutdown) reaches it if the demo dies. Durability is not needed. */
+        char *pg_argv[] = {postgres,
+                           "-D",
+                           data,
+                           "-p",
+                           port,
+                           "-k",
+                           ls->dir,
+                           "-c",
+                           "listen_addresses=127.0.0.1",
+                           "-c",
+                           "fsync=off",
+                           "-c",
+                           "synchronous_commit=off",
+                           "-c",
+                           "full_page_writes=off",
+                           NULL};
+        ls->pg_pid = run(ls, pg_argv, log, true, SIGINT);
         char admin[256];
         snprintf(admin, sizeof(admin), "postgresql://refstream@127.0.0.1:%d/postgres",
                  ls->pg_port);
+        for (int i = 0; i < 600 && PQping(admin) != PQPING_OK; i++) {
+                if (ls->pg_pid <= 0 || waitpid(ls->pg_pid, NULL, WNOHANG) != 0) {
+                        ls->pg_pid = 0;
+                        snprintf(errstr, errstr_size, "postgres did not start");
+                        log_tail(log, errstr, errstr_size);
+                        return false;
+                }
+                rs_sleep_ms(100);
+        }
         PGconn *c = PQconnectdb(admin);
         PGresult *r = PQexec(c, "CREATE DATABASE refstream");
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -160,7 +196,7 @@ static bool start_redis(rs_localstack_t *ls, char *errstr, size_t errstr_size)
                         "--dir",
                         dir,
                         NULL};
-        ls->redis_pid = run(ls, argv, log, true);
+        ls->redis_pid = run(ls, argv, log, true, SIGTERM);
         for (int i = 0; i < 100 && ls->redis_pid > 0; i++) {
                 struct timeval tv = {0, 200000};
                 redisContext *c =
@@ -215,23 +251,11 @@ bool rs_localstack_start(rs_localstack_t *ls, char *errstr, size_t errstr_size)
 
 void rs_localstack_stop(rs_localstack_t *ls, bool keep)
 {
-        if (ls->pg_running) {
-                char pg_ctl[300], data[300], log[300];
-                snprintf(pg_ctl, sizeof(pg_ctl), "%s/pg_ctl", ls->pg_bindir);
-                snprintf(data, sizeof(data), "%s/pg", ls->dir);
-                snprintf(log, sizeof(log), "%s/postgres.log", ls->dir);
-                char *argv[] = {pg_ctl, "-D", data, "-m", "fast", "-w", "stop", NULL};
-                run(ls, argv, log, false);
-                ls->pg_running = false;
-        }
-        if (ls->redis_pid > 0) {
-                kill(ls->redis_pid, SIGTERM);
-                waitpid(ls->redis_pid, NULL, 0);
-                ls->redis_pid = 0;
-        }
+        stop_child(&ls->pg_pid, SIGINT); /* fast shutdown */
+        stop_child(&ls->redis_pid, SIGTERM);
         if (!keep && ls->dir[0]) {
                 char *argv[] = {"/bin/rm", "-rf", ls->dir, NULL};
                 rs_localstack_t self = {0}; /* rm runs as ourselves */
-                run(&self, argv, "/dev/null", false);
+                run(&self, argv, "/dev/null", false, 0);
         }
 }

@@ -4,7 +4,8 @@
  * free loopback ports (ARCHITECTURE §4). Postgres comes from Debian's
  * postgresql package (/usr/lib/postgresql/<v>/bin, or $RS_PG_BINDIR); when
  * running as root, initdb and the server run as the `postgres` user. Only the
- * processes started here are stopped, by PID. */
+ * processes started here are stopped, by PID; they also receive a signal when
+ * the demo dies abnormally (PR_SET_PDEATHSIG), so none outlives it. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -13,8 +14,7 @@ typedef struct rs_localstack {
         char dir[256];
         char pg_bindir[256];
         int pg_port, redis_port;
-        pid_t redis_pid;
-        bool pg_running;
+        pid_t pg_pid, redis_pid;
         uid_t run_uid;
         gid_t run_gid;
         bool drop_privileges;
