@@ -6,14 +6,15 @@
 #
 # For each batch size: a fresh database and fresh topics, one program with 50
 # codes, `refstream loadgen --seed 7` publishes REFEREES referees (a sign-up
-# each, 80% with a code, 70% paying, 1% of those refunding: about 2.4 events
+# each, 80% with a code, 70% paying, 1% of those refunding: about 1.7 events
 # per referee), then one consumer processes the backlog. Throughput is input
 # events divided by the span between the first and the last inbox row, so
 # start-up and the consumer-group join are not counted. Batch size 1 is one
 # transaction per event, the shape of a straightforward hand-written consumer.
 #
 # Uses the stack named by RS_STACK_ENV (env files, ':'-separated) or starts its
-# own in a temp directory (and stops it afterwards).
+# own in a temp directory (and stops it afterwards); RS_PG_FSYNC=on gives that
+# Postgres real durability (scripts/stack.sh defaults to fsync off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REFEREES=${1:-20000}
