@@ -202,10 +202,7 @@ static bool avro_unwrap(avro_value_t *v, rs_field_id_t id, rs_decode_error_t *er
 {
         int d = -1;
         avro_value_t branch;
-        avro_schema_t s = avro_value_get_schema(v);
-        if (avro_value_get_discriminant(v, &d) != 0 || !s || d < 0 ||
-            (size_t)d >= avro_schema_union_size(s) ||
-            avro_value_get_current_branch(v, &branch) != 0) {
+        if (!rs_avro_branch(v, &branch, &d)) {
                 rs_codec_err(err, RS_ERR_AVRO_DECODE, "%s: union branch %d out of range",
                              rs_codec_fields[id].name, d);
                 return false;
@@ -218,14 +215,12 @@ static bool avro_enum_symbol(avro_value_t *v, rs_field_id_t id, rs_raw_field_t *
                              rs_decode_error_t *err)
 {
         int ord = -1;
-        avro_schema_t s = avro_value_get_schema(v);
-        if (avro_value_get_enum(v, &ord) != 0 || !s || ord < 0 ||
-            ord >= avro_schema_enum_number_of_symbols(s)) {
+        f->s = rs_avro_enum_symbol(v, &ord);
+        if (!f->s) {
                 rs_codec_err(err, RS_ERR_AVRO_DECODE, "%s: enum ordinal %d out of range",
                              rs_codec_fields[id].name, ord);
                 return false;
         }
-        f->s = avro_schema_enum_get(s, ord);
         f->len = strlen(f->s);
         return true;
 }

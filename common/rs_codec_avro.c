@@ -298,15 +298,32 @@ fail:
 static bool vjson_enum(avro_value_t *v, rs_buf_t *out, char *errstr, size_t errstr_size)
 {
         int ord = -1;
-        avro_schema_t s = avro_value_get_schema(v);
-        if (avro_value_get_enum(v, &ord) != 0 || !s || ord < 0 ||
-            ord >= avro_schema_enum_number_of_symbols(s)) {
+        const char *sym = rs_avro_enum_symbol(v, &ord);
+        if (!sym) {
                 snprintf(errstr, errstr_size, "enum ordinal %d out of range", ord);
                 return false;
         }
-        const char *sym = avro_schema_enum_get(s, ord);
         rs_json_put_str(out, sym, strlen(sym));
         return true;
+}
+
+bool rs_avro_branch(avro_value_t *v, avro_value_t *branch, int *d)
+{
+        avro_schema_t s = avro_value_get_schema(v);
+        *d = -1;
+        return avro_value_get_discriminant(v, d) == 0 && s && *d >= 0 &&
+               (size_t)*d < avro_schema_union_size(s) &&
+               avro_value_get_current_branch(v, branch) == 0;
+}
+
+const char *rs_avro_enum_symbol(avro_value_t *v, int *ord)
+{
+        avro_schema_t s = avro_value_get_schema(v);
+        *ord = -1;
+        if (avro_value_get_enum(v, ord) != 0 || !s || *ord < 0 ||
+            *ord >= avro_schema_enum_number_of_symbols(s))
+                return NULL;
+        return avro_schema_enum_get(s, *ord);
 }
 
 /* A union prints as its current branch (null or the plain value). */
@@ -315,10 +332,7 @@ static bool vjson_union(avro_value_t *v, rs_buf_t *out, int depth, char *errstr,
 {
         int d = -1;
         avro_value_t branch;
-        avro_schema_t s = avro_value_get_schema(v);
-        if (avro_value_get_discriminant(v, &d) != 0 || !s || d < 0 ||
-            (size_t)d >= avro_schema_union_size(s) ||
-            avro_value_get_current_branch(v, &branch) != 0) {
+        if (!rs_avro_branch(v, &branch, &d)) {
                 snprintf(errstr, errstr_size, "union branch %d out of range", d);
                 return false;
         }

@@ -112,6 +112,11 @@ unsigned long rs_avro_refused_allocs(void);
 bool rs_avro_schema_supported(avro_schema_t s, char *errstr, size_t errstr_size);
 bool rs_avro_wire_check(avro_schema_t s, const void *buf, size_t len, char *errstr,
                         size_t errstr_size) RS_WARN_UNUSED;
+/* Range-checked access to what avro-c trusts from the payload: the current
+ * branch of a union (false if the discriminant is out of range; *d gets it)
+ * and the symbol of an enum (false if the ordinal is out of range; *ord). */
+bool rs_avro_branch(avro_value_t *v, avro_value_t *branch, int *d);
+const char *rs_avro_enum_symbol(avro_value_t *v, int *ord);
 bool rs_avro_value_to_json(avro_value_t *v, rs_buf_t *out, char *errstr,
                            size_t errstr_size) RS_WARN_UNUSED;
 
