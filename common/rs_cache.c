@@ -205,7 +205,11 @@ bool rs_cache_get(rs_cache_t *c, rs_cache_entry_t *entries, size_t n, rs_arena_t
         free(argv);
         free(argl);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n) {
-                simple_cmd_ok(c, r && r->type == REDIS_REPLY_ARRAY ? NULL : r, "MGET");
+                if (r && r->type == REDIS_REPLY_ARRAY) {
+                        freeReplyObject(r); /* a reply we cannot use */
+                        r = NULL;
+                }
+                simple_cmd_ok(c, r, "MGET");
                 c->stats.misses += n;
                 return false;
         }

@@ -4,10 +4,11 @@
  *
  * What is cached is only what never changes for a code: that it exists, its
  * program and its owner ("<program_id>\t<owner>"), or that it does not exist
- * ("-", for a short negative TTL). Status, uses and expiry are always read from
- * Postgres under a row lock in the batch transaction, so a stale entry can
- * never admit a sign-up that Postgres would refuse. Admin commands that change
- * a code still delete its entry (and creating a code deletes a negative entry).
+ * ("-", for a short negative TTL). The batch uses it only as a hint of which
+ * owners to lock: it locks and reads every code itself (status, uses, expiry,
+ * existence), so a stale entry, positive or negative, cannot decide an
+ * outcome. Admin commands that change a code still delete its entry (and
+ * creating a code deletes a negative entry).
  *
  * Redis being down is not an error for callers: lookups report misses, writes
  * are skipped, and reconnects are attempted at most once a second. hiredis

@@ -120,17 +120,39 @@ void rs_pg_rollback(rs_pg_t *pg)
 
 bool rs_pg_error_transient(const rs_pg_t *pg)
 {
+        /* Errors about the database or its environment, which no record
+         * causes and waiting may cure: retry. Everything else (data
+         * exceptions 22, integrity 23, raised exceptions P0, ...) is about
+         * the records: the batch is split to find the one at fault. */
+        static const char *const classes[] = {
+            "08", /* connection */
+            "28", /* authorization */
+            "3D", /* no such database */
+            "3F", /* no such schema */
+            "42", /* privileges, missing tables: a deployment problem */
+            "53", /* insufficient resources */
+            "58", /* system error */
+            "XX", /* internal error */
+        };
+        static const char *const states[] = {
+            "40001",                            /* serialization failure */
+            "40P01",                            /* deadlock */
+            "55P03",                            /* lock timeout */
+            "57014",                            /* statement timeout / cancelled */
+            "57P01", "57P02", "57P03", "57P04", /* shutdown, crash, starting */
+            "25P03",                            /* idle-in-transaction timeout */
+            "25006", /* read-only transaction: a replica after failover */
+        };
         const char *s = pg->sqlstate;
         if (pg->broken || !pg->conn)
                 return true;
-        /* 08 connection, 53 insufficient resources, 57P0x shutdown/crash, 58
-         * system error, 40001 serialization, 40P01 deadlock, 55P03 lock timeout,
-         * 57014 statement timeout / cancel, 25P03 idle-in-transaction timeout. */
-        return strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0 ||
-               strncmp(s, "57P0", 4) == 0 || strncmp(s, "58", 2) == 0 ||
-               strcmp(s, "40001") == 0 || strcmp(s, "40P01") == 0 ||
-               strcmp(s, "55P03") == 0 || strcmp(s, "57014") == 0 ||
-               strcmp(s, "25P03") == 0;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(classes); i++)
+                if (strncmp(s, classes[i], 2) == 0)
+                        return true;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(states); i++)
+                if (strcmp(s, states[i]) == 0)
+                        return true;
+        return false;
 }
 
 const char *rs_pg_str(const PGresult *res, int r, int c)

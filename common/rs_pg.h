@@ -34,9 +34,10 @@ bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *par
 /* Best-effort ROLLBACK after a failed statement inside a transaction. */
 void rs_pg_rollback(rs_pg_t *pg);
 
-/* True when the last failure is worth retrying unchanged: connection loss,
- * serialization failure, deadlock, lock/statement timeout, server shutdown or
- * resource exhaustion. False for errors the same input will hit again. */
+/* True when the last failure is the database's or its environment's (lost
+ * connection, timeouts, deadlocks, shutdown, resources, privileges, a
+ * read-only replica): retrying the same work can succeed. False for errors
+ * the records cause (bad data, constraints), which retrying cannot cure. */
 bool rs_pg_error_transient(const rs_pg_t *pg);
 
 /* Column value helpers (row r, column c). */

@@ -483,6 +483,15 @@ bool rs_valid_currency(const char *s)
         return true;
 }
 
+size_t rs_utf8_prefix(const char *s, size_t max)
+{
+        size_t n = strnlen(s, max);
+        /* s[n] is a continuation byte: the character before it was cut. */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+                n--;
+        return n;
+}
+
 char *rs_read_stream(FILE *f, size_t *len_out)
 {
         rs_buf_t b;

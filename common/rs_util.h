@@ -99,6 +99,10 @@ bool rs_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out) RS_WA
 /* True if s is 3 upper-case ASCII letters (ISO 4217 shape). */
 bool rs_valid_currency(const char *s);
 
+/* The length of the longest prefix of s of at most max bytes that does not
+ * end inside a UTF-8 character (s is assumed valid UTF-8). */
+size_t rs_utf8_prefix(const char *s, size_t max);
+
 /* Reads a whole stream into a NUL-terminated buffer; NULL on error. */
 char *rs_read_stream(FILE *f, size_t *len_out);
 

@@ -1,5 +1,6 @@
 #include "rs_batch.h"
 #include "rs_codes.h"
+#include "rs_ids.h"
 #include "rs_log.h"
 #include "rs_store.h"
 
@@ -80,10 +81,11 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
 
 /* ---------------------------------------------------------------- codes */
 
-/* Normalised, well-formed codes of the batch's sign-ups, resolved to their
- * owners through the cache (and Postgres for misses, written back). */
+/* Owners of the batch's codes, as far as the cache or a lookup knows them.
+ * Only a hint of whom to lock first: the transaction locks and reads every
+ * well-formed code itself, so a stale or missing entry cannot decide an
+ * outcome (a code created after a "no such code" entry is still found). */
 typedef struct code_lookup {
-        rs_strset_t known; /* codes that exist */
         rs_map_t owner_of; /* code -> owner */
 } code_lookup_t;
 
@@ -132,6 +134,21 @@ static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n,
         return ok;
 }
 
+static void count_cache(rs_batch_t *b, rs_cache_stats_t before, rs_cache_stats_t after)
+{
+        b->stats.cache_hits += after.hits - before.hits;
+        b->stats.cache_negative += after.negative_hits - before.negative_hits;
+        b->stats.cache_misses += after.misses - before.misses;
+        b->stats.cache_errors += after.errors - before.errors;
+}
+
+static void note_owners(code_lookup_t *cl, const rs_cache_entry_t *e, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                if (e[i].state == RS_CACHE_HIT)
+                        rs_map_put(&cl->owner_of, e[i].code, (void *)e[i].owner);
+}
+
 static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
                           char *errstr, size_t errstr_size)
 {
@@ -148,25 +165,21 @@ static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
             env->cache ? rs_cache_stats(env->cache) : (rs_cache_stats_t){0};
         if (env->cache && codes.n)
                 rs_cache_get(env->cache, e, codes.n, &b->arena);
-        bool any_miss = false;
+        note_owners(cl, e, codes.n);
+        /* Misses are looked up, and only those are written back: re-writing
+         * what came from Redis would keep a stale entry alive forever. */
+        size_t nmiss = 0;
         for (size_t i = 0; i < codes.n; i++)
-                any_miss = any_miss || e[i].state == RS_CACHE_MISS;
-        bool ok = lookup_misses(env, e, codes.n, &b->arena, errstr, errstr_size);
-        if (ok && any_miss && env->cache)
-                rs_cache_put(env->cache, e, codes.n);
-        if (env->cache) {
-                rs_cache_stats_t after = rs_cache_stats(env->cache);
-                b->stats.cache_hits += after.hits - before.hits;
-                b->stats.cache_negative += after.negative_hits - before.negative_hits;
-                b->stats.cache_misses += after.misses - before.misses;
-                b->stats.cache_errors += after.errors - before.errors;
+                if (e[i].state == RS_CACHE_MISS)
+                        e[nmiss++] = e[i];
+        bool ok = lookup_misses(env, e, nmiss, &b->arena, errstr, errstr_size);
+        if (ok) {
+                note_owners(cl, e, nmiss);
+                if (nmiss && env->cache)
+                        rs_cache_put(env->cache, e, nmiss);
         }
-        for (size_t i = 0; ok && i < codes.n; i++) {
-                if (e[i].state == RS_CACHE_HIT) {
-                        rs_strset_add(&cl->known, e[i].code);
-                        rs_map_put(&cl->owner_of, e[i].code, (void *)e[i].owner);
-                }
-        }
+        if (env->cache)
+                count_cache(b, before, rs_cache_stats(env->cache));
         free(e);
         rs_strset_free(&codes);
         return ok;
@@ -181,12 +194,23 @@ static const char *inbox_kind(const rs_batch_msg_t *m)
         return m->ev.type == RS_EV_SIGNUP ? "signup" : "payment";
 }
 
+/* A dead letter's idempotency key: where it was read, plus a digest of the
+ * record, so a topic deleted and recreated (offsets from 0 again) cannot make
+ * a new malformed record look like an old one. */
 static const char *inbox_id(rs_batch_t *b, const rs_batch_msg_t *m)
 {
         if (m->decoded)
                 return m->ev.event_id;
-        return rs_arena_printf(&b->arena, "%s/%d/%lld", m->topic, (int)m->partition,
-                               (long long)m->offset);
+        rs_sha256_t h;
+        unsigned char d[32];
+        rs_sha256_init(&h);
+        rs_sha256_update(&h, m->key ? m->key : "", m->key ? m->key_len : 0);
+        rs_sha256_update(&h, "\x1f", 1);
+        rs_sha256_update(&h, m->value ? m->value : "", m->value ? m->value_len : 0);
+        rs_sha256_final(&h, d);
+        return rs_arena_printf(&b->arena, "%s/%d/%lld/%02x%02x%02x%02x%02x%02x%02x%02x",
+                               m->topic, (int)m->partition, (long long)m->offset, d[0],
+                               d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
 }
 
 /* Marks each message NEW (first delivery) or DUPLICATE. */
@@ -267,7 +291,7 @@ static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
                         continue;
                 }
                 const char *code = norm_code(b, &m->ev);
-                if (code && rs_strset_has(&cl->known, code)) {
+                if (code) {
                         rs_strset_add(&s->codes, code);
                         rs_strset_add(&s->users, rs_map_get(&cl->owner_of, code));
                 }
@@ -460,7 +484,8 @@ static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *err
             "source_topic,"
             " source_partition, source_offset, error_class, error_message, claimed_until)"
             " SELECT d, k, p, et, st, sp, so, ec, em,"
-            " now() + $10::bigint * interval '1 millisecond' FROM unnest($1::text[],"
+            " clock_timestamp() + $10::bigint * interval '1 millisecond' FROM "
+            "unnest($1::text[],"
             " $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], $7::bigint[],"
             " $8::text[], $9::text[]) WITH ORDINALITY AS v(d, k, p, et, st, sp, so, ec, "
             "em,"
@@ -544,12 +569,14 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
         run_ctx_t x = {.env = env, .b = b};
         rs_state_init(&x.st, &b->arena, b->now_ms ? b->now_ms : rs_now_ms());
         sets_init(&x.sets);
-        rs_strset_init(&x.cl.known);
         rs_map_init(&x.cl.owner_of);
         rs_pg_t *pg = env->pg;
         bool ok = rs_pg_connect(pg, errstr, errstr_size) &&
                   resolve_codes(env, b, &x.cl, errstr, errstr_size) &&
-                  rs_pg_cmd(pg, "BEGIN", 0, NULL, errstr, errstr_size);
+                  /* Lock-then-read needs a fresh snapshot per statement,
+                   * whatever the database's default isolation is. */
+                  rs_pg_cmd(pg, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, errstr,
+                            errstr_size);
         if (ok) {
                 ok = claim_inbox(pg, b, errstr, errstr_size) &&
                      apply_rules(&x, errstr, errstr_size) &&
@@ -561,7 +588,6 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
         if (ok)
                 count_results(b, &x.st);
         rs_map_free(&x.cl.owner_of);
-        rs_strset_free(&x.cl.known);
         sets_free(&x.sets);
         rs_state_free(&x.st);
         return ok;

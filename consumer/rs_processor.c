@@ -32,11 +32,10 @@ struct rs_processor {
         rd_kafka_t *rk;
         rs_http_t *http;
         rs_batch_env_t env;
-        rs_batch_t batch;  /* what is being accumulated / processed */
-        rs_batch_t single; /* poison isolation: one record at a time */
-        bool isolating;
-        bool degraded; /* Postgres unavailable: partitions paused */
-        bool crashed;  /* simulated crash (hooks): skip the clean close */
+        rs_batch_t batch; /* what is being accumulated / processed */
+        bool isolating;   /* splitting a failed batch: keep revoked records */
+        bool degraded;    /* Postgres unavailable: partitions paused */
+        bool crashed;     /* simulated crash (hooks): skip the clean close */
         bool fatal;
         bool joined; /* a first assignment arrived */
         int assigned;
@@ -416,7 +415,11 @@ static void store_offsets(rs_processor_t *p, const rs_batch_t *b)
 
 /* ---------------------------------------------------------------- batches */
 
-typedef enum { RUN_OK, RUN_POISON, RUN_STOPPED } run_result_t;
+/* RUN_SPLIT: the batch should be tried in smaller parts (a record-related
+ * error, or a batch that keeps timing out as a whole). */
+typedef enum { RUN_OK, RUN_SPLIT, RUN_STOPPED } run_result_t;
+
+#define TIMEOUTS_BEFORE_SPLIT 3
 
 /* Waits out a backoff step while keeping the consumer alive (rebalances are
  * served; paused partitions deliver nothing new). */
@@ -424,19 +427,46 @@ static void backoff_wait(rs_processor_t *p, volatile sig_atomic_t *stop)
 {
         int64_t until = rs_monotonic_ms() + p->backoff_ms;
         while (!*stop && rs_monotonic_ms() < until) {
-                /* Records fetched before the pause may still come: they join the
-                 * batch (it is retried as a whole, or record by record). */
+                /* Records fetched before the pause may still come: they join
+                 * p->batch and are processed after the current part. */
                 poll_one(p, 100);
                 rs_outbox_poll(p->outbox, 0);
         }
         p->backoff_ms = RS_MIN(p->backoff_ms * 2, p->cfg->pg_retry_max_ms);
 }
 
+/* Postgres (or the database environment) cannot take the batch right now:
+ * pause consumption, report not ready, back off. */
+static void degrade(rs_processor_t *p, const char *err, volatile sig_atomic_t *stop)
+{
+        if (!p->degraded) {
+                rs_warn("consumer",
+                        "Postgres unavailable, pausing consumption and retrying with "
+                        "backoff: %s",
+                        err);
+                pause_all(p, true);
+                p->degraded = true;
+        } else {
+                rs_debug("consumer", "retry failed: %s", err);
+        }
+        char reason[1200];
+        snprintf(reason, sizeof(reason), "postgres unavailable: %s", err);
+        set_ready(p, false, reason);
+        rs_gauge_set(p->m.pg_up, 0);
+        rs_counter_inc(p->m.retries_transient);
+        backoff_wait(p, stop);
+}
+
+static bool timed_out(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "57014") == 0 || strcmp(pg->sqlstate, "55P03") == 0;
+}
+
 static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                                    volatile sig_atomic_t *stop)
 {
         char *err = p->last_error;
-        for (;;) {
+        for (int timeouts = 0;;) {
                 if (rs_batch_run(&p->env, b, err, sizeof(p->last_error))) {
                         if (p->degraded) {
                                 rs_info("consumer", "Postgres available again; resuming");
@@ -449,26 +479,16 @@ static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                         return RUN_OK;
                 }
                 if (!rs_pg_error_transient(p->pg)) {
-                        rs_error("consumer", "batch of %zu records failed: %s", b->n,
-                                 err);
-                        return RUN_POISON;
-                }
-                if (!p->degraded) {
                         rs_warn("consumer",
-                                "Postgres unavailable, pausing consumption and "
-                                "retrying with backoff: %s",
+                                "batch of %zu records failed (splitting it): %s", b->n,
                                 err);
-                        pause_all(p, true);
-                        p->degraded = true;
-                } else {
-                        rs_debug("consumer", "retry failed: %s", err);
+                        return RUN_SPLIT;
                 }
-                char reason[1200];
-                snprintf(reason, sizeof(reason), "postgres unavailable: %s", err);
-                set_ready(p, false, reason);
-                rs_gauge_set(p->m.pg_up, 0);
-                rs_counter_inc(p->m.retries_transient);
-                backoff_wait(p, stop);
+                /* A batch too big to finish within the statement/lock timeout
+                 * would be retried forever as a whole. */
+                if (timed_out(p->pg) && b->n > 1 && ++timeouts >= TIMEOUTS_BEFORE_SPLIT)
+                        return RUN_SPLIT;
+                degrade(p, err, stop);
                 if (*stop)
                         return RUN_STOPPED;
         }
@@ -489,41 +509,62 @@ static bool finish(rs_processor_t *p, rs_batch_t *b, double seconds)
         return true;
 }
 
-/* A batch failed for a reason retrying will not fix: find the record(s)
- * responsible by running each alone; a record that fails alone becomes a
- * dead letter (processing_error) so the partition keeps moving. */
-static run_result_t isolate(rs_processor_t *p, volatile sig_atomic_t *stop)
+/* A single record the database refuses even alone (a data error): it becomes
+ * a dead letter (processing_error) so its partition keeps moving. If even the
+ * dead letter is refused, the problem is the database, not the record: back
+ * off and retry, never skip it. */
+static run_result_t dead_letter(rs_processor_t *p, rs_batch_t *one,
+                                volatile sig_atomic_t *stop)
 {
         char err[1024];
-        p->isolating = true;
-        run_result_t res = RUN_OK;
-        /* p->batch may grow while we wait (records polled during a backoff):
-         * work on copies, by index. */
-        for (size_t i = 0; i < p->batch.n && res == RUN_OK; i++) {
-                const rs_batch_msg_t copy = p->batch.msgs[i], *m = &copy;
-                rs_batch_reset(&p->single);
-                rs_batch_msg_t *s = rs_batch_add(
-                    &p->single, p->codec, m->type, m->topic, m->partition, m->offset,
-                    m->key, m->key_len, m->value, m->value_len, m->opaque);
-                int64_t t0 = rs_monotonic_ms();
-                res = run_with_retry(p, &p->single, stop);
-                if (res == RUN_POISON) {
-                        snprintf(err, sizeof(err),
-                                 "the database refused this record (%s): %.900s",
-                                 p->pg->sqlstate, p->last_error);
-                        rs_error("consumer",
-                                 "%s[%d]@%lld: dead-lettering a record the "
-                                 "database refuses",
-                                 m->topic, (int)m->partition, (long long)m->offset);
-                        rs_batch_force_dlq(s, "processing_error", err);
-                        rs_counter_inc(p->m.poison);
-                        res = run_with_retry(p, &p->single, stop);
+        rs_batch_msg_t *m = &one->msgs[0];
+        snprintf(err, sizeof(err), "the database refused this record (%s): %.900s",
+                 p->pg->sqlstate, p->last_error);
+        rs_error("consumer", "%s[%d]@%lld: dead-lettering a record the database refuses",
+                 m->topic, (int)m->partition, (long long)m->offset);
+        rs_batch_force_dlq(m, "processing_error", err);
+        rs_counter_inc(p->m.poison);
+        run_result_t res;
+        while ((res = run_with_retry(p, one, stop)) == RUN_SPLIT) {
+                degrade(p, p->last_error, stop);
+                if (*stop)
+                        return RUN_STOPPED;
+        }
+        return res;
+}
+
+/* Runs records [lo, hi) of p->batch as their own batch, splitting it in
+ * halves (each finished, offsets stored, in order) while it fails; a single
+ * failing record is dead-lettered. split: skip the attempt as a whole. */
+static run_result_t run_range(rs_processor_t *p, size_t lo, size_t hi, bool split,
+                              volatile sig_atomic_t *stop)
+{
+        run_result_t res = RUN_SPLIT;
+        rs_batch_t part;
+        rs_batch_init(&part);
+        if (!split || hi - lo == 1) {
+                for (size_t i = lo; i < hi; i++) {
+                        /* A copy: p->batch may grow (and move) while we back off. */
+                        const rs_batch_msg_t m = p->batch.msgs[i];
+                        rs_batch_add(&part, p->codec, m.type, m.topic, m.partition,
+                                     m.offset, m.key, m.key_len, m.value, m.value_len,
+                                     m.opaque);
                 }
+                int64_t t0 = rs_monotonic_ms();
+                res = run_with_retry(p, &part, stop);
+                if (res == RUN_SPLIT && hi - lo == 1)
+                        res = dead_letter(p, &part, stop);
                 if (res == RUN_OK &&
-                    !finish(p, &p->single, (double)(rs_monotonic_ms() - t0) / 1000.0))
+                    !finish(p, &part, (double)(rs_monotonic_ms() - t0) / 1000.0))
                         res = RUN_STOPPED;
         }
-        p->isolating = false;
+        rs_batch_free(&part);
+        if (res == RUN_SPLIT) {
+                size_t mid = lo + (hi - lo) / 2;
+                res = run_range(p, lo, mid, false, stop);
+                if (res == RUN_OK)
+                        res = run_range(p, mid, hi, false, stop);
+        }
         return res;
 }
 
@@ -534,28 +575,32 @@ static void release(rs_batch_t *b)
         rs_batch_reset(b);
 }
 
-/* Returns false when the processor must stop (stop requested mid-retry, a
- * simulated crash, or a batch that cannot make progress). */
+/* Returns false when the processor must stop (stop requested mid-retry or a
+ * simulated crash). */
 static bool process(rs_processor_t *p, volatile sig_atomic_t *stop)
 {
         int64_t t0 = rs_monotonic_ms();
         run_result_t res = run_with_retry(p, &p->batch, stop);
-        bool ok;
-        if (res == RUN_OK)
-                ok = finish(p, &p->batch, (double)(rs_monotonic_ms() - t0) / 1000.0);
-        else if (res == RUN_POISON)
-                ok = isolate(p, stop) == RUN_OK;
-        else
-                ok = false;
+        if (res == RUN_OK) {
+                if (!finish(p, &p->batch, (double)(rs_monotonic_ms() - t0) / 1000.0))
+                        res = RUN_STOPPED;
+        } else if (res == RUN_SPLIT) {
+                /* Records polled during backoffs extend p->batch: cover them too. */
+                p->isolating = true;
+                for (size_t done = 0; res != RUN_STOPPED && done < p->batch.n;) {
+                        size_t n = p->batch.n;
+                        res = run_range(p, done, n, done == 0, stop);
+                        done = n;
+                }
+                p->isolating = false;
+        }
         if (p->crashed)
                 return false; /* the simulated crash leaves everything as is */
         if (res == RUN_STOPPED && p->batch.n)
                 rs_warn("consumer",
-                        "stopping with %zu unprocessed records; they will be "
-                        "replayed",
-                        p->batch.n);
+                        "stopping with unprocessed records; they will be replayed");
         release(&p->batch);
-        return ok;
+        return res != RUN_STOPPED;
 }
 
 /* ---------------------------------------------------------------- upkeep */
@@ -642,7 +687,6 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
                 p->hooks = *hooks;
         p->backoff_ms = BACKOFF_START_MS;
         rs_batch_init(&p->batch);
-        rs_batch_init(&p->single);
         register_metrics(&p->m);
         set_ready(p, false, "starting");
         p->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
@@ -746,7 +790,6 @@ void rs_processor_destroy(rs_processor_t *p)
         rs_codec_destroy(p->codec);
         rs_pg_destroy(p->pg);
         rs_batch_free(&p->batch);
-        rs_batch_free(&p->single);
         free(p);
 }
 

@@ -6,8 +6,10 @@
  *   run the batch transaction (rs_batch_run)
  *     Postgres unavailable -> pause the partitions, back off (capped
  *       exponential), not ready, retry the same batch; resume when it works
- *     a non-retryable error -> process the records one by one; a record that
- *       fails alone goes to the DLQ as processing_error (never blocks)
+ *     an error the records cause (or a batch that keeps timing out) -> split
+ *       the batch in halves, recursively, each part committed in order; a
+ *       record that fails alone goes to the DLQ as processing_error (never
+ *       blocks); if even that is refused, back off and retry
  *   store offsets (last + 1) of the batch; auto-commit ships them
  *   publish the batch's outbox rows; delivery reports mark them published
  *   every sweep interval: republish unconfirmed outbox rows, expire codes

@@ -83,12 +83,13 @@ static void cols_free(cols_t *k)
                 rs_pgarr_free(&k->c[i]);
 }
 
-/* Executes sql with the columns as $1..$n, unless they hold no rows. */
-static bool cols_exec(rs_pg_t *pg, const char *sql, cols_t *k, char *errstr,
+/* Executes sql with the columns as $1..$n, unless they hold no rows or an
+ * earlier statement failed (!run); frees the columns either way. */
+static bool cols_exec(rs_pg_t *pg, bool run, const char *sql, cols_t *k, char *errstr,
                       size_t errstr_size)
 {
-        bool ok = true;
-        if (k->c[0].count > 0) {
+        bool ok = run;
+        if (run && k->c[0].count > 0) {
                 const char *params[MAX_COLS];
                 for (int i = 0; i < k->n; i++)
                         params[i] = rs_pgarr_get(&k->c[i]);
@@ -448,7 +449,7 @@ static bool write_users(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr
                 rs_pgarr_int_or_null(&k.c[3], u->signed_up_at_ms, RS_TS_NONE);
         }
         return cols_exec(
-            pg,
+            pg, true,
             "UPDATE rs_users u SET email_hash = v.h, signup_event_id = v.e,"
             " signed_up_at = rs_ms_to_ts(v.t) FROM unnest($1::text[], $2::text[],"
             " $3::text[], $4::bigint[]) AS v(u, h, e, t) WHERE u.user_id = v.u",
@@ -468,7 +469,7 @@ static bool write_codes(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr
                 rs_pgarr_text(&k.c[2], rs_code_status_name(c->status));
         }
         return cols_exec(
-            pg,
+            pg, true,
             "UPDATE rs_codes c SET uses_count = v.n, status = v.s, updated_at = now()"
             " FROM unnest($1::text[], $2::int[], $3::text[]) AS v(c, n, s)"
             " WHERE c.code = v.c",
@@ -510,28 +511,28 @@ static bool write_referrals(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t er
         }
         /* A plain INSERT: a conflict would mean the rules saw stale state, which
          * must fail loudly rather than overwrite. */
+        bool ok = cols_exec(
+            pg, true,
+            "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id,"
+            " qualified_at, reversed_at, reversal_event_id, program_id, code,"
+            " referrer_user_id, referee_user_id, signup_event_id, signup_at)"
+            " SELECT id, st, pay, pe, rs_ms_to_ts(qa), rs_ms_to_ts(ra), rev, pid,"
+            " code, rr, re, se, rs_ms_to_ts(sa) FROM unnest($1::uuid[], "
+            "$2::text[],"
+            " $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],"
+            " $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],"
+            " $13::bigint[]) AS v(id, st, pay, pe, qa, ra, rev, pid, code, rr, re,"
+            " se, sa)",
+            &ins, errstr, errstr_size);
         return cols_exec(
-                   pg,
-                   "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id,"
-                   " qualified_at, reversed_at, reversal_event_id, program_id, code,"
-                   " referrer_user_id, referee_user_id, signup_event_id, signup_at)"
-                   " SELECT id, st, pay, pe, rs_ms_to_ts(qa), rs_ms_to_ts(ra), rev, pid,"
-                   " code, rr, re, se, rs_ms_to_ts(sa) FROM unnest($1::uuid[], "
-                   "$2::text[],"
-                   " $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::text[],"
-                   " $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[],"
-                   " $13::bigint[]) AS v(id, st, pay, pe, qa, ra, rev, pid, code, rr, re,"
-                   " se, sa)",
-                   &ins, errstr, errstr_size) &&
-               cols_exec(
-                   pg,
-                   "UPDATE rs_referrals f SET status = v.st, payment_id = v.pay,"
-                   " payment_event_id = v.pe, qualified_at = rs_ms_to_ts(v.qa),"
-                   " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev,"
-                   " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::text[],"
-                   " $4::text[], $5::bigint[], $6::bigint[], $7::text[])"
-                   " AS v(id, st, pay, pe, qa, ra, rev) WHERE f.id = v.id",
-                   &upd, errstr, errstr_size);
+            pg, ok,
+            "UPDATE rs_referrals f SET status = v.st, payment_id = v.pay,"
+            " payment_event_id = v.pe, qualified_at = rs_ms_to_ts(v.qa),"
+            " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev,"
+            " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::text[],"
+            " $4::text[], $5::bigint[], $6::bigint[], $7::text[])"
+            " AS v(id, st, pay, pe, qa, ra, rev) WHERE f.id = v.id",
+            &upd, errstr, errstr_size);
 }
 
 static bool write_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
@@ -547,7 +548,7 @@ static bool write_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t err
                 rs_pgarr_int(&k.c[2], s->rewarded_count);
         }
         return cols_exec(
-            pg,
+            pg, true,
             "INSERT INTO rs_referrer_stats (program_id, referrer_user_id,"
             " rewarded_count) SELECT * FROM unnest($1::bigint[], $2::text[],"
             " $3::int[]) ON CONFLICT (program_id, referrer_user_id) DO UPDATE"
@@ -593,26 +594,26 @@ static bool write_credits(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                         }
                 }
         }
+        bool ok = cols_exec(
+            pg, true,
+            "INSERT INTO rs_credits (id, referral_id, program_id,"
+            " beneficiary_user_id, role, amount_minor, currency, status,"
+            " source_event_id, referrer_rewarded_count, goal_reached, created_at,"
+            " reversed_at, reversal_event_id) SELECT id, rid, pid, b, role, amt,"
+            " cur, st, src, cnt, goal, rs_ms_to_ts(ca), rs_ms_to_ts(ra), rev"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[],"
+            " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
+            " $10::int[], $11::bool[], $12::bigint[], $13::bigint[], $14::text[])"
+            " AS v(id, rid, pid, b, role, amt, cur, st, src, cnt, goal, ca, ra, "
+            "rev)",
+            &ins, errstr, errstr_size);
         return cols_exec(
-                   pg,
-                   "INSERT INTO rs_credits (id, referral_id, program_id,"
-                   " beneficiary_user_id, role, amount_minor, currency, status,"
-                   " source_event_id, referrer_rewarded_count, goal_reached, created_at,"
-                   " reversed_at, reversal_event_id) SELECT id, rid, pid, b, role, amt,"
-                   " cur, st, src, cnt, goal, rs_ms_to_ts(ca), rs_ms_to_ts(ra), rev"
-                   " FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[],"
-                   " $5::text[], $6::bigint[], $7::text[], $8::text[], $9::text[],"
-                   " $10::int[], $11::bool[], $12::bigint[], $13::bigint[], $14::text[])"
-                   " AS v(id, rid, pid, b, role, amt, cur, st, src, cnt, goal, ca, ra, "
-                   "rev)",
-                   &ins, errstr, errstr_size) &&
-               cols_exec(
-                   pg,
-                   "UPDATE rs_credits c SET status = 'reversed',"
-                   " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev"
-                   " FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, ra, rev)"
-                   " WHERE c.id = v.id",
-                   &upd, errstr, errstr_size);
+            pg, ok,
+            "UPDATE rs_credits c SET status = 'reversed',"
+            " reversed_at = rs_ms_to_ts(v.ra), reversal_event_id = v.rev"
+            " FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS v(id, ra, rev)"
+            " WHERE c.id = v.id",
+            &upd, errstr, errstr_size);
 }
 
 static bool write_rejections(rs_pg_t *pg, rs_state_t *st, char *errstr,
@@ -634,7 +635,7 @@ static bool write_rejections(rs_pg_t *pg, rs_state_t *st, char *errstr,
                 rs_pgarr_int(&k.c[8], r->occurred_at_ms);
         }
         return cols_exec(
-            pg,
+            pg, true,
             "INSERT INTO rs_rejections (event_id, event_type, reason, user_id, code,"
             " program_id, referrer_user_id, detail, occurred_at)"
             " SELECT e, t, r, u, c, p, rr, d, rs_ms_to_ts(o) FROM unnest($1::text[],"
@@ -659,7 +660,7 @@ static bool write_charges(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 rs_pgarr_int(&k.c[5], c->occurred_at_ms);
         }
         return cols_exec(
-            pg,
+            pg, true,
             "INSERT INTO rs_first_charges (user_id, payment_id, event_id,"
             " amount_minor, currency, occurred_at) SELECT u, p, e, a, c,"
             " rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[], $3::text[],"
@@ -690,18 +691,18 @@ static bool write_held(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_
                         rs_pgarr_text(&del.c[1], h->refund_of);
                 }
         }
+        bool ok = cols_exec(
+            pg, true,
+            "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, "
+            "occurred_at)"
+            " SELECT u, r, e, rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[],"
+            " $3::text[], $4::bigint[]) AS v(u, r, e, o) ON CONFLICT DO NOTHING",
+            &ins, errstr, errstr_size);
         return cols_exec(
-                   pg,
-                   "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, "
-                   "occurred_at)"
-                   " SELECT u, r, e, rs_ms_to_ts(o) FROM unnest($1::text[], $2::text[],"
-                   " $3::text[], $4::bigint[]) AS v(u, r, e, o) ON CONFLICT DO NOTHING",
-                   &ins, errstr, errstr_size) &&
-               cols_exec(
-                   pg,
-                   "DELETE FROM rs_held_refunds h USING unnest($1::text[], $2::text[])"
-                   " AS v(u, r) WHERE h.user_id = v.u AND h.refund_of = v.r",
-                   &del, errstr, errstr_size);
+            pg, ok,
+            "DELETE FROM rs_held_refunds h USING unnest($1::text[], $2::text[])"
+            " AS v(u, r) WHERE h.user_id = v.u AND h.refund_of = v.r",
+            &del, errstr, errstr_size);
 }
 
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)

@@ -201,6 +201,59 @@ static void redis_down_falls_back_to_postgres(void **state)
         rs_batch_free(&b);
 }
 
+/* A "no such code" entry left in Redis (e.g. written just before the code was
+ * created) must not decide the outcome: the transaction reads the code. */
+static void stale_negative_cache_entry_is_not_trusted(void **state)
+{
+        free(rs_it_sql(fx.pg, "INSERT INTO rs_codes (code, program_id, owner_user_id)"
+                              " VALUES ('LATECODE', 1, 'alice')"));
+        rs_cache_entry_t neg = {.code = "LATECODE", .state = RS_CACHE_NEGATIVE};
+        assert_true(rs_cache_put(fx.cache, &neg, 1));
+        rs_batch_t b;
+        rs_batch_init(&b);
+        signup(&b, 40, "e-late", "ivy", "LATECODE");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.referrals, 1);
+        assert_int_equal(b.stats.rejections[RS_REJ_UNKNOWN_CODE], 0);
+        rs_batch_free(&b);
+}
+
+/* An unknown code of long non-ASCII text is kept (truncated) in the rejection
+ * without splitting a UTF-8 character, which Postgres would refuse. */
+static void long_non_ascii_code_is_rejected_not_refused(void **state)
+{
+        char code[128] = "x";
+        for (int i = 0; i < 40; i++)
+                strcat(code, "\xc3\xa9"); /* é */
+        rs_batch_t b;
+        rs_batch_init(&b);
+        signup(&b, 41, "e-utf8", "jon", code);
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.rejections[RS_REJ_UNKNOWN_CODE], 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT octet_length(code) FROM rs_rejections"
+                                            " WHERE event_id = 'e-utf8'"),
+                         63); /* "X" + 31 two-byte characters, not 64 bytes */
+        rs_batch_free(&b);
+}
+
+/* A topic deleted and recreated starts again at offset 0: a new malformed
+ * record at an old offset is a new dead letter, not a duplicate. */
+static void dead_letters_of_a_recreated_topic(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        add(&b, RS_EV_SIGNUP, 7, "garbage one");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.dlq, 1);
+        rs_batch_reset(&b);
+        add(&b, RS_EV_SIGNUP, 7, "garbage two"); /* same topic, partition, offset */
+        add(&b, RS_EV_SIGNUP, 7, "garbage two"); /* and its replay */
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.dlq, 1);
+        assert_int_equal(b.stats.duplicates, 1);
+        rs_batch_free(&b);
+}
+
 /* ---------------------------------------------------------------- races */
 
 static pthread_barrier_t round_start;
@@ -326,6 +379,9 @@ int main(void)
             cmocka_unit_test(duplicate_inside_one_batch),
             cmocka_unit_test(cache_is_filled_and_used),
             cmocka_unit_test(redis_down_falls_back_to_postgres),
+            cmocka_unit_test(stale_negative_cache_entry_is_not_trusted),
+            cmocka_unit_test(long_non_ascii_code_is_rejected_not_refused),
+            cmocka_unit_test(dead_letters_of_a_recreated_topic),
             cmocka_unit_test(last_use_has_one_winner),
             cmocka_unit_test(signup_and_payment_race),
         };

@@ -471,6 +471,36 @@ static void poison_record_is_dead_lettered(void **state)
         rs_config_free(&cfg);
 }
 
+/* An error about the database, not the records (here: every write refused as
+ * on a read-only replica after a failover), is waited out: nothing is
+ * dead-lettered, /readyz says why, and processing resumes when it clears. */
+static void read_only_database_is_waited_out(void **state)
+{
+        fresh("it_proc_readonly");
+        free(rs_it_sql(fx.pg,
+                       "CREATE FUNCTION read_only() RETURNS trigger LANGUAGE plpgsql AS"
+                       " $$BEGIN RAISE EXCEPTION 'read-only' USING ERRCODE ="
+                       " 'read_only_sql_transaction'; END$$"));
+        free(rs_it_sql(fx.pg, "CREATE TRIGGER read_only BEFORE INSERT ON rs_inbox"
+                              " FOR EACH ROW EXECUTE FUNCTION read_only()"));
+        rs_config_t cfg;
+        config(&cfg, fx.url);
+        referees(&cfg, 0, 5, "ALICE234");
+        runner_t *r = start(&cfg, NULL);
+        int port = rs_processor_http_port(r->p);
+        await_http(port, "/readyz", 503);
+        rs_sleep_ms(1000);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox"), 0);
+        free(rs_it_sql(fx.pg, "DROP TRIGGER read_only ON rs_inbox"));
+        await_count(10, "SELECT count(*) FROM rs_credits");
+        await_http(port, "/readyz", 200);
+        assert_int_equal(finish(r), 0);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE"
+                                            " destination = 'dlq'"),
+                         0);
+        rs_config_free(&cfg);
+}
+
 int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
@@ -482,6 +512,7 @@ int main(void)
             cmocka_unit_test_teardown(output_topic_failure_is_republished, teardown),
             cmocka_unit_test_teardown(two_instances_share_the_work, teardown),
             cmocka_unit_test_teardown(poison_record_is_dead_lettered, teardown),
+            cmocka_unit_test_teardown(read_only_database_is_waited_out, teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         curl_global_cleanup();
