@@ -35,6 +35,7 @@ cleanup() {
         if [ -n "$own_stack" ]; then
                 scripts/stack.sh down --dir "$own_stack/kafka" --purge >/dev/null || true
                 scripts/stack.sh down --dir "$own_stack/db" --purge >/dev/null || true
+                rmdir "$own_stack" 2>/dev/null || true
         fi
 }
 trap cleanup EXIT
