@@ -31,6 +31,16 @@ void rs_batch_free(rs_batch_t *b)
         memset(b, 0, sizeof(*b));
 }
 
+/* A sign-up's code, trimmed and upper-cased, if it has the shape of a code. */
+static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
+{
+        if (ev->type != RS_EV_SIGNUP || !ev->referral_code)
+                return NULL;
+        char norm[RS_REFERRAL_CODE_INPUT_MAX + 1];
+        rs_code_normalize(ev->referral_code, norm, sizeof(norm));
+        return rs_code_valid(norm) ? rs_arena_strdup(&b->arena, norm) : NULL;
+}
+
 rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type,
                              const char *topic, int32_t partition, int64_t offset,
                              const void *key, size_t key_len, const void *value,
@@ -57,6 +67,8 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
         } else {
                 m->decoded = rs_codec_decode(codec, type, value, value_len, &b->arena,
                                              &m->ev, &m->err);
+                if (m->decoded)
+                        m->code = norm_code(b, &m->ev);
         }
         return m;
 }
@@ -88,15 +100,6 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
 typedef struct code_lookup {
         rs_map_t owner_of; /* code -> owner */
 } code_lookup_t;
-
-static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
-{
-        if (ev->type != RS_EV_SIGNUP || !ev->referral_code)
-                return NULL;
-        char norm[RS_REFERRAL_CODE_INPUT_MAX + 1];
-        rs_code_normalize(ev->referral_code, norm, sizeof(norm));
-        return rs_code_valid(norm) ? rs_arena_strdup(&b->arena, norm) : NULL;
-}
 
 static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n,
                           rs_arena_t *a, char *errstr, size_t errstr_size)
@@ -156,7 +159,7 @@ static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
         rs_strset_init(&codes);
         for (size_t i = 0; i < b->n; i++) {
                 if (b->msgs[i].decoded)
-                        rs_strset_add(&codes, norm_code(b, &b->msgs[i].ev));
+                        rs_strset_add(&codes, b->msgs[i].code);
         }
         rs_cache_entry_t *e = rs_calloc(codes.n, sizeof(*e));
         for (size_t i = 0; i < codes.n; i++)
@@ -290,7 +293,7 @@ static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
                                 rs_strset_add(&s->refunded, m->ev.refund_of);
                         continue;
                 }
-                const char *code = norm_code(b, &m->ev);
+                const char *code = m->code;
                 if (code) {
                         rs_strset_add(&s->codes, code);
                         rs_strset_add(&s->users, rs_map_get(&cl->owner_of, code));

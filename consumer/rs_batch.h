@@ -43,6 +43,7 @@ typedef struct rs_batch_msg {
         rs_event_type_t type;
         bool decoded;
         rs_event_t ev;
+        const char *code; /* sign-ups: the normalised code if well formed, else NULL */
         rs_decode_error_t err;
         rs_msg_outcome_t outcome;
         void *opaque; /* the caller's (e.g. the rd_kafka_message_t) */
