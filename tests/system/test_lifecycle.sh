@@ -74,11 +74,13 @@ start_consumer
 wait_http /readyz 200 30
 # E expires 6 s from now (sign-ups are judged by their occurred_at).
 E_EXP=$(($(now_ms) + 6000))
-E_EXP_TEXT=$(date -u -d "@$((E_EXP / 1000)).$((E_EXP % 1000))" +%Y-%m-%dT%H:%M:%S.%3NZ)
+# (The milliseconds are zero-padded: "@S.45" would be 450 ms, not 45.)
+E_EXP_TEXT=$(date -u -d "@$((E_EXP / 1000)).$(printf %03d $((E_EXP % 1000)))" +%Y-%m-%dT%H:%M:%S.%3NZ)
 E=$(rs admin codes issue --program side --user erin --expires-at "$E_EXP_TEXT")
 # E2 expires at the same time but sees no sign-up afterwards: only the
 # processor's periodic sweep can mark it expired.
 E2=$(rs admin codes issue --program side --user erik --expires-at "$E_EXP_TEXT")
+expect_eq "$(code_field "$E" expires_at)" "$E_EXP_TEXT" "E's expiry as stored"
 
 # ---- Wave 1: referrals in two programs at once.
 su r1 "  ${A,,} " # trimmed, upper-cased
