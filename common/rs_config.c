@@ -82,6 +82,10 @@ const rs_config_def_t rs_config_defs[] = {
     INT("REFSTREAM_OUTBOX_RETENTION_HOURS", "outbox-retention-hours", "168", 0, 87600,
         outbox_retention_hours,
         "Published outbox rows older than this are deleted; 0 keeps them forever."),
+    INT("REFSTREAM_INBOX_RETENTION_HOURS", "inbox-retention-hours", "720", 0, 87600,
+        inbox_retention_hours,
+        "Inbox rows (processed event ids) and held refunds older than this are "
+        "deleted; 0 keeps them forever. Keep it above the input topics' retention."),
     INT("REFSTREAM_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000", 0, 600000,
         shutdown_timeout_ms,
         "On SIGTERM, longest wait for in-flight output to be delivered before exit."),

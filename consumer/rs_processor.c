@@ -11,6 +11,11 @@
 
 #define BACKOFF_START_MS 100
 #define MARK_INTERVAL_MS 200
+/* Retention passes: how often, and how many rows one statement deletes (a
+ * pass repeats it while it keeps filling the limit, up to RETENTION_ROUNDS). */
+#define RETENTION_INTERVAL_MS 60000
+#define RETENTION_BATCH       10000
+#define RETENTION_ROUNDS      10
 
 typedef struct proc_metrics {
         rs_counter_t *events[2][3]; /* [signup|payment][applied|duplicate|dlq] */
@@ -41,7 +46,7 @@ struct rs_processor {
         int assigned;
         int64_t backoff_ms;
         char last_error[1024]; /* of the last failed batch run */
-        int64_t last_mark_ms, last_sweep_ms, last_input_ms;
+        int64_t last_mark_ms, last_sweep_ms, last_retention_ms, last_input_ms;
         rs_batch_stats_t totals;
         rs_outbox_stats_t outbox_seen;
         proc_metrics_t m;
@@ -633,6 +638,51 @@ static void expire_codes(rs_processor_t *p)
         PQclear(res);
 }
 
+/* Deletes rows of TABLE (KEY identifies a row) whose time column AT is older
+ * than the inbox retention, a bounded statement at a time; rows another
+ * instance is deleting are skipped. Returns the number deleted, -1 on error. */
+static int64_t expire_rows(rs_processor_t *p, const char *table, const char *key,
+                           const char *at)
+{
+        char sql[512], hours[24], limit[24], err[512];
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < now() -"
+                 " $1::bigint * interval '1 hour' LIMIT $2::int FOR UPDATE SKIP LOCKED)",
+                 table, key, key, table, at);
+        snprintf(hours, sizeof(hours), "%lld", (long long)p->cfg->inbox_retention_hours);
+        snprintf(limit, sizeof(limit), "%d", RETENTION_BATCH);
+        const char *params[] = {hours, limit};
+        int64_t total = 0;
+        for (int round = 0; round < RETENTION_ROUNDS; round++) {
+                PGresult *res = rs_pg_exec(p->pg, sql, 2, params, err, sizeof(err));
+                if (!res) {
+                        rs_warn("consumer", "retention of %s: %s", table, err);
+                        return -1;
+                }
+                int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+                PQclear(res);
+                total += n;
+                if (n < RETENTION_BATCH)
+                        break;
+        }
+        return total;
+}
+
+static void retention(rs_processor_t *p)
+{
+        if (p->cfg->inbox_retention_hours == 0)
+                return;
+        int64_t inbox = expire_rows(p, "rs_inbox", "kind, event_id", "processed_at");
+        int64_t held =
+            expire_rows(p, "rs_held_refunds", "user_id, refund_of", "created_at");
+        if (inbox > 0 || held > 0)
+                rs_info("consumer",
+                        "retention: deleted %lld inbox rows and %lld held refunds older "
+                        "than %lld hours",
+                        (long long)RS_MAX(inbox, 0), (long long)RS_MAX(held, 0),
+                        (long long)p->cfg->inbox_retention_hours);
+}
+
 static void upkeep(rs_processor_t *p)
 {
         char err[1024];
@@ -649,6 +699,12 @@ static void upkeep(rs_processor_t *p)
                         rs_warn("outbox", "sweep failed: %s", err);
                 else
                         expire_codes(p);
+        }
+        if ((p->last_retention_ms == 0 ||
+             now - p->last_retention_ms >= RETENTION_INTERVAL_MS) &&
+            !p->degraded) {
+                p->last_retention_ms = now;
+                retention(p);
         }
         count_outbox(p);
         if (rs_outbox_fatal(p->outbox, err, sizeof(err)) && !p->fatal) {

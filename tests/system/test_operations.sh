@@ -3,7 +3,8 @@
 # Prometheus text format with counters that match the traffic; Redis down
 # (lookups go to Postgres, counted as cache errors, processing goes on);
 # JSON logs (every line an object with ts/level/msg); librdkafka properties
-# passed through from the environment and from -X.
+# passed through from the environment and from -X; retention of the inbox
+# and of held refunds.
 . "$(dirname "$0")/lib.sh"
 setup
 rs admin program create --key ops --name "Ops" --currency USD --reward-fixed 100 >/dev/null
@@ -150,4 +151,28 @@ expect_eq "$(grep -c 'ops-env-client#' "$RS_TMP/messages" || true)" 0 \
         "log lines of a client named by the environment's client.id (-X must win)"
 [ "$(jq -r 'select(.level == "warn" or .level == "error") | .msg' "$log_file" | grep -ci redis)" -gt 0 ] ||
         fail "Redis being down was not logged"
+
+# ---- Retention: inbox rows and held refunds older than
+# REFSTREAM_INBOX_RETENTION_HOURS are deleted when a consumer starts (and
+# every minute); younger ones, and everything with retention 0, are kept.
+psql_q "INSERT INTO rs_inbox (kind, event_id, processed_at) VALUES
+        ('signup', 'old-su', now() - interval '1000 hours'),
+        ('payment', 'old-pay', now() - interval '50 hours'),
+        ('dlq', 'young-dlq', now() - interval '2 hours');
+        INSERT INTO rs_held_refunds (user_id, refund_of, event_id, occurred_at, created_at) VALUES
+        ('ghost', 'p-old', 'ev-old', now(), now() - interval '1000 hours'),
+        ('ghost', 'p-young', 'ev-young', now(), now() - interval '2 hours')" >/dev/null
+kept_inbox=$(psql_q "SELECT count(*) FROM rs_inbox")
+start_consumer keep-all --inbox-retention-hours 0
+wait_http /readyz 200 30
+stop_consumer
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox") $(psql_q "SELECT count(*) FROM rs_held_refunds")" \
+        "$kept_inbox 2" "inbox rows and held refunds with retention 0"
+start_consumer retention --inbox-retention-hours 24
+wait_sql "SELECT count(*) FROM rs_inbox WHERE event_id LIKE 'old-%'" 0 30
+wait_sql "SELECT string_agg(refund_of, ',') FROM rs_held_refunds" p-young 30
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" $((kept_inbox - 2)) "inbox rows kept (the young ones)"
+stop_consumer
+grep -q 'retention: deleted 2 inbox rows and 1 held refunds older than 24 hours' "$RS_TMP/retention.log" ||
+        fail "the retention pass was not logged: $(grep retention "$RS_TMP/retention.log")"
 pass
