@@ -175,6 +175,22 @@ void rs_admin_session_close(rs_admin_session_t *s)
         memset(s, 0, sizeof(*s));
 }
 
+int rs_admin_cli_run(const rs_cli_t *cli, int argc, char **argv, const char *pos_name,
+                     rs_admin_cli_check_fn *check, rs_admin_cli_work_fn *work, void *ctx)
+{
+        rs_config_t cfg;
+        rs_admin_session_t s = {0};
+        const char *pos;
+        int rc = rs_admin_cli_parse(cli, argc, argv, &cfg, &pos, pos_name);
+        if (rc < 0 && check)
+                rc = check(cli, pos, ctx);
+        if (rc < 0 && (rc = rs_admin_session_open(&s, cli, &cfg)) < 0)
+                rc = work(&s, pos, ctx);
+        rs_admin_session_close(&s);
+        rs_config_free(&cfg);
+        return rc;
+}
+
 int rs_admin_cli_json(json_t *j)
 {
         int rc =
@@ -182,6 +198,18 @@ int rs_admin_cli_json(json_t *j)
         fputc('\n', stdout);
         json_decref(j);
         return fflush(stdout) == 0 ? rc : RS_EXIT_FAILURE;
+}
+
+int rs_admin_cli_report(const rs_cli_t *cli, json_t *j, bool json, const char *err,
+                        void (*print)(FILE *, const json_t *))
+{
+        if (!j)
+                return rs_admin_cli_fail(cli, err);
+        if (json)
+                return rs_admin_cli_json(j);
+        print(stdout, j);
+        json_decref(j);
+        return RS_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- program */
@@ -259,16 +287,13 @@ static bool program_opt(void *opaque, int idx, const char *arg, char *errstr,
         return true;
 }
 
-/* Parses and validates a create (update: key positional), so that every
- * usage error is reported before connecting. */
-static int program_parse(const rs_cli_t *cli, program_ctx_t *c, bool create, int argc,
-                         char **argv, rs_config_t *cfg)
+/* Validates a create (update: key positional), so that every usage error is
+ * reported before connecting. */
+static int program_check(const rs_cli_t *cli, const char *pos, void *ctx)
 {
-        const char *pos = NULL;
+        program_ctx_t *c = ctx;
+        bool create = !c->offset;
         char err[512];
-        int rc = rs_admin_cli_parse(cli, argc, argv, cfg, &pos, create ? NULL : "KEY");
-        if (rc >= 0)
-                return rc;
         if (!create)
                 c->key = pos;
         if (create && !c->key)
@@ -280,6 +305,20 @@ static int program_parse(const rs_cli_t *cli, program_ctx_t *c, bool create, int
         if (!rs_admin_program_validate(&c->p, create, err, sizeof(err)))
                 return rs_admin_cli_usage(cli, "%s", err);
         return -1;
+}
+
+static int program_save(rs_admin_session_t *s, const char *pos, void *ctx)
+{
+        const program_ctx_t *c = ctx;
+        bool create = !c->offset;
+        char err[1024];
+        bool ok =
+            create ? rs_admin_program_create(&s->admin, c->key, &c->p, err, sizeof(err))
+                   : rs_admin_program_update(&s->admin, c->key, &c->p, err, sizeof(err));
+        if (!ok)
+                return rs_admin_cli_fail(s->cli, err);
+        printf(create ? "%s\n" : "program %s updated\n", c->key);
+        return RS_EXIT_OK;
 }
 
 static int program_write(int argc, char **argv, bool create)
@@ -300,22 +339,8 @@ static int program_write(int argc, char **argv, bool create)
             .ctx = &c,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        char err[1024];
-        int rc = program_parse(&cli, &c, create, argc, argv, &cfg);
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                bool ok = create ? rs_admin_program_create(&s.admin, c.key, &c.p, err,
-                                                           sizeof(err))
-                                 : rs_admin_program_update(&s.admin, c.key, &c.p, err,
-                                                           sizeof(err));
-                rc = ok ? RS_EXIT_OK : rs_admin_cli_fail(&cli, err);
-                if (ok)
-                        printf(create ? "%s\n" : "program %s updated\n", c.key);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, create ? NULL : "KEY", program_check,
+                                program_save, &c);
 }
 
 static int program_create(int argc, char **argv)
@@ -326,6 +351,22 @@ static int program_create(int argc, char **argv)
 static int program_update(int argc, char **argv)
 {
         return program_write(argc, argv, false);
+}
+
+static int program_set_status(rs_admin_session_t *s, const char *key, void *ctx)
+{
+        static const char *const done[] = {[RS_ADMIN_PAUSE] = "paused",
+                                           [RS_ADMIN_RESUME] = "active",
+                                           [RS_ADMIN_END] = "ended"};
+        rs_admin_action_t action = *(const rs_admin_action_t *)ctx;
+        char err[1024];
+        bool changed = false;
+        if (!rs_admin_program_set_status(&s->admin, key, action, &changed, err,
+                                         sizeof(err)))
+                return rs_admin_cli_fail(s->cli, err);
+        printf("program %s %s %s\n", key, changed ? "is now" : "is already",
+               done[action]);
+        return RS_EXIT_OK;
 }
 
 static int program_status(int argc, char **argv, rs_admin_action_t action)
@@ -343,29 +384,10 @@ static int program_status(int argc, char **argv, rs_admin_action_t action)
             [RS_ADMIN_END] = "refstream admin program end K\n\nEnds the program for "
                              "good; ended is final.",
         };
-        static const char *const done[] = {[RS_ADMIN_PAUSE] = "paused",
-                                           [RS_ADMIN_RESUME] = "active",
-                                           [RS_ADMIN_END] = "ended"};
         const rs_cli_t cli = {
             .command = commands[action], .usage = usages[action], .config_flags = true};
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *key;
-        char err[1024];
-        bool changed = false;
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &key, "KEY");
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                rc = rs_admin_program_set_status(&s.admin, key, action, &changed, err,
-                                                 sizeof(err))
-                         ? RS_EXIT_OK
-                         : rs_admin_cli_fail(&cli, err);
-                if (rc == RS_EXIT_OK)
-                        printf("program %s %s %s\n", key,
-                               changed ? "is now" : "is already", done[action]);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, "KEY", NULL, program_set_status,
+                                &action);
 }
 
 static int program_pause(int argc, char **argv)
@@ -399,9 +421,24 @@ static bool set_json(void *opaque, int idx, const char *arg, char *errstr,
         "min_payment, window_days, referral_goal, max_rewarded, starts_at, ends_at,\n"   \
         "created_at, updated_at (null when absent; times RFC 3339 UTC)."
 
+typedef struct program_read_ctx {
+        bool list, json;
+} program_read_ctx_t;
+
+static int program_print(rs_admin_session_t *s, const char *key, void *ctx)
+{
+        const program_read_ctx_t *c = ctx;
+        char err[1024];
+        json_t *j = c->list ? rs_admin_program_list(&s->admin, err, sizeof(err))
+                            : rs_admin_program_show(&s->admin, key, err, sizeof(err));
+        return rs_admin_cli_report(s->cli, j, c->json, err,
+                                   c->list ? rs_admin_print_program_list
+                                           : rs_admin_print_program);
+}
+
 static int program_read(int argc, char **argv, bool list)
 {
-        bool json = false;
+        program_read_ctx_t c = {.list = list};
         const rs_cli_t cli = {
             .command =
                 list ? "refstream admin program list" : "refstream admin program show",
@@ -412,29 +449,11 @@ static int program_read(int argc, char **argv, bool list)
             .opts = json_opt,
             .nopts = 1,
             .handler = set_json,
-            .ctx = &json,
+            .ctx = &c.json,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *key;
-        char err[1024];
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &key, list ? NULL : "KEY");
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                json_t *j = list ? rs_admin_program_list(&s.admin, err, sizeof(err))
-                                 : rs_admin_program_show(&s.admin, key, err, sizeof(err));
-                if (j && !json) {
-                        (list ? rs_admin_print_program_list
-                              : rs_admin_print_program)(stdout, j);
-                        json_decref(j);
-                        rc = RS_EXIT_OK;
-                } else {
-                        rc = j ? rs_admin_cli_json(j) : rs_admin_cli_fail(&cli, err);
-                }
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, list ? NULL : "KEY", NULL,
+                                program_print, &c);
 }
 
 static int program_show(int argc, char **argv)

@@ -44,8 +44,19 @@ int rs_admin_session_open(rs_admin_session_t *s, const rs_cli_t *cli,
                           const rs_config_t *cfg);
 void rs_admin_session_close(rs_admin_session_t *s);
 
+/* One command: rs_admin_cli_parse (positional pos_name, NULL for none), then
+ * check (NULL for none; checks made before connecting, returning -1 to go on
+ * or the exit code), then work in a session; returns the exit code. */
+typedef int rs_admin_cli_check_fn(const rs_cli_t *cli, const char *pos, void *ctx);
+typedef int rs_admin_cli_work_fn(rs_admin_session_t *s, const char *pos, void *ctx);
+int rs_admin_cli_run(const rs_cli_t *cli, int argc, char **argv, const char *pos_name,
+                     rs_admin_cli_check_fn *check, rs_admin_cli_work_fn *work, void *ctx);
+
 /* Prints j as indented JSON on stdout and releases it; 1 if stdout failed. */
 int rs_admin_cli_json(json_t *j);
+/* Prints j (NULL: fails with err) with print, or as JSON; returns the exit code. */
+int rs_admin_cli_report(const rs_cli_t *cli, json_t *j, bool json, const char *err,
+                        void (*print)(FILE *, const json_t *));
 
 int rs_admin_cli_codes(int argc, char **argv);
 int rs_admin_cli_stats(int argc, char **argv);

@@ -46,8 +46,9 @@ static bool code_opt(void *opaque, int idx, const char *arg, char *errstr,
 }
 
 /* Usage checks of issue, before connecting. */
-static int issue_check(const rs_cli_t *cli, const code_ctx_t *c)
+static int issue_check(const rs_cli_t *cli, const char *none, void *ctx)
 {
+        const code_ctx_t *c = ctx;
         char err[512], norm[RS_CODE_MAX_LEN + 1];
         const rs_admin_i64_t *m = &c->limits.max_uses;
         if (!c->program)
@@ -61,6 +62,17 @@ static int issue_check(const rs_cli_t *cli, const code_ctx_t *c)
         if (m->state == RS_ADMIN_SET && (m->v < 0 || m->v > INT32_MAX))
                 return rs_admin_cli_usage(cli, "--max-uses must be 0..%d", INT32_MAX);
         return -1;
+}
+
+static int issue_work(rs_admin_session_t *s, const char *none, void *ctx)
+{
+        const code_ctx_t *c = ctx;
+        char err[1024], code[RS_CODE_MAX_LEN + 1];
+        if (!rs_admin_code_issue(&s->admin, c->program, c->user, c->vanity, &c->limits,
+                                 code, err, sizeof(err)))
+                return rs_admin_cli_fail(s->cli, err);
+        printf("%s\n", code);
+        return RS_EXIT_OK;
 }
 
 static int codes_issue(int argc, char **argv)
@@ -79,27 +91,22 @@ static int codes_issue(int argc, char **argv)
             .ctx = &c,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *none;
-        char err[1024], code[RS_CODE_MAX_LEN + 1];
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &none, NULL);
-        if (rc < 0)
-                rc = issue_check(&cli, &c);
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                rc = rs_admin_code_issue(&s.admin, c.program, c.user, c.vanity, &c.limits,
-                                         code, err, sizeof(err))
-                         ? RS_EXIT_OK
-                         : rs_admin_cli_fail(&cli, err);
-                if (rc == RS_EXIT_OK)
-                        printf("%s\n", code);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, NULL, issue_check, issue_work, &c);
 }
 
 /* ---------------------------------------------------------------- status */
+
+static int status_work(rs_admin_session_t *s, const char *code, void *ctx)
+{
+        char err[1024], status[16], norm[RS_CODE_MAX_LEN + 1];
+        bool changed = false;
+        if (!rs_admin_code_set_status(&s->admin, code, *(const rs_admin_action_t *)ctx,
+                                      &changed, status, sizeof(status), err, sizeof(err)))
+                return rs_admin_cli_fail(s->cli, err);
+        printf("code %s %s %s\n", rs_code_normalize(code, norm, sizeof(norm)),
+               changed ? "is now" : "is already", status);
+        return RS_EXIT_OK;
+}
 
 static int codes_status(int argc, char **argv, rs_admin_action_t action)
 {
@@ -119,25 +126,7 @@ static int codes_status(int argc, char **argv, rs_admin_action_t action)
         };
         const rs_cli_t cli = {
             .command = commands[action], .usage = usages[action], .config_flags = true};
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *code;
-        char err[1024], status[16], norm[RS_CODE_MAX_LEN + 1];
-        bool changed = false;
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &code, "CODE");
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                rc = rs_admin_code_set_status(&s.admin, code, action, &changed, status,
-                                              sizeof(status), err, sizeof(err))
-                         ? RS_EXIT_OK
-                         : rs_admin_cli_fail(&cli, err);
-                if (rc == RS_EXIT_OK)
-                        printf("code %s %s %s\n",
-                               rs_code_normalize(code, norm, sizeof(norm)),
-                               changed ? "is now" : "is already", status);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, "CODE", NULL, status_work, &action);
 }
 
 static int codes_pause(int argc, char **argv)
@@ -157,6 +146,30 @@ static int codes_revoke(int argc, char **argv)
 
 /* ---------------------------------------------------------------- update */
 
+static int update_check(const rs_cli_t *cli, const char *code, void *ctx)
+{
+        const code_ctx_t *c = ctx;
+        const rs_admin_i64_t *m = &c->limits.max_uses;
+        if (m->state == RS_ADMIN_UNSET && c->limits.expires_at.state == RS_ADMIN_UNSET)
+                return rs_admin_cli_usage(cli, "nothing to update: give --max-uses or "
+                                               "--expires-at");
+        if (m->state == RS_ADMIN_SET && (m->v < 0 || m->v > INT32_MAX))
+                return rs_admin_cli_usage(cli, "--max-uses must be 0..%d", INT32_MAX);
+        return -1;
+}
+
+static int update_work(rs_admin_session_t *s, const char *code, void *ctx)
+{
+        const code_ctx_t *c = ctx;
+        char err[1024], status[16], norm[RS_CODE_MAX_LEN + 1];
+        if (!rs_admin_code_update(&s->admin, code, &c->limits, status, sizeof(status),
+                                  err, sizeof(err)))
+                return rs_admin_cli_fail(s->cli, err);
+        printf("code %s updated, status %s\n",
+               rs_code_normalize(code, norm, sizeof(norm)), status);
+        return RS_EXIT_OK;
+}
+
 static int codes_update(int argc, char **argv)
 {
         code_ctx_t c = {.offset = C_MAX_USES};
@@ -173,30 +186,7 @@ static int codes_update(int argc, char **argv)
             .ctx = &c,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *code;
-        char err[1024], status[16], norm[RS_CODE_MAX_LEN + 1];
-        const rs_admin_i64_t *m = &c.limits.max_uses;
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &code, "CODE");
-        if (rc < 0 && m->state == RS_ADMIN_UNSET &&
-            c.limits.expires_at.state == RS_ADMIN_UNSET)
-                rc = rs_admin_cli_usage(&cli, "nothing to update: give --max-uses or "
-                                              "--expires-at");
-        if (rc < 0 && m->state == RS_ADMIN_SET && (m->v < 0 || m->v > INT32_MAX))
-                rc = rs_admin_cli_usage(&cli, "--max-uses must be 0..%d", INT32_MAX);
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                rc = rs_admin_code_update(&s.admin, code, &c.limits, status,
-                                          sizeof(status), err, sizeof(err))
-                         ? RS_EXIT_OK
-                         : rs_admin_cli_fail(&cli, err);
-                if (rc == RS_EXIT_OK)
-                        printf("code %s updated, status %s\n",
-                               rs_code_normalize(code, norm, sizeof(norm)), status);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, "CODE", update_check, update_work, &c);
 }
 
 /* ---------------------------------------------------------------- show */
@@ -208,6 +198,13 @@ static bool set_flag(void *opaque, int idx, const char *arg, char *errstr,
 {
         *(bool *)opaque = true;
         return true;
+}
+
+static int show_work(rs_admin_session_t *s, const char *code, void *ctx)
+{
+        char err[1024];
+        json_t *j = rs_admin_code_show(&s->admin, code, err, sizeof(err));
+        return rs_admin_cli_report(s->cli, j, *(bool *)ctx, err, rs_admin_print_code);
 }
 
 static int codes_show(int argc, char **argv)
@@ -226,24 +223,7 @@ static int codes_show(int argc, char **argv)
             .ctx = &json,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *code;
-        char err[1024];
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &code, "CODE");
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                json_t *j = rs_admin_code_show(&s.admin, code, err, sizeof(err));
-                if (j && !json) {
-                        rs_admin_print_code(stdout, j);
-                        json_decref(j);
-                        rc = RS_EXIT_OK;
-                } else {
-                        rc = j ? rs_admin_cli_json(j) : rs_admin_cli_fail(&cli, err);
-                }
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, "CODE", NULL, show_work, &json);
 }
 
 /* ---------------------------------------------------------------- backfill */
@@ -281,31 +261,53 @@ static long split_users(const rs_cli_t *cli, char *text, const char ***out)
         return (long)n;
 }
 
-static int backfill_run(const rs_cli_t *cli, rs_admin_session_t *s, const char *program,
-                        const char **users, size_t n)
+typedef struct backfill_ctx {
+        code_ctx_t opts;
+        char *text; /* stdin, split in place into users */
+        const char **users;
+        size_t n;
+} backfill_ctx_t;
+
+/* Reads and checks the user ids, before connecting. */
+static int backfill_check(const rs_cli_t *cli, const char *none, void *ctx)
 {
+        backfill_ctx_t *b = ctx;
+        if (!b->opts.program)
+                return rs_admin_cli_usage(cli, "missing --program");
+        if (!(b->text = rs_read_stream(stdin, NULL)))
+                return rs_admin_cli_fail(cli, "cannot read user ids from stdin");
+        long n = split_users(cli, b->text, &b->users);
+        if (n < 0)
+                return RS_EXIT_USAGE;
+        b->n = (size_t)n;
+        return -1;
+}
+
+static int backfill_work(rs_admin_session_t *s, const char *none, void *ctx)
+{
+        const backfill_ctx_t *b = ctx;
         char err[1024];
         rs_admin_backfill_stats_t st;
-        char(*codes)[RS_CODE_MAX_LEN + 1] = rs_malloc((n ? n : 1) * sizeof(*codes));
+        char(*codes)[RS_CODE_MAX_LEN + 1] = rs_malloc((b->n ? b->n : 1) * sizeof(*codes));
         int rc = RS_EXIT_OK;
-        if (!rs_admin_backfill(&s->admin, program, users, n, codes, &st, err,
-                               sizeof(err))) {
-                rc = rs_admin_cli_fail(cli, err);
+        if (!rs_admin_backfill(&s->admin, b->opts.program, b->users, b->n, codes, &st,
+                               err, sizeof(err))) {
+                rc = rs_admin_cli_fail(s->cli, err);
                 goto out;
         }
-        for (size_t i = 0; i < n; i++)
-                printf("%s\t%s\n", users[i], codes[i]);
+        for (size_t i = 0; i < b->n; i++)
+                printf("%s\t%s\n", b->users[i], codes[i]);
         if (fflush(stdout) != 0) {
-                rc = rs_admin_cli_fail(cli, "cannot write to stdout");
+                rc = rs_admin_cli_fail(s->cli, "cannot write to stdout");
                 goto out;
         }
         fprintf(stderr, "%s: %zu lines, %zu users: %zu new codes, %zu existing\n",
-                cli->command, n, st.users, st.created, st.existing);
+                s->cli->command, b->n, st.users, st.created, st.existing);
         if (st.revoked_only)
                 fprintf(stderr,
                         "%s: warning: %zu users have only revoked codes (printed, "
                         "not replaced)\n",
-                        cli->command, st.revoked_only);
+                        s->cli->command, st.revoked_only);
 out:
         free(codes);
         return rc;
@@ -313,7 +315,7 @@ out:
 
 static int codes_backfill(int argc, char **argv)
 {
-        code_ctx_t c = {0};
+        backfill_ctx_t b = {0};
         const rs_cli_t cli = {
             .command = "refstream admin codes backfill",
             .usage = "refstream admin codes backfill --program K < users.txt\n\nReads "
@@ -324,27 +326,13 @@ static int codes_backfill(int argc, char **argv)
             .opts = code_opts,
             .nopts = 1, /* --program */
             .handler = code_opt,
-            .ctx = &c,
+            .ctx = &b.opts,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *none, **users = NULL;
-        char *text = NULL;
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &none, NULL);
-        if (rc < 0 && !c.program)
-                rc = rs_admin_cli_usage(&cli, "missing --program");
-        if (rc < 0 && !(text = rs_read_stream(stdin, NULL)))
-                rc = rs_admin_cli_fail(&cli, "cannot read user ids from stdin");
-        long n = rc < 0 ? split_users(&cli, text, &users) : 0;
-        if (n < 0)
-                rc = RS_EXIT_USAGE;
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0)
-                rc = backfill_run(&cli, &s, c.program, users, (size_t)n);
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        free(users);
-        free(text);
+        int rc =
+            rs_admin_cli_run(&cli, argc, argv, NULL, backfill_check, backfill_work, &b);
+        free(b.users);
+        free(b.text);
         return rc;
 }
 
@@ -353,7 +341,8 @@ static int codes_backfill(int argc, char **argv)
 enum { R_USER, R_PROGRAM, R_JSON, R_LIMIT };
 
 typedef struct report_ctx {
-        const int *map; /* the command's option index -> R_* */
+        const int *map;      /* the command's option index -> R_* */
+        const char *missing; /* usage error unless exactly one --user/--program */
         const char *user, *program;
         bool json;
         int64_t limit;
@@ -385,32 +374,36 @@ static bool report_opt(void *opaque, int idx, const char *arg, char *errstr,
         return true;
 }
 
-/* A malformed --user is a usage error, not "no such user". */
-static int check_user(const rs_cli_t *cli, const char *user)
+/* Exactly one of --user and --program (referrals has no --program); a
+ * malformed --user is a usage error, not "no such user". */
+static int report_check(const rs_cli_t *cli, const char *none, void *ctx)
 {
+        const report_ctx_t *c = ctx;
         char err[256];
-        if (user && !rs_admin_user_valid(user, err, sizeof(err)))
+        if ((c->user != NULL) == (c->program != NULL))
+                return rs_admin_cli_usage(cli, "%s", c->missing);
+        if (c->user && !rs_admin_user_valid(c->user, err, sizeof(err)))
                 return rs_admin_cli_usage(cli, "--user: %s", err);
         return -1;
 }
 
-/* Prints a report as text or JSON; returns the exit code. */
-static int report_print(const rs_cli_t *cli, json_t *j, bool json, const char *err,
-                        void (*print)(FILE *, const json_t *))
+static int stats_work(rs_admin_session_t *s, const char *none, void *ctx)
 {
-        if (!j)
-                return rs_admin_cli_fail(cli, err);
-        if (json)
-                return rs_admin_cli_json(j);
-        print(stdout, j);
-        json_decref(j);
-        return RS_EXIT_OK;
+        const report_ctx_t *c = ctx;
+        char err[1024];
+        json_t *j = c->user
+                        ? rs_admin_stats_user(&s->admin, c->user, err, sizeof(err))
+                        : rs_admin_stats_program(&s->admin, c->program, err, sizeof(err));
+        return rs_admin_cli_report(s->cli, j, c->json, err,
+                                   c->user ? rs_admin_print_stats_user
+                                           : rs_admin_print_stats_program);
 }
 
 int rs_admin_cli_stats(int argc, char **argv)
 {
         static const int map[] = {R_USER, R_PROGRAM, R_JSON};
-        report_ctx_t c = {.map = map};
+        report_ctx_t c = {.map = map,
+                          .missing = "give exactly one of --user and --program"};
         const rs_cli_t cli = {
             .command = "refstream admin stats",
             .usage = "refstream admin stats (--user U | --program K) [--json]\n\n"
@@ -425,27 +418,15 @@ int rs_admin_cli_stats(int argc, char **argv)
             .ctx = &c,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *none;
+        return rs_admin_cli_run(&cli, argc, argv, NULL, report_check, stats_work, &c);
+}
+
+static int referrals_work(rs_admin_session_t *s, const char *none, void *ctx)
+{
+        const report_ctx_t *c = ctx;
         char err[1024];
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &none, NULL);
-        if (rc < 0 && (c.user != NULL) == (c.program != NULL))
-                rc = rs_admin_cli_usage(&cli, "give exactly one of --user and --program");
-        if (rc < 0)
-                rc = check_user(&cli, c.user);
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                json_t *j =
-                    c.user
-                        ? rs_admin_stats_user(&s.admin, c.user, err, sizeof(err))
-                        : rs_admin_stats_program(&s.admin, c.program, err, sizeof(err));
-                rc = report_print(&cli, j, c.json, err,
-                                  c.user ? rs_admin_print_stats_user
-                                         : rs_admin_print_stats_program);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        json_t *j = rs_admin_referrals(&s->admin, c->user, c->limit, err, sizeof(err));
+        return rs_admin_cli_report(s->cli, j, c->json, err, rs_admin_print_referrals);
 }
 
 int rs_admin_cli_referrals(int argc, char **argv)
@@ -456,7 +437,7 @@ int rs_admin_cli_referrals(int argc, char **argv)
             {"json", false, NULL, "print JSON"},
             {"limit", true, "N", "most referrals listed (default 100)"},
         };
-        report_ctx_t c = {.map = map, .limit = 100};
+        report_ctx_t c = {.map = map, .missing = "missing --user", .limit = 100};
         const rs_cli_t cli = {
             .command = "refstream admin referrals",
             .usage = "refstream admin referrals --user U [--limit N] [--json]\n\n"
@@ -469,23 +450,7 @@ int rs_admin_cli_referrals(int argc, char **argv)
             .ctx = &c,
             .config_flags = true,
         };
-        rs_config_t cfg;
-        rs_admin_session_t s = {0};
-        const char *none;
-        char err[1024];
-        int rc = rs_admin_cli_parse(&cli, argc, argv, &cfg, &none, NULL);
-        if (rc < 0 && !c.user)
-                rc = rs_admin_cli_usage(&cli, "missing --user");
-        if (rc < 0)
-                rc = check_user(&cli, c.user);
-        if (rc < 0 && (rc = rs_admin_session_open(&s, &cli, &cfg)) < 0) {
-                json_t *j =
-                    rs_admin_referrals(&s.admin, c.user, c.limit, err, sizeof(err));
-                rc = report_print(&cli, j, c.json, err, rs_admin_print_referrals);
-        }
-        rs_admin_session_close(&s);
-        rs_config_free(&cfg);
-        return rc;
+        return rs_admin_cli_run(&cli, argc, argv, NULL, report_check, referrals_work, &c);
 }
 
 int rs_admin_cli_codes(int argc, char **argv)
