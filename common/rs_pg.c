@@ -108,6 +108,32 @@ bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *par
         return res != NULL;
 }
 
+int64_t rs_pg_delete_older(rs_pg_t *pg, const char *table, const char *key,
+                           const char *at, int64_t hours, int limit, int rounds,
+                           char *errstr, size_t errstr_size)
+{
+        char sql[512], hours_text[24], limit_text[24];
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < now() -"
+                 " $1::bigint * interval '1 hour' LIMIT $2::int FOR UPDATE SKIP LOCKED)",
+                 table, key, key, table, at);
+        snprintf(hours_text, sizeof(hours_text), "%lld", (long long)hours);
+        snprintf(limit_text, sizeof(limit_text), "%d", limit);
+        const char *params[] = {hours_text, limit_text};
+        int64_t total = 0;
+        for (int round = 0; round < rounds; round++) {
+                PGresult *res = rs_pg_exec(pg, sql, 2, params, errstr, errstr_size);
+                if (!res)
+                        return -1;
+                int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+                PQclear(res);
+                total += n;
+                if (n < limit)
+                        break;
+        }
+        return total;
+}
+
 void rs_pg_rollback(rs_pg_t *pg)
 {
         if (!pg->conn || pg->broken)

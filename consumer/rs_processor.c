@@ -638,34 +638,17 @@ static void expire_codes(rs_processor_t *p)
         PQclear(res);
 }
 
-/* Deletes rows of TABLE (KEY identifies a row) whose time column AT is older
- * than the inbox retention, a bounded statement at a time; rows another
- * instance is deleting are skipped. Returns the number deleted, -1 on error. */
+/* Deletes rows of table older than the inbox retention; -1 on error (logged). */
 static int64_t expire_rows(rs_processor_t *p, const char *table, const char *key,
                            const char *at)
 {
-        char sql[512], hours[24], limit[24], err[512];
-        snprintf(sql, sizeof(sql),
-                 "DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < now() -"
-                 " $1::bigint * interval '1 hour' LIMIT $2::int FOR UPDATE SKIP LOCKED)",
-                 table, key, key, table, at);
-        snprintf(hours, sizeof(hours), "%lld", (long long)p->cfg->inbox_retention_hours);
-        snprintf(limit, sizeof(limit), "%d", RETENTION_BATCH);
-        const char *params[] = {hours, limit};
-        int64_t total = 0;
-        for (int round = 0; round < RETENTION_ROUNDS; round++) {
-                PGresult *res = rs_pg_exec(p->pg, sql, 2, params, err, sizeof(err));
-                if (!res) {
-                        rs_warn("consumer", "retention of %s: %s", table, err);
-                        return -1;
-                }
-                int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
-                PQclear(res);
-                total += n;
-                if (n < RETENTION_BATCH)
-                        break;
-        }
-        return total;
+        char err[512];
+        int64_t n =
+            rs_pg_delete_older(p->pg, table, key, at, p->cfg->inbox_retention_hours,
+                               RETENTION_BATCH, RETENTION_ROUNDS, err, sizeof(err));
+        if (n < 0)
+                rs_warn("consumer", "retention of %s: %s", table, err);
+        return n;
 }
 
 static void retention(rs_processor_t *p)

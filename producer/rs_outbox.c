@@ -265,17 +265,10 @@ static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 return false;
         o->stats.pending = rs_pg_int(res, 0, 0, 0);
         PQclear(res);
-        if (o->retention_hours == 0)
-                return true;
-        char hours[24];
-        snprintf(hours, sizeof(hours), "%lld", (long long)o->retention_hours);
-        const char *params[] = {hours};
-        /* Bounded deletes keep each sweep short. */
-        return rs_pg_cmd(
-            o->pg,
-            "DELETE FROM rs_outbox WHERE id IN (SELECT id FROM rs_outbox WHERE"
-            " published_at < now() - $1::bigint * interval '1 hour' LIMIT 10000)",
-            1, params, errstr, errstr_size);
+        /* One bounded delete a sweep keeps each sweep short. */
+        return o->retention_hours == 0 ||
+               rs_pg_delete_older(o->pg, "rs_outbox", "id", "published_at",
+                                  o->retention_hours, 10000, 1, errstr, errstr_size) >= 0;
 }
 
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size)

@@ -168,9 +168,14 @@ wait_http /readyz 200 30
 stop_consumer
 expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox") $(psql_q "SELECT count(*) FROM rs_held_refunds")" \
         "$kept_inbox 2" "inbox rows and held refunds with retention 0"
-start_consumer retention --inbox-retention-hours 24
+# Published outbox rows past REFSTREAM_OUTBOX_RETENTION_HOURS go too.
+outbox_rows=$(psql_q "SELECT count(*) FROM rs_outbox")
+psql_q "UPDATE rs_outbox SET published_at = now() - interval '200 hours' WHERE id IN
+        (SELECT id FROM rs_outbox WHERE published_at IS NOT NULL ORDER BY id LIMIT 2)" >/dev/null
+start_consumer retention --inbox-retention-hours 24 --outbox-retention-hours 100
 wait_sql "SELECT count(*) FROM rs_inbox WHERE event_id LIKE 'old-%'" 0 30
 wait_sql "SELECT string_agg(refund_of, ',') FROM rs_held_refunds" p-young 30
+wait_sql "SELECT count(*) FROM rs_outbox" $((outbox_rows - 2)) 30
 expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" $((kept_inbox - 2)) "inbox rows kept (the young ones)"
 stop_consumer
 grep -q 'retention: deleted 2 inbox rows and 1 held refunds older than 24 hours' "$RS_TMP/retention.log" ||
