@@ -101,42 +101,6 @@ typedef struct code_lookup {
         rs_map_t owner_of; /* code -> owner */
 } code_lookup_t;
 
-static bool lookup_misses(rs_batch_env_t *env, rs_cache_entry_t *e, size_t n,
-                          rs_arena_t *a, char *errstr, size_t errstr_size)
-{
-        rs_strset_t miss;
-        rs_strset_init(&miss);
-        for (size_t i = 0; i < n; i++)
-                if (e[i].state == RS_CACHE_MISS)
-                        rs_strset_add(&miss, e[i].code);
-        rs_pgarr_t arr;
-        rs_pgarr_init(&arr);
-        const char *params[] = {rs_strset_literal(&miss, &arr)};
-        PGresult *res = miss.n == 0
-                            ? NULL
-                            : rs_pg_exec(env->pg,
-                                         "SELECT code, program_id, owner_user_id FROM"
-                                         " rs_codes WHERE code = ANY($1::text[])",
-                                         1, params, errstr, errstr_size);
-        bool ok = miss.n == 0 || res;
-        rs_pgarr_free(&arr);
-        for (size_t i = 0; ok && i < n; i++) {
-                if (e[i].state != RS_CACHE_MISS || !rs_strset_has(&miss, e[i].code))
-                        continue;
-                e[i].state = RS_CACHE_NEGATIVE;
-                for (int r = 0; res && r < PQntuples(res); r++) {
-                        if (strcmp(PQgetvalue(res, r, 0), e[i].code) == 0) {
-                                e[i].state = RS_CACHE_HIT;
-                                e[i].program_id = rs_pg_int(res, r, 1, 0);
-                                e[i].owner = rs_arena_strdup(a, PQgetvalue(res, r, 2));
-                        }
-                }
-        }
-        PQclear(res);
-        rs_strset_free(&miss);
-        return ok;
-}
-
 static void count_cache(rs_batch_t *b, rs_cache_stats_t before, rs_cache_stats_t after)
 {
         b->stats.cache_hits += after.hits - before.hits;
@@ -175,7 +139,7 @@ static bool resolve_codes(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
         for (size_t i = 0; i < codes.n; i++)
                 if (e[i].state == RS_CACHE_MISS)
                         e[nmiss++] = e[i];
-        bool ok = lookup_misses(env, e, nmiss, &b->arena, errstr, errstr_size);
+        bool ok = rs_store_find_codes(env->pg, e, nmiss, &b->arena, errstr, errstr_size);
         if (ok) {
                 note_owners(cl, e, nmiss);
                 if (nmiss && env->cache)
@@ -227,14 +191,14 @@ static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_
         rs_map_init(&first);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                const char *k =
-                    rs_arena_printf(&b->arena, "%s\x1f%s", inbox_kind(m), inbox_id(b, m));
+                const char *kind = inbox_kind(m), *id = inbox_id(b, m);
+                const char *k = rs_arena_printf(&b->arena, "%s\x1f%s", kind, id);
                 m->outcome = RS_MSG_DUPLICATE;
                 if (rs_map_get(&first, k))
                         continue;
                 rs_map_put(&first, k, m);
-                rs_pgarr_text(&kinds, inbox_kind(m));
-                rs_pgarr_text(&ids, inbox_id(b, m));
+                rs_pgarr_text(&kinds, kind);
+                rs_pgarr_text(&ids, id);
         }
         const char *params[] = {rs_pgarr_get(&kinds), rs_pgarr_get(&ids)};
         PGresult *res =

@@ -183,6 +183,42 @@ bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t
         return true;
 }
 
+bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t *arena,
+                         char *errstr, size_t errstr_size)
+{
+        if (n == 0)
+                return true;
+        rs_strset_t codes;
+        rs_strset_init(&codes);
+        rs_map_t entry_of; /* code -> e[i] */
+        rs_map_init(&entry_of);
+        for (size_t i = 0; i < n; i++) {
+                rs_strset_add(&codes, e[i].code);
+                rs_map_put(&entry_of, e[i].code, &e[i]);
+        }
+        PGresult *res = query_set(pg,
+                                  "SELECT code, program_id, owner_user_id FROM rs_codes"
+                                  " WHERE code = ANY($1::text[])",
+                                  &codes, errstr, errstr_size);
+        if (res) {
+                for (size_t i = 0; i < n; i++)
+                        e[i].state = RS_CACHE_NEGATIVE;
+                for (int r = 0; r < PQntuples(res); r++) {
+                        rs_cache_entry_t *x =
+                            rs_map_get(&entry_of, PQgetvalue(res, r, 0));
+                        if (!x)
+                                continue;
+                        x->state = RS_CACHE_HIT;
+                        x->program_id = rs_pg_int(res, r, 1, 0);
+                        x->owner = rs_arena_strdup(arena, PQgetvalue(res, r, 2));
+                }
+        }
+        PQclear(res);
+        rs_map_free(&entry_of);
+        rs_strset_free(&codes);
+        return res != NULL;
+}
+
 bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                              char *errstr, size_t errstr_size)
 {

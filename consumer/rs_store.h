@@ -4,6 +4,7 @@
  * (or two) statements over array parameters, whatever the batch size. Used by
  * rs_batch.c between BEGIN and COMMIT. Every loader adds arena-allocated rows
  * to the rs_state_t; writers persist the objects the rules flagged. */
+#include "rs_cache.h"
 #include "rs_pg.h"
 #include "rs_rules.h"
 
@@ -27,6 +28,11 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                          char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Locks (sorted) and loads the codes that exist. */
 bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
+                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Looks the distinct codes of e[0..n) up (outside the transaction, a hint of
+ * whom to lock): each becomes RS_CACHE_HIT with its program and owner, or
+ * RS_CACHE_NEGATIVE. */
+bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t *arena,
                          char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Referrals whose referee is one of `users` (all programs). */
 bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
