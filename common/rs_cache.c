@@ -229,6 +229,21 @@ bool rs_cache_get(rs_cache_t *c, rs_cache_entry_t *entries, size_t n, rs_arena_t
         return true;
 }
 
+/* Reads the replies of n pipelined commands; the first failure (a lost
+ * connection included) is handled by simple_cmd_ok: counted, logged, and the
+ * context dropped. */
+static bool drain(rs_cache_t *c, redisContext *ctx, size_t n, const char *what)
+{
+        for (size_t i = 0; i < n; i++) {
+                redisReply *r = NULL;
+                if (redisGetReply(ctx, (void **)&r) != REDIS_OK)
+                        r = NULL;
+                if (!simple_cmd_ok(c, r, what))
+                        return false;
+        }
+        return true;
+}
+
 bool rs_cache_put(rs_cache_t *c, const rs_cache_entry_t *entries, size_t n)
 {
         redisContext *ctx = conn(c);
@@ -251,14 +266,7 @@ bool rs_cache_put(rs_cache_t *c, const rs_cache_entry_t *entries, size_t n)
                                    e->code, val, ttl);
                 sent++;
         }
-        for (size_t i = 0; i < sent; i++) {
-                redisReply *r = NULL;
-                if (redisGetReply(ctx, (void **)&r) != REDIS_OK)
-                        return simple_cmd_ok(c, NULL, "SET");
-                if (!simple_cmd_ok(c, r, "SET"))
-                        return false;
-        }
-        return true;
+        return drain(c, ctx, sent, "SET");
 }
 
 bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char *errstr,
@@ -274,14 +282,10 @@ bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char
         }
         for (size_t i = 0; i < n; i++)
                 redisAppendCommand(ctx, "DEL " RS_CACHE_KEY_PREFIX "%s", codes[i]);
-        for (size_t i = 0; i < n; i++) {
-                redisReply *r = NULL;
-                if (redisGetReply(ctx, (void **)&r) != REDIS_OK ||
-                    !simple_cmd_ok(c, r, "DEL")) {
-                        snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->host,
-                                 c->port);
-                        return false;
-                }
+        if (!drain(c, ctx, n, "DEL")) {
+                snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->host,
+                         c->port);
+                return false;
         }
         return true;
 }
