@@ -32,6 +32,13 @@ void rs_pg_destroy(rs_pg_t *pg)
         free(pg);
 }
 
+static void trim_newline(char *s)
+{
+        size_t n = strlen(s);
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+                s[--n] = '\0';
+}
+
 bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
 {
         if (pg->conn && !pg->broken && PQstatus(pg->conn) == CONNECTION_OK)
@@ -45,9 +52,7 @@ bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
         if (PQstatus(pg->conn) != CONNECTION_OK) {
                 snprintf(errstr, errstr_size, "cannot connect to Postgres: %s",
                          PQerrorMessage(pg->conn));
-                size_t n = strlen(errstr);
-                while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-                        errstr[--n] = '\0';
+                trim_newline(errstr);
                 rs_pg_disconnect(pg);
                 rs_strlcpy(pg->sqlstate, "08006", sizeof(pg->sqlstate));
                 return false;
@@ -65,13 +70,6 @@ bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
                 return false;
         }
         return true;
-}
-
-static void trim_newline(char *s)
-{
-        size_t n = strlen(s);
-        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
-                s[--n] = '\0';
 }
 
 PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,

@@ -444,10 +444,10 @@ static void signup(rs_state_t *st, const rs_event_t *ev, size_t idx)
         signup_ctx_t x = {.st = st, .ev = ev, .idx = idx};
         /* Rejections keep at most 64 bytes of a code that cannot exist, cut at a
          * character boundary (Postgres refuses a split UTF-8 sequence). */
+        bool valid = rs_code_valid(norm);
         x.code = rs_arena_strndup(st->arena, norm,
-                                  rs_code_valid(norm) ? strlen(norm)
-                                                      : rs_utf8_prefix(norm, 64));
-        x.c = rs_code_valid(norm) ? rs_state_code(st, norm) : NULL;
+                                  valid ? strlen(norm) : rs_utf8_prefix(norm, 64));
+        x.c = valid ? rs_state_code(st, norm) : NULL;
         x.p = x.c ? rs_state_program(st, x.c->program_id) : NULL;
         const char *hash =
             ev->email_hash && *ev->email_hash ? ev->email_hash : u->email_hash;

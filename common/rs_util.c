@@ -326,13 +326,6 @@ void *rs_map_put(rs_map_t *m, const char *key, void *value)
         return old;
 }
 
-void rs_map_clear(rs_map_t *m)
-{
-        if (m->slots)
-                memset(m->slots, 0, m->cap * sizeof(*m->slots));
-        m->count = 0;
-}
-
 void rs_map_free(rs_map_t *m)
 {
         free(m->slots);

@@ -77,7 +77,6 @@ void rs_map_init(rs_map_t *m);
 void *rs_map_get(const rs_map_t *m, const char *key);
 /* Inserts or replaces; returns the previous value or NULL. */
 void *rs_map_put(rs_map_t *m, const char *key, void *value);
-void rs_map_clear(rs_map_t *m);
 void rs_map_free(rs_map_t *m);
 /* Iterate: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... */
 
