@@ -66,3 +66,18 @@ const char *rs_kafka_input_topic(const rs_config_t *cfg, int event_type)
 {
         return event_type == RS_EV_SIGNUP ? cfg->topic_signups : cfg->topic_payments;
 }
+
+rd_kafka_t *rs_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                         size_t errstr_size)
+{
+        if (!conf)
+                return NULL;
+        char err[512];
+        rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
+        if (!rk) {
+                rd_kafka_conf_destroy(conf);
+                snprintf(errstr, errstr_size, "cannot create Kafka %s: %s",
+                         type == RD_KAFKA_PRODUCER ? "producer" : "consumer", err);
+        }
+        return rk;
+}

@@ -13,6 +13,11 @@
 rd_kafka_conf_t *rs_kafka_conf(const rs_config_t *cfg, const char *const *defaults,
                                char *errstr, size_t errstr_size);
 
+/* rd_kafka_new that takes conf in every case (destroyed on failure; NULL conf
+ * gives NULL and leaves errstr alone, for a failed rs_kafka_conf). */
+rd_kafka_t *rs_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf, char *errstr,
+                         size_t errstr_size);
+
 /* Sets one property, with an error naming it. */
 bool rs_kafka_set(rd_kafka_conf_t *conf, const char *name, const char *value,
                   char *errstr, size_t errstr_size) RS_WARN_UNUSED;

@@ -186,11 +186,10 @@ static void payment(sender_t *s, const char *id, const char *user, const char *p
 /* Records no decoder accepts, sent raw. */
 static void malformed(sender_t *s)
 {
-        rd_kafka_t *rk = NULL;
         char err[512];
-        rd_kafka_conf_t *conf = rs_kafka_conf(&s->d->cfg, NULL, err, sizeof(err));
-        if (conf && !(rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err))))
-                rd_kafka_conf_destroy(conf);
+        rd_kafka_t *rk = rs_kafka_new(RD_KAFKA_PRODUCER,
+                                      rs_kafka_conf(&s->d->cfg, NULL, err, sizeof(err)),
+                                      err, sizeof(err));
         if (!rk) {
                 s->ok = false;
                 return;
@@ -360,14 +359,11 @@ static int dump_topic(demo_t *d, const char *topic, bool dlq)
         char err[512];
         const char *reader[] = {"group.id", "refstream-demo-reader", "enable.auto.commit",
                                 "false", NULL};
-        rd_kafka_conf_t *conf = rs_kafka_conf(&d->cfg, reader, err, sizeof(err));
-        rd_kafka_t *rk =
-            conf ? rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)) : NULL;
-        if (!rk) {
-                if (conf)
-                        rd_kafka_conf_destroy(conf);
+        rd_kafka_t *rk = rs_kafka_new(RD_KAFKA_CONSUMER,
+                                      rs_kafka_conf(&d->cfg, reader, err, sizeof(err)),
+                                      err, sizeof(err));
+        if (!rk)
                 return 0;
-        }
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_t *parts =
             rd_kafka_topic_partition_list_new(PARTITIONS);

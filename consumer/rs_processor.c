@@ -332,14 +332,9 @@ static rd_kafka_t *new_consumer(rs_processor_t *p, char *errstr, size_t errstr_s
         rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
         rd_kafka_conf_set_stats_cb(conf, stats_cb);
         rd_kafka_conf_set_opaque(conf, p);
-        char err[512];
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        if (!rk) {
-                rd_kafka_conf_destroy(conf);
-                snprintf(errstr, errstr_size, "cannot create Kafka consumer: %s", err);
+        rd_kafka_t *rk = rs_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+        if (!rk)
                 return NULL;
-        }
-        /* conf is now owned by rk */
         rd_kafka_poll_set_consumer(rk);
         rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(topics, p->cfg->topic_signups,

@@ -81,15 +81,11 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
         o->stats.pending = -1;
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, o);
-        char err[512];
-        o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        o->rk = rs_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
         if (!o->rk) {
-                rd_kafka_conf_destroy(conf);
-                snprintf(errstr, errstr_size, "cannot create Kafka producer: %s", err);
                 free(o);
                 return NULL;
         }
-        /* conf is now owned by o->rk */
         return o;
 }
 

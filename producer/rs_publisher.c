@@ -44,15 +44,11 @@ rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool
         rs_buf_init(&p->buf);
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, p);
-        char err[512];
-        p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+        p->rk = rs_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
         if (!p->rk) {
-                rd_kafka_conf_destroy(conf);
-                snprintf(errstr, errstr_size, "cannot create Kafka producer: %s", err);
                 free(p);
                 return NULL;
         }
-        /* conf is now owned by p->rk */
         return p;
 }
 
