@@ -405,10 +405,10 @@ static int program_end(int argc, char **argv)
         return program_status(argc, argv, RS_ADMIN_END);
 }
 
-static const rs_cli_opt_t json_opt[] = {{"json", false, NULL, "print JSON"}};
+const rs_cli_opt_t rs_admin_json_opt[1] = {{"json", false, NULL, "print JSON"}};
 
-static bool set_json(void *opaque, int idx, const char *arg, char *errstr,
-                     size_t errstr_size)
+bool rs_admin_set_json(void *opaque, int idx, const char *arg, char *errstr,
+                       size_t errstr_size)
 {
         *(bool *)opaque = true;
         return true;
@@ -446,9 +446,9 @@ static int program_read(int argc, char **argv, bool list)
                 list ? "refstream admin program list [--json]\n\nAll programs, by key "
                        "(--json: an array).\n" PROGRAM_FIELDS_DOC
                      : "refstream admin program show K [--json]\n\n" PROGRAM_FIELDS_DOC,
-            .opts = json_opt,
+            .opts = rs_admin_json_opt,
             .nopts = 1,
-            .handler = set_json,
+            .handler = rs_admin_set_json,
             .ctx = &c.json,
             .config_flags = true,
         };

@@ -52,6 +52,11 @@ typedef int rs_admin_cli_work_fn(rs_admin_session_t *s, const char *pos, void *c
 int rs_admin_cli_run(const rs_cli_t *cli, int argc, char **argv, const char *pos_name,
                      rs_admin_cli_check_fn *check, rs_admin_cli_work_fn *work, void *ctx);
 
+/* The --json option alone, and its handler (ctx: a bool set to true). */
+extern const rs_cli_opt_t rs_admin_json_opt[1];
+bool rs_admin_set_json(void *opaque, int idx, const char *arg, char *errstr,
+                       size_t errstr_size);
+
 /* Prints j as indented JSON on stdout and releases it; 1 if stdout failed. */
 int rs_admin_cli_json(json_t *j);
 /* Prints j (NULL: fails with err) with print, or as JSON; returns the exit code. */

@@ -191,15 +191,6 @@ static int codes_update(int argc, char **argv)
 
 /* ---------------------------------------------------------------- show */
 
-static const rs_cli_opt_t json_only[] = {{"json", false, NULL, "print JSON"}};
-
-static bool set_flag(void *opaque, int idx, const char *arg, char *errstr,
-                     size_t errstr_size)
-{
-        *(bool *)opaque = true;
-        return true;
-}
-
 static int show_work(rs_admin_session_t *s, const char *code, void *ctx)
 {
         char err[1024];
@@ -217,9 +208,9 @@ static int codes_show(int argc, char **argv)
                 "program, program_status, owner_user_id, status, vanity,\nuses_count, "
                 "max_uses (null: unlimited), expires_at, created_at, updated_at,\n"
                 "referrals {total, pending, credited, reversed}.",
-            .opts = json_only,
+            .opts = rs_admin_json_opt,
             .nopts = 1,
-            .handler = set_flag,
+            .handler = rs_admin_set_json,
             .ctx = &json,
             .config_flags = true,
         };
