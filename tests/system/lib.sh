@@ -119,6 +119,9 @@ kcat_produce_file() { kcat -b "$BROKERS" -P -t "$1" -k "$2" "$3"; }
 start_consumer() {
         local name=${1:-consumer}
         shift || true
+        # The log exists before the child opens it: reading a missing file
+        # below would end the test silently (set -e with pipefail).
+        : >"$RS_TMP/$name.log"
         "$RS_BIN" consume "$@" >"$RS_TMP/$name.log" 2>&1 &
         CONSUMER_PID=$!
         RS_PIDS+=("$CONSUMER_PID")
