@@ -160,6 +160,12 @@ static redisContext *conn(rs_cache_t *c)
         return c->ctx;
 }
 
+bool rs_cache_connect(rs_cache_t *c)
+{
+        c->next_connect_ms = 0;
+        return conn(c) != NULL;
+}
+
 static bool parse_value(rs_cache_entry_t *e, const char *v, size_t len, rs_arena_t *arena)
 {
         if (len == 1 && v[0] == '-') {
@@ -244,6 +250,16 @@ static bool drain(rs_cache_t *c, redisContext *ctx, size_t n, const char *what)
         return true;
 }
 
+/* redisAppendCommand failed (out of memory): the pipeline is in an unknown
+ * state, so the context goes. */
+static bool append_failed(rs_cache_t *c, const char *what)
+{
+        char why[64];
+        snprintf(why, sizeof(why), "%s: cannot queue the command", what);
+        drop(c, why);
+        return false;
+}
+
 bool rs_cache_put(rs_cache_t *c, const rs_cache_entry_t *entries, size_t n)
 {
         redisContext *ctx = conn(c);
@@ -262,8 +278,9 @@ bool rs_cache_put(rs_cache_t *c, const rs_cache_entry_t *entries, size_t n)
                 else
                         rs_strlcpy(val, "-", sizeof(val));
                 long long ttl = e->state == RS_CACHE_HIT ? c->ttl_ms : c->negative_ttl_ms;
-                redisAppendCommand(ctx, "SET " RS_CACHE_KEY_PREFIX "%s %s PX %lld",
-                                   e->code, val, ttl);
+                if (redisAppendCommand(ctx, "SET " RS_CACHE_KEY_PREFIX "%s %s PX %lld",
+                                       e->code, val, ttl) != REDIS_OK)
+                        return append_failed(c, "SET");
                 sent++;
         }
         return drain(c, ctx, sent, "SET");
@@ -280,9 +297,12 @@ bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char
                          c->port);
                 return false;
         }
-        for (size_t i = 0; i < n; i++)
-                redisAppendCommand(ctx, "DEL " RS_CACHE_KEY_PREFIX "%s", codes[i]);
-        if (!drain(c, ctx, n, "DEL")) {
+        bool ok = true;
+        for (size_t i = 0; i < n && ok; i++)
+                ok = redisAppendCommand(ctx, "DEL " RS_CACHE_KEY_PREFIX "%s", codes[i]) ==
+                         REDIS_OK ||
+                     append_failed(c, "DEL");
+        if (!ok || !drain(c, ctx, n, "DEL")) {
                 snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->host,
                          c->port);
                 return false;

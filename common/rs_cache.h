@@ -38,6 +38,9 @@ typedef struct rs_cache_entry {
 rs_cache_t *rs_cache_new(const char *url, int64_t ttl_ms, int64_t negative_ttl_ms,
                          int64_t timeout_ms, char *errstr, size_t errstr_size);
 void rs_cache_destroy(rs_cache_t *c);
+/* Connects now if not connected (start-up: report an outage before the first
+ * lookup). False when Redis cannot be reached (logged once). */
+bool rs_cache_connect(rs_cache_t *c);
 
 /* Fills entries[i].state (and program_id/owner on hits, strings in arena) for
  * entries[i].code with one MGET. Returns false when Redis was unavailable

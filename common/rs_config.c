@@ -89,6 +89,10 @@ const rs_config_def_t rs_config_defs[] = {
     INT("REFSTREAM_SHUTDOWN_TIMEOUT_MS", "shutdown-timeout-ms", "30000", 0, 600000,
         shutdown_timeout_ms,
         "On SIGTERM, longest wait for in-flight output to be delivered before exit."),
+    INT("REFSTREAM_STALL_TIMEOUT_MS", "stall-timeout-ms", "60000", 1000, 3600000,
+        stall_timeout_ms,
+        "With lag and no progress for this long (and no outage to explain it), /readyz "
+        "reports a stall."),
     STR("REFSTREAM_CONFIG", "config", "", config_file,
         "Optional file of REFSTREAM_*=value lines, read before the environment."),
 };

@@ -44,6 +44,7 @@ typedef struct rs_config {
         int64_t outbox_retention_hours;
         int64_t inbox_retention_hours;
         int64_t shutdown_timeout_ms;
+        int64_t stall_timeout_ms;
         char *config_file;
         /* librdkafka pass-through properties, in the order given. */
         rs_kv_t *rdkafka;

@@ -67,54 +67,73 @@ void rs_log_write(rs_log_level_t lvl, const char *component, const char *fmt, ..
         rs_buf_free(&b);
 }
 
-static void redact_keyword(char *s, const char *kw)
+/* The end of a libpq keyword value: 'quoted' (backslash escapes) or up to
+ * a space or '&'. */
+static const char *value_end(const char *v)
 {
-        size_t kwlen = strlen(kw);
-        for (char *p = s; (p = strcasestr(p, kw)) != NULL; p += kwlen) {
-                if (p != s && p[-1] != ' ' && p[-1] != '&' && p[-1] != '?')
+        if (*v != '\'') {
+                while (*v && *v != ' ' && *v != '&')
+                        v++;
+                return v;
+        }
+        for (v++; *v && *v != '\''; v++)
+                if (*v == '\\' && v[1])
+                        v++;
+        return *v ? v + 1 : v;
+}
+
+/* Appends s to b with the value of every "password=" keyword (at the start,
+ * after a space, '&' or '?') replaced by "***". */
+static void put_redacting_keywords(rs_buf_t *b, const char *s)
+{
+        static const char kw[] = "password=";
+        const size_t kwlen = sizeof(kw) - 1;
+        const char *p = s, *hit;
+        while ((hit = strcasestr(p, kw)) != NULL) {
+                const char *v = hit + kwlen;
+                if (hit != s && hit[-1] != ' ' && hit[-1] != '&' && hit[-1] != '?') {
+                        rs_buf_append(b, p, (size_t)(v - p)); /* "xpassword=" */
+                        p = v;
                         continue;
-                char *v = p + kwlen;
+                }
                 while (*v == ' ')
                         v++;
-                char *e = v;
-                if (*e == '\'') {
-                        for (e++; *e && *e != '\''; e++)
-                                if (*e == '\\' && e[1])
-                                        e++;
-                        if (*e)
-                                e++;
-                } else {
-                        while (*e && *e != ' ' && *e != '&')
-                                e++;
-                }
-                memmove(v + 3, e, strlen(e) + 1);
-                memcpy(v, "***", 3);
+                rs_buf_append(b, p, (size_t)(v - p));
+                rs_buf_puts(b, "***");
+                p = value_end(v);
         }
+        rs_buf_puts(b, p);
 }
 
 char *rs_redact_url(const char *url, char *out, size_t size)
 {
-        char tmp[4096];
-        rs_strlcpy(tmp, url ? url : "", sizeof(tmp));
-        /* scheme://user:password@host -> scheme://user:***@host */
-        char *scheme = strstr(tmp, "://");
-        if (scheme) {
-                char *auth = scheme + 3;
-                char *at = strchr(auth, '@');
-                char *slash = strchr(auth, '/');
-                if (at && (!slash || at < slash)) {
-                        char *colon = memchr(auth, ':', (size_t)(at - auth));
-                        if (colon) {
-                                memmove(colon + 4, at, strlen(at) + 1);
-                                memcpy(colon + 1, "***", 3);
-                        } else if (strncmp(tmp, "redis", 5) == 0) {
-                                /* redis://password@host: the userinfo is the secret */
-                                memmove(auth + 3, at, strlen(at) + 1);
-                                memcpy(auth, "***", 3);
-                        }
+        rs_buf_t uri, red;
+        rs_buf_init(&uri);
+        rs_buf_init(&red);
+        url = url ? url : "";
+        /* scheme://user:password@host -> scheme://user:***@host; the last '@'
+         * of the authority ends the userinfo. */
+        const char *scheme = strstr(url, "://");
+        const char *auth = scheme ? scheme + 3 : NULL;
+        const char *at = NULL;
+        for (const char *c = auth; c && *c && !strchr("/?#", *c); c++)
+                if (*c == '@')
+                        at = c;
+        if (at) {
+                const char *colon = memchr(auth, ':', (size_t)(at - auth));
+                if (colon || strncmp(url, "redis", 5) == 0) {
+                        /* redis://password@host: the whole userinfo is the secret */
+                        const char *keep = colon ? colon + 1 : auth;
+                        rs_buf_append(&uri, url, (size_t)(keep - url));
+                        rs_buf_puts(&uri, "***");
+                        url = at;
                 }
         }
-        redact_keyword(tmp, "password=");
-        rs_strlcpy(out, tmp, size);
+        rs_buf_puts(&uri, url);
+        put_redacting_keywords(&red, uri.data ? uri.data : "");
+        /* Cutting the redacted text to size can only drop characters. */
+        rs_strlcpy(out, red.data ? red.data : "", size);
+        rs_buf_free(&uri);
+        rs_buf_free(&red);
         return out;
 }

@@ -179,6 +179,11 @@ bool rs_pg_error_transient(const rs_pg_t *pg)
         return false;
 }
 
+bool rs_pg_error_timeout(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "57014") == 0 || strcmp(pg->sqlstate, "55P03") == 0;
+}
+
 const char *rs_pg_str(const PGresult *res, int r, int c)
 {
         return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
@@ -303,12 +308,74 @@ int rs_pg_schema_expected(void)
         return max;
 }
 
+static void checksum_of(const rs_embedded_file_t *f, char *out, size_t size)
+{
+        snprintf(out, size, "%016llx", (unsigned long long)rs_hash_str(f->data));
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+        return strcmp((*(const rs_embedded_file_t *const *)a)->name,
+                      (*(const rs_embedded_file_t *const *)b)->name);
+}
+
+/* The migrations this binary carries, in order. */
+static size_t embedded_migrations(const rs_embedded_file_t **files, size_t max)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < rs_embedded_files_count && n < max; i++) {
+                if (migration_version(rs_embedded_files[i].name) > 0)
+                        files[n++] = &rs_embedded_files[i];
+        }
+        qsort(files, n, sizeof(files[0]), cmp_names);
+        return n;
+}
+
+/* The applied row of version v in res (columns version, checksum), or -1. */
+static int applied_row(const PGresult *res, int v)
+{
+        for (int r = 0; res && r < PQntuples(res); r++)
+                if (rs_pg_int(res, r, 0, 0) == v)
+                        return r;
+        return -1;
+}
+
+/* res: the applied migrations (version, checksum), NULL when none. */
+static rs_schema_state_t compare_applied(const PGresult *res, int *newest, char *errstr,
+                                         size_t errstr_size)
+{
+        const rs_embedded_file_t *files[256];
+        size_t n = embedded_migrations(files, RS_ARRAY_SIZE(files));
+        *newest = 0;
+        for (int r = 0; res && r < PQntuples(res); r++)
+                *newest = RS_MAX(*newest, (int)rs_pg_int(res, r, 0, 0));
+        bool behind = false;
+        for (size_t i = 0; i < n; i++) {
+                int r = applied_row(res, migration_version(files[i]->name));
+                if (r < 0) {
+                        behind = true;
+                        continue;
+                }
+                char sum[32];
+                checksum_of(files[i], sum, sizeof(sum));
+                if (strcmp(sum, PQgetvalue(res, r, 1)) != 0) {
+                        snprintf(errstr, errstr_size,
+                                 "migration %s was changed after it was applied to this "
+                                 "database (checksum %s there, %s in this binary): "
+                                 "restore it and put the change in a new migration",
+                                 files[i]->name, PQgetvalue(res, r, 1), sum);
+                        return RS_SCHEMA_MODIFIED;
+                }
+        }
+        return behind ? RS_SCHEMA_BEHIND : RS_SCHEMA_OK;
+}
+
 static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FILE *out,
                       char *errstr, size_t errstr_size)
 {
         char vbuf[16], sum[32];
         snprintf(vbuf, sizeof(vbuf), "%d", version);
-        snprintf(sum, sizeof(sum), "%016llx", (unsigned long long)rs_hash_str(f->data));
+        checksum_of(f, sum, sizeof(sum));
         const char *params[] = {vbuf, f->name + 4, sum};
         char err[1024];
         if (!rs_pg_cmd(pg, "BEGIN", 0, NULL, errstr, errstr_size))
@@ -338,34 +405,22 @@ static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FIL
         return true;
 }
 
-static int cmp_names(const void *a, const void *b)
-{
-        return strcmp((*(const rs_embedded_file_t *const *)a)->name,
-                      (*(const rs_embedded_file_t *const *)b)->name);
-}
+#define APPLIED_SQL "SELECT version, checksum FROM rs_schema_migrations"
 
 static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
-        const rs_embedded_file_t *files[256];
-        size_t n = 0;
-        for (size_t i = 0; i < rs_embedded_files_count && n < RS_ARRAY_SIZE(files); i++) {
-                if (migration_version(rs_embedded_files[i].name) > 0)
-                        files[n++] = &rs_embedded_files[i];
-        }
-        qsort(files, n, sizeof(files[0]), cmp_names);
-        PGresult *res =
-            rs_pg_exec(pg, "SELECT version, checksum FROM rs_schema_migrations", 0, NULL,
-                       errstr, errstr_size);
+        PGresult *res = rs_pg_exec(pg, APPLIED_SQL, 0, NULL, errstr, errstr_size);
         if (!res)
                 return false;
-        bool ok = true;
+        int newest;
+        rs_schema_state_t st = compare_applied(res, &newest, errstr, errstr_size);
+        const rs_embedded_file_t *files[256];
+        size_t n = embedded_migrations(files, RS_ARRAY_SIZE(files));
+        bool ok = st != RS_SCHEMA_MODIFIED;
         size_t applied = 0;
         for (size_t i = 0; i < n && ok; i++) {
                 int v = migration_version(files[i]->name);
-                bool done = false;
-                for (int r = 0; r < PQntuples(res); r++)
-                        done = done || rs_pg_int(res, r, 0, 0) == v;
-                if (!done) {
+                if (applied_row(res, v) < 0) {
                         ok = apply_one(pg, files[i], v, out, errstr, errstr_size);
                         applied++;
                 }
@@ -397,24 +452,23 @@ bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
         return ok;
 }
 
-bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr, size_t errstr_size)
+rs_schema_state_t rs_pg_schema_check(rs_pg_t *pg, int *version, char *errstr,
+                                     size_t errstr_size)
 {
         /* Two steps: a missing table cannot appear in a query, even in a CASE. */
+        *version = 0;
         PGresult *res =
             rs_pg_exec(pg, "SELECT to_regclass('rs_schema_migrations') IS NOT NULL", 0,
                        NULL, errstr, errstr_size);
         if (!res)
-                return false;
+                return RS_SCHEMA_ERROR;
         bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
-        *version = 0;
-        if (!exists)
-                return true;
-        res = rs_pg_exec(pg, "SELECT coalesce(max(version), 0) FROM rs_schema_migrations",
-                         0, NULL, errstr, errstr_size);
-        if (!res)
-                return false;
-        *version = (int)rs_pg_int(res, 0, 0, 0);
-        PQclear(res);
-        return true;
+        if (exists && !(res = rs_pg_exec(pg, APPLIED_SQL, 0, NULL, errstr, errstr_size)))
+                return RS_SCHEMA_ERROR;
+        rs_schema_state_t st =
+            compare_applied(exists ? res : NULL, version, errstr, errstr_size);
+        if (exists)
+                PQclear(res);
+        return st;
 }

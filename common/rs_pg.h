@@ -39,6 +39,8 @@ void rs_pg_rollback(rs_pg_t *pg);
  * read-only replica): retrying the same work can succeed. False for errors
  * the records cause (bad data, constraints), which retrying cannot cure. */
 bool rs_pg_error_transient(const rs_pg_t *pg);
+/* True when the last failure is a statement or lock timeout. */
+bool rs_pg_error_timeout(const rs_pg_t *pg);
 
 /* Retention: deletes the rows of `table` whose column `at` is older than
  * `hours`, `limit` rows a statement (rows picked by `key`, a column list;
@@ -73,13 +75,24 @@ const char *rs_pgarr_get(rs_pgarr_t *a);
 /* ---- migrations (sql/NNN_name.sql, compiled in) ---- */
 /* Applies every migration not yet recorded, in order, each in its own
  * transaction, under an advisory lock so concurrent runs are safe. Prints one
- * line per applied migration to `out` (may be NULL). */
+ * line per applied migration to `out` (may be NULL). Refuses (errstr names
+ * the file) when an applied migration differs from the one this binary
+ * carries: an edited migration would never be applied to that database. */
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr,
                    size_t errstr_size) RS_WARN_UNUSED;
-/* The newest migration this binary carries, and the one the database has
- * (0 if none). */
+/* The newest migration this binary carries. */
 int rs_pg_schema_expected(void);
-bool rs_pg_schema_current(rs_pg_t *pg, int *version, char *errstr,
-                          size_t errstr_size) RS_WARN_UNUSED;
+
+typedef enum {
+        RS_SCHEMA_OK,       /* every migration of this binary applied, unchanged */
+        RS_SCHEMA_BEHIND,   /* some not applied yet (`refstream migrate`) */
+        RS_SCHEMA_MODIFIED, /* an applied migration was edited since: errstr */
+        RS_SCHEMA_ERROR,    /* the query failed: errstr, pg->sqlstate */
+} rs_schema_state_t;
+/* Compares the database's applied migrations with this binary's; *version
+ * is the newest applied (0 if none). Migrations newer than this binary (a
+ * later release's, during a rolling upgrade) are fine. */
+rs_schema_state_t rs_pg_schema_check(rs_pg_t *pg, int *version, char *errstr,
+                                     size_t errstr_size);
 
 #endif

@@ -88,10 +88,11 @@ static pid_t run(const rs_localstack_t *ls, char *const argv[], const char *log,
         }
         if (pid < 0 || bg)
                 return pid;
-        int status;
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        int status = 0;
+        pid_t got;
+        while ((got = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
                 ;
-        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+        return got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static void log_tail(const char *path, char *errstr, size_t errstr_size)

@@ -33,6 +33,14 @@ Usage:
   stack.sh down     [db|kafka|mock] --dir DIR [--purge]
                                               Stop what `up` started in DIR (all by default);
                                               --purge then deletes DIR
+  stack.sh stop  postgres|redis|kafka --dir DIR [--immediate]
+                                              Stop one server of a running stack, keeping
+                                              its data and port (--immediate: Postgres
+                                              without a checkpoint, as in a crash)
+  stack.sh start postgres|redis|kafka --dir DIR
+                                              Start it again on the same port and data
+  stack.sh pid   postgres|redis|kafka --dir DIR
+                                              Print the server's PID (for fault injection)
   stack.sh env      --dir DIR                 Print DIR's env lines
   stack.sh --help
 
@@ -348,6 +356,7 @@ pg_start() {
 		opts+=" -c fsync=$fsync -c full_page_writes=$fsync"
 		if as_pg "$bindir/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w -t "$timeout" \
 			-o "$opts" >>"$DIR/initdb.log" 2>&1; then
+			printf '%s\n' "$opts" >"$DIR/pg.opts"
 			return 0
 		fi
 		as_pg "$bindir/pg_ctl" stop -D "$PG_DATA" -m immediate >/dev/null 2>&1 || true
@@ -399,37 +408,45 @@ redis_stop() {
 	rm -f "$DIR/redis.pid"
 }
 
+# Starts redis-server on port $1 and waits for PING. 0 = up, 1 = port taken,
+# else dies.
+redis_launch() {
+	local port=$1 timeout=${RS_DB_START_TIMEOUT:-30} deadline
+	rm -f "$DIR/redis.pid"
+	: >"$DIR/redis.log"
+	# No persistence: state is throw-away, and a save must never stall a test.
+	redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+		--daemonize yes --pidfile "$DIR/redis.pid" --dir "$DIR/redis" \
+		--logfile "$DIR/redis.log" </dev/null >"$DIR/redis.out" 2>&1 ||
+		{
+			show_log "$DIR/redis.out" "$DIR/redis.log"
+			die "redis-server failed"
+		}
+	deadline=$((SECONDS + timeout))
+	while ((SECONDS < deadline)); do
+		if [[ $(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null) == PONG ]]; then
+			redis_running && return 0
+		fi
+		grep -q "Failed listening on port $port" "$DIR/redis.log" && break
+		sleep 0.1
+	done
+	redis_stop
+	grep -q "Failed listening on port $port" "$DIR/redis.log" && return 1
+	show_log "$DIR/redis.log"
+	die "Redis did not answer PING on 127.0.0.1:$port"
+}
+
 redis_start() {
-	local timeout=${RS_DB_START_TIMEOUT:-30} attempt deadline
+	local attempt
 	command -v redis-server >/dev/null || die "redis-server not found (run scripts/install-deps.sh)"
 	mkdir -p "$DIR/redis"
 	for ((attempt = 1; attempt <= PORT_ATTEMPTS; attempt++)); do
 		pick_port
 		REDIS_PORT=$PORT
-		rm -f "$DIR/redis.pid"
-		: >"$DIR/redis.log"
-		# No persistence: state is throw-away, and a save must never stall a test.
-		redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no \
-			--daemonize yes --pidfile "$DIR/redis.pid" --dir "$DIR/redis" \
-			--logfile "$DIR/redis.log" </dev/null >"$DIR/redis.out" 2>&1 ||
-			{
-				show_log "$DIR/redis.out" "$DIR/redis.log"
-				die "redis-server failed"
-			}
-		deadline=$((SECONDS + timeout))
-		while ((SECONDS < deadline)); do
-			if [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null) == PONG ]]; then
-				redis_running && return 0
-			fi
-			grep -q "Failed listening on port $REDIS_PORT" "$DIR/redis.log" && break
-			sleep 0.1
-		done
-		redis_stop
-		grep -q "Failed listening on port $REDIS_PORT" "$DIR/redis.log" || break
+		redis_launch "$REDIS_PORT" && return 0
 		log "Redis port $REDIS_PORT was taken meanwhile, trying another"
 	done
-	show_log "$DIR/redis.log"
-	die "Redis did not answer PING on 127.0.0.1:$REDIS_PORT"
+	die "Redis could not bind a port"
 }
 
 # ---------------------------------------------------------------------------
@@ -815,6 +832,75 @@ up_mock() {
 }
 
 # ---------------------------------------------------------------------------
+# One server of a running stack: stop / start / pid (fault injection). Data,
+# ports and env stay as they are, so clients reconnect to the same address.
+# ---------------------------------------------------------------------------
+env_value() { # KEY: its value in DIR/env
+	[[ -s $DIR/env ]] || die "nothing is running in $DIR (no $DIR/env)"
+	sed -n "s/^$1=//p" "$DIR/env" | tail -n 1
+}
+
+service_pid() {
+	local pid=''
+	case $1 in
+	postgres)
+		pg_layout
+		pid=$(read_pid "$PG_DATA/postmaster.pid")
+		pid_matches "$pid" "-D $PG_DATA " || pid=''
+		;;
+	redis) redis_running && pid=$(read_pid "$DIR/redis.pid") ;;
+	kafka) kafka_running && pid=$(read_pid "$DIR/kafka.pid") ;;
+	esac
+	[[ -n $pid ]] || die "$1 is not running in $DIR"
+	printf '%s\n' "$pid"
+}
+
+service_stop() {
+	local mode=$2 bindir
+	case $1 in
+	postgres)
+		pg_running || return 0
+		bindir=$(pg_bindir)
+		log "stopping Postgres ($mode)"
+		as_pg "$bindir/pg_ctl" stop -D "$PG_DATA" -m "$mode" -w -t 30 >/dev/null
+		;;
+	redis) redis_stop ;;
+	kafka) kafka_stop ;;
+	esac
+}
+
+service_start() {
+	local bindir port
+	case $1 in
+	postgres)
+		pg_running && return 0
+		bindir=$(pg_bindir)
+		[[ -s $DIR/pg.opts ]] || die "no Postgres was set up in $DIR"
+		as_pg "$bindir/pg_ctl" start -D "$PG_DATA" -l "$PG_LOG" -w \
+			-t "${RS_DB_START_TIMEOUT:-30}" -o "$(<"$DIR/pg.opts")" >>"$DIR/initdb.log" 2>&1 ||
+			{
+				show_log "$PG_LOG"
+				die "Postgres did not start again"
+			}
+		;;
+	redis)
+		redis_running && return 0
+		port=$(env_value RS_REDIS_PORT)
+		redis_launch "$port" || die "Redis port $port is taken"
+		;;
+	kafka)
+		kafka_running && return 0
+		[[ -s $DIR/kafka.libs ]] || die "no Kafka broker was set up in $DIR"
+		KAFKA_LIBS=$(<"$DIR/kafka.libs")
+		JAVA=$(java_bin)
+		port=$(env_value REFSTREAM_KAFKA_BROKERS)
+		kafka_launch "${port##*:}" || die "Kafka port ${port##*:} is taken"
+		;;
+	esac
+	log "$1 running again in $DIR"
+}
+
+# ---------------------------------------------------------------------------
 # down
 # ---------------------------------------------------------------------------
 down() {
@@ -852,14 +938,14 @@ down() {
 # Command line
 # ---------------------------------------------------------------------------
 main() {
-	local cmd=${1:-} sub='' purge=false pos=() extra=()
+	local cmd=${1:-} sub='' purge=false immediate=false pos=() extra=()
 	DIR=
 	case $cmd in
 	-h | --help | help)
 		usage
 		exit 0
 		;;
-	up | down | env | topic) shift ;;
+	up | down | env | topic | stop | start | pid) shift ;;
 	'') bad_usage "missing command" ;;
 	*) bad_usage "unknown command: $cmd" ;;
 	esac
@@ -876,6 +962,10 @@ main() {
 			;;
 		--purge)
 			purge=true
+			shift
+			;;
+		--immediate)
+			immediate=true
 			shift
 			;;
 		--partitions | --topic | --brokers)
@@ -897,6 +987,7 @@ main() {
 	[[ -n $DIR ]] || bad_usage "--dir DIR is required"
 	[[ $cmd == up || ${#extra[@]} -eq 0 ]] || bad_usage "${extra[0]} only goes with 'up mock'"
 	[[ $cmd == down || $purge == false ]] || bad_usage "--purge only goes with down"
+	[[ $cmd == stop || $immediate == false ]] || bad_usage "--immediate only goes with stop"
 
 	case $cmd in
 	up)
@@ -924,6 +1015,20 @@ main() {
 		[[ -d $DIR ]] || die "$DIR does not exist"
 		DIR=$(cd "$DIR" && pwd -P)
 		print_env
+		;;
+	stop | start | pid)
+		((${#pos[@]} == 1)) || bad_usage "$cmd needs one of: postgres redis kafka"
+		case ${pos[0]} in
+		postgres | redis | kafka) ;;
+		*) bad_usage "unknown server: ${pos[0]}" ;;
+		esac
+		[[ -d $DIR ]] || die "$DIR does not exist"
+		DIR=$(cd "$DIR" && pwd -P)
+		case $cmd in
+		stop) service_stop "${pos[0]}" "$($immediate && echo immediate || echo fast)" ;;
+		start) service_start "${pos[0]}" ;;
+		pid) service_pid "${pos[0]}" ;;
+		esac
 		;;
 	topic)
 		((${#pos[@]} == 2)) || bad_usage "topic needs NAME PARTITIONS"

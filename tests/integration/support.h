@@ -14,6 +14,8 @@ const char *rs_it_env(const char *key);
 /* Creates (dropping first) database `name`, applies the migrations, and
  * returns its connection URL (static storage until the next call). */
 const char *rs_it_fresh_db(const char *name);
+/* Same, without the migrations. */
+const char *rs_it_empty_db(const char *name);
 /* Connects to url or aborts. */
 rs_pg_t *rs_it_pg(const char *url);
 /* Runs SQL (no parameters) or aborts; returns the first column of the first

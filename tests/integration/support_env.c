@@ -101,7 +101,7 @@ long long rs_it_count(rs_pg_t *pg, const char *fmt, ...)
         return n;
 }
 
-const char *rs_it_fresh_db(const char *name)
+const char *rs_it_empty_db(const char *name)
 {
         static char url[1024];
         const char *admin_url = rs_it_env("RS_PG_SUPERUSER_URL");
@@ -112,6 +112,12 @@ const char *rs_it_fresh_db(const char *name)
         /* Same server and credentials, other database. */
         const char *slash = strrchr(admin_url, '/');
         snprintf(url, sizeof(url), "%.*s/%s", (int)(slash - admin_url), admin_url, name);
+        return url;
+}
+
+const char *rs_it_fresh_db(const char *name)
+{
+        const char *url = rs_it_empty_db(name);
         rs_pg_t *pg = rs_it_pg(url);
         char err[1024];
         if (!rs_pg_migrate(pg, NULL, err, sizeof(err))) {

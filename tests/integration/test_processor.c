@@ -4,7 +4,7 @@
 #include "rs_log.h"
 #include "rs_processor.h"
 #include "rs_publisher.h"
-#include "support.h"
+#include "support_proc.h"
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -18,174 +18,6 @@
 
 #include <cmocka.h>
 
-#define PARTS 4
-
-typedef struct fx {
-        rd_kafka_t *host;
-        rd_kafka_mock_cluster_t *mc;
-        const char *url;
-        rs_pg_t *pg;
-        rs_codec_t *codec;
-        int db_seq;
-} fx_t;
-
-static fx_t fx;
-
-/* ---------------------------------------------------------------- helpers */
-
-static void fresh(const char *db)
-{
-        char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
-        fx.host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-        fx.mc = rd_kafka_mock_cluster_new(fx.host, 1);
-        const char *topics[] = {"signups", "payments", "referral-credited",
-                                "referral-reversed", "refstream-dlq"};
-        for (size_t i = 0; i < RS_ARRAY_SIZE(topics); i++)
-                rd_kafka_mock_topic_create(fx.mc, topics[i], PARTS, 1);
-        fx.url = rs_it_fresh_db(db);
-        fx.pg = rs_it_pg(fx.url);
-        fx.codec = rs_codec_new(err, sizeof(err));
-        rs_it_redis_flush();
-        free(rs_it_sql(fx.pg, "INSERT INTO rs_programs (key, name, currency, reward_kind,"
-                              " reward_value, referee_reward, min_payment)"
-                              " VALUES ('p', 'P', 'USD', 'fixed', 500, 100, 1000)"));
-        free(rs_it_sql(fx.pg,
-                       "INSERT INTO rs_codes (code, program_id, owner_user_id)"
-                       " VALUES ('ALICE234', 1, 'alice'), ('BOB23456', 1, 'bob')"));
-}
-
-static int teardown(void **state)
-{
-        rs_codec_destroy(fx.codec);
-        rs_pg_destroy(fx.pg);
-        rd_kafka_mock_cluster_destroy(fx.mc);
-        rd_kafka_destroy(fx.host);
-        memset(&fx, 0, sizeof(fx));
-        return 0;
-}
-
-static void config(rs_config_t *cfg, const char *db_url)
-{
-        char err[512];
-        rs_config_init(cfg);
-        const char *kv[][2] = {
-            {"REFSTREAM_KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(fx.mc)},
-            {"REFSTREAM_DATABASE_URL", db_url},
-            {"REFSTREAM_REDIS_URL", rs_it_env("REFSTREAM_REDIS_URL")},
-            {"REFSTREAM_HTTP_ADDR", "127.0.0.1:0"},
-            {"REFSTREAM_BATCH_LINGER_MS", "10"},
-            {"REFSTREAM_OUTBOX_LEASE_MS", "1500"},
-            {"REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "300"},
-            {"REFSTREAM_PG_RETRY_MAX_MS", "400"},
-            {"REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "2000"},
-            {"REFSTREAM_RDKAFKA_SESSION_TIMEOUT_MS", "3000"},
-            {"REFSTREAM_RDKAFKA_HEARTBEAT_INTERVAL_MS", "300"},
-        };
-        for (size_t i = 0; i < RS_ARRAY_SIZE(kv); i++)
-                if (!rs_config_set(cfg, kv[i][0], kv[i][1], "test", err, sizeof(err)))
-                        fail_msg("%s", err);
-}
-
-static void publish(const rs_config_t *cfg, const rs_event_t *evs, size_t n)
-{
-        char err[512];
-        rs_publisher_t *p = rs_publisher_new(cfg, fx.codec, false, err, sizeof(err));
-        assert_non_null(p);
-        for (size_t i = 0; i < n; i++)
-                assert_true(rs_publisher_send(p, &evs[i], NULL, err, sizeof(err)));
-        assert_int_equal(rs_publisher_finish(p, 10000), 0);
-        rs_publisher_destroy(p);
-}
-
-#define T0 INT64_C(1767225600000)
-
-static rs_event_t su(const char *id, const char *user, const char *code)
-{
-        return (rs_event_t){.type = RS_EV_SIGNUP,
-                            .event_id = id,
-                            .occurred_at_ms = T0,
-                            .user_id = user,
-                            .referral_code = code};
-}
-
-static rs_event_t ch(const char *id, const char *user, int64_t amount)
-{
-        rs_event_t e = {.type = RS_EV_PAYMENT,
-                        .event_id = id,
-                        .occurred_at_ms = T0 + 3600000,
-                        .user_id = user,
-                        .payment_id = id,
-                        .amount_minor = amount,
-                        .currency = "USD"};
-        return e;
-}
-
-/* n referees u<base>..: a sign-up with a code and a qualifying charge each. */
-static void referees(const rs_config_t *cfg, int base, int n, const char *code)
-{
-        rs_arena_t a;
-        rs_arena_init(&a, 0);
-        rs_event_t *evs = rs_calloc((size_t)n * 2, sizeof(*evs));
-        for (int i = 0; i < n; i++) {
-                const char *u = rs_arena_printf(&a, "u%d", base + i);
-                evs[2 * i] = su(rs_arena_printf(&a, "s%d", base + i), u, code);
-                evs[2 * i + 1] = ch(rs_arena_printf(&a, "c%d", base + i), u, 2000);
-        }
-        publish(cfg, evs, (size_t)n * 2);
-        free(evs);
-        rs_arena_destroy(&a);
-}
-
-typedef struct runner {
-        rs_processor_t *p;
-        volatile sig_atomic_t stop;
-        int rc;
-        pthread_t t;
-} runner_t;
-
-static void *run_thread(void *arg)
-{
-        runner_t *r = arg;
-        r->rc = rs_processor_run(r->p, &r->stop, 0);
-        return NULL;
-}
-
-static runner_t *start(const rs_config_t *cfg, const rs_processor_hooks_t *hooks)
-{
-        char err[1024];
-        runner_t *r = rs_calloc(1, sizeof(*r));
-        r->p = rs_processor_new(cfg, hooks, err, sizeof(err));
-        if (!r->p)
-                fail_msg("processor: %s", err);
-        pthread_create(&r->t, NULL, run_thread, r);
-        return r;
-}
-
-static int finish(runner_t *r)
-{
-        r->stop = 1;
-        pthread_join(r->t, NULL);
-        rs_processor_destroy(r->p);
-        int rc = r->rc;
-        free(r);
-        return rc;
-}
-
-/* Waits until the SQL count reaches want (or fails after 30 s). */
-static void await_count(long long want, const char *sql)
-{
-        long long got = -1;
-        for (int i = 0; i < 300; i++) {
-                got = rs_it_count(fx.pg, "%s", sql);
-                if (got == want)
-                        return;
-                rs_sleep_ms(100);
-        }
-        fail_msg("waited 30 s for %lld from %s, have %lld", want, sql, got);
-}
-
 typedef struct out {
         rs_map_t ids; /* credit_id -> count (as pointer) */
         long total;
@@ -198,7 +30,7 @@ static void read_topic(const char *topic, out_t *o)
         char err[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         rd_kafka_conf_set(conf, "bootstrap.servers",
-                          rd_kafka_mock_cluster_bootstraps(fx.mc), err, sizeof(err));
+                          rd_kafka_mock_cluster_bootstraps(it_fx.mc), err, sizeof(err));
         rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof(err));
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
         rd_kafka_poll_set_consumer(rk);
@@ -218,8 +50,8 @@ static void read_topic(const char *topic, out_t *o)
                         idle = 0;
                         rs_buf_t j;
                         rs_buf_init(&j);
-                        assert_true(rs_codec_output_to_json(fx.codec, m->payload, m->len,
-                                                            &j, err, sizeof(err)));
+                        assert_true(rs_codec_output_to_json(
+                            it_fx.codec, m->payload, m->len, &j, err, sizeof(err)));
                         json_t *doc = json_loads(j.data, 0, NULL);
                         const char *id =
                             json_string_value(json_object_get(doc, "credit_id"));
@@ -268,13 +100,14 @@ static long max_copies(const out_t *o)
 
 static void end_to_end(void **state)
 {
-        fresh("it_proc_e2e");
+        it_fresh("it_proc_e2e");
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        referees(&cfg, 0, 20, "alice234");
-        runner_t *r = start(&cfg, NULL);
-        await_count(40, "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
-        assert_int_equal(finish(r), 0);
+        it_config(&cfg, it_fx.url);
+        it_referees(&cfg, 0, 20, "alice234");
+        runner_t *r = it_start(&cfg, NULL);
+        it_await_count(40,
+                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        assert_int_equal(it_finish(r), 0);
         out_t o;
         read_topic("referral-credited", &o);
         assert_int_equal(o.total, 40); /* 20 referrer + 20 referee credits */
@@ -282,7 +115,7 @@ static void end_to_end(void **state)
         assert_string_equal(o.header_event_type, "ReferralCredited");
         out_free(&o);
         assert_int_equal(
-            rs_it_count(fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"), 20);
+            rs_it_count(it_fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"), 20);
         rs_config_free(&cfg);
 }
 
@@ -299,29 +132,30 @@ static bool crash_hook(void *opaque, const rs_batch_t *b)
  * second effect) and the sweep publishes the committed credits once. */
 static void crash_after_commit(void **state)
 {
-        fresh("it_proc_crash");
+        it_fresh("it_proc_crash");
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        referees(&cfg, 0, 30, "ALICE234");
+        it_config(&cfg, it_fx.url);
+        it_referees(&cfg, 0, 30, "ALICE234");
         crash_after = 0;
         rs_processor_hooks_t hooks = {.after_commit = crash_hook};
-        runner_t *r = start(&cfg, &hooks);
+        runner_t *r = it_start(&cfg, &hooks);
         pthread_join(r->t, NULL); /* returns by itself: crashed */
         r->stop = 1;
-        long long committed = rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox");
+        long long committed = rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox");
         assert_true(committed > 0);
-        assert_int_equal(rs_it_count(fx.pg,
+        assert_int_equal(rs_it_count(it_fx.pg,
                                      "SELECT count(*) FROM rs_outbox WHERE published_at"
                                      " IS NOT NULL"),
                          0);
         rs_processor_destroy(r->p); /* no consumer close: a real crash */
         free(r);
 
-        r = start(&cfg, NULL);
-        await_count(60, "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
-        assert_int_equal(finish(r), 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits"), 60);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox"), 60);
+        r = it_start(&cfg, NULL);
+        it_await_count(60,
+                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        assert_int_equal(it_finish(r), 0);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_credits"), 60);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox"), 60);
         out_t o;
         read_topic("referral-credited", &o);
         assert_int_equal(o.ids.count, 60);
@@ -330,63 +164,36 @@ static void crash_after_commit(void **state)
         rs_config_free(&cfg);
 }
 
-static long http_status(int port, const char *path)
-{
-        char url[128];
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
-        CURL *c = curl_easy_init();
-        FILE *sink = fopen("/dev/null", "w");
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-        long code = 0;
-        if (curl_easy_perform(c) == CURLE_OK)
-                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(c);
-        fclose(sink);
-        return code;
-}
-
-static void await_http(int port, const char *path, long want)
-{
-        for (int i = 0; i < 200; i++) {
-                if (http_status(port, path) == want)
-                        return;
-                rs_sleep_ms(100);
-        }
-        fail_msg("%s never answered %ld", path, want);
-}
-
 /* Postgres goes away mid-stream: the processor stops advancing, reports not
  * ready, keeps its batch, and when Postgres is back finishes with nothing
  * lost. */
 static void postgres_outage(void **state)
 {
-        fresh("it_proc_pgdown");
+        it_fresh("it_proc_pgdown");
         rs_it_proxy_t *px = rs_it_proxy_start(atoi(rs_it_env("RS_PG_PORT")));
         char via[256];
         snprintf(via, sizeof(via), "postgresql://refstream@127.0.0.1:%d/it_proc_pgdown",
                  rs_it_proxy_port(px));
         rs_config_t cfg;
-        config(&cfg, via);
-        referees(&cfg, 0, 10, "ALICE234");
-        runner_t *r = start(&cfg, NULL);
+        it_config(&cfg, via);
+        it_referees(&cfg, 0, 10, "ALICE234");
+        runner_t *r = it_start(&cfg, NULL);
         int port = rs_processor_http_port(r->p);
-        await_count(20, "SELECT count(*) FROM rs_credits");
-        await_http(port, "/readyz", 200);
+        it_await_count(20, "SELECT count(*) FROM rs_credits");
+        it_await_http(port, "/readyz", 200);
 
         rs_it_proxy_cut(px, true);
-        referees(&cfg, 100, 10, "BOB23456");
-        await_http(port, "/readyz", 503);
-        assert_int_equal(http_status(port, "/healthz"), 200); /* alive, just waiting */
+        it_referees(&cfg, 100, 10, "BOB23456");
+        it_await_http(port, "/readyz", 503);
+        assert_int_equal(it_http_status(port, "/healthz"), 200); /* alive, just waiting */
         rs_sleep_ms(1500);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits"), 20);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_credits"), 20);
 
         rs_it_proxy_cut(px, false);
-        await_count(40, "SELECT count(*) FROM rs_credits");
-        await_http(port, "/readyz", 200);
-        assert_int_equal(finish(r), 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox"), 40);
+        it_await_count(40, "SELECT count(*) FROM rs_credits");
+        it_await_http(port, "/readyz", 200);
+        assert_int_equal(it_finish(r), 0);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox"), 40);
         rs_it_proxy_stop(px);
         rs_config_free(&cfg);
 }
@@ -395,24 +202,25 @@ static void postgres_outage(void **state)
  * unpublished, and the sweep republishes them once the topic accepts again. */
 static void output_topic_failure_is_republished(void **state)
 {
-        fresh("it_proc_outfail");
+        it_fresh("it_proc_outfail");
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        rd_kafka_mock_topic_set_error(fx.mc, "referral-credited",
+        it_config(&cfg, it_fx.url);
+        rd_kafka_mock_topic_set_error(it_fx.mc, "referral-credited",
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
-        referees(&cfg, 0, 5, "ALICE234");
-        runner_t *r = start(&cfg, NULL);
-        await_count(10, "SELECT count(*) FROM rs_credits");
+        it_referees(&cfg, 0, 5, "ALICE234");
+        runner_t *r = it_start(&cfg, NULL);
+        it_await_count(10, "SELECT count(*) FROM rs_credits");
         rs_sleep_ms(2500); /* deliveries fail meanwhile */
-        assert_int_equal(rs_it_count(fx.pg,
+        assert_int_equal(rs_it_count(it_fx.pg,
                                      "SELECT count(*) FROM rs_outbox WHERE published_at"
                                      " IS NOT NULL"),
                          0);
-        rd_kafka_mock_topic_set_error(fx.mc, "referral-credited",
+        rd_kafka_mock_topic_set_error(it_fx.mc, "referral-credited",
                                       RD_KAFKA_RESP_ERR_NO_ERROR);
-        await_count(10, "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
-        assert_true(rs_it_count(fx.pg, "SELECT max(attempts) FROM rs_outbox") >= 1);
-        assert_int_equal(finish(r), 0);
+        it_await_count(10,
+                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        assert_true(rs_it_count(it_fx.pg, "SELECT max(attempts) FROM rs_outbox") >= 1);
+        assert_int_equal(it_finish(r), 0);
         out_t o;
         read_topic("referral-credited", &o);
         assert_int_equal(o.ids.count, 10);
@@ -424,20 +232,21 @@ static void output_topic_failure_is_republished(void **state)
  * once, and when one stops the other takes its partitions over. */
 static void two_instances_share_the_work(void **state)
 {
-        fresh("it_proc_group");
+        it_fresh("it_proc_group");
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        runner_t *a = start(&cfg, NULL);
-        runner_t *b = start(&cfg, NULL);
-        referees(&cfg, 0, 100, "ALICE234");
-        await_count(200, "SELECT count(*) FROM rs_credits");
-        assert_int_equal(finish(a), 0);
-        referees(&cfg, 1000, 50, "BOB23456");
-        await_count(300, "SELECT count(*) FROM rs_credits");
-        assert_int_equal(finish(b), 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox"), 300);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"
-                                            " WHERE referrer_user_id = 'alice'"),
+        it_config(&cfg, it_fx.url);
+        runner_t *a = it_start(&cfg, NULL);
+        runner_t *b = it_start(&cfg, NULL);
+        it_referees(&cfg, 0, 100, "ALICE234");
+        it_await_count(200, "SELECT count(*) FROM rs_credits");
+        assert_int_equal(it_finish(a), 0);
+        it_referees(&cfg, 1000, 50, "BOB23456");
+        it_await_count(300, "SELECT count(*) FROM rs_credits");
+        assert_int_equal(it_finish(b), 0);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox"), 300);
+        assert_int_equal(rs_it_count(it_fx.pg,
+                                     "SELECT rewarded_count FROM rs_referrer_stats"
+                                     " WHERE referrer_user_id = 'alice'"),
                          100);
         rs_config_free(&cfg);
 }
@@ -447,27 +256,28 @@ static void two_instances_share_the_work(void **state)
  * that record goes to the DLQ as processing_error, the others are applied. */
 static void poison_record_is_dead_lettered(void **state)
 {
-        fresh("it_proc_poison");
-        free(rs_it_sql(fx.pg,
+        it_fresh("it_proc_poison");
+        free(rs_it_sql(it_fx.pg,
                        "CREATE FUNCTION no_poison() RETURNS trigger LANGUAGE plpgsql AS"
                        " $$BEGIN IF NEW.user_id = 'u3' THEN RAISE EXCEPTION 'refused';"
                        " END IF; RETURN NEW; END$$"));
-        free(rs_it_sql(fx.pg,
+        free(rs_it_sql(it_fx.pg,
                        "CREATE TRIGGER no_poison BEFORE INSERT ON rs_users FOR EACH ROW"
                        " EXECUTE FUNCTION no_poison()"));
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
-        runner_t *r = start(&cfg, NULL);
-        await_count(10, "SELECT count(*) FROM rs_credits");
-        await_count(2, "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq' AND"
+        it_config(&cfg, it_fx.url);
+        it_referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
+        runner_t *r = it_start(&cfg, NULL);
+        it_await_count(10, "SELECT count(*) FROM rs_credits");
+        it_await_count(2,
+                       "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq' AND"
                        " error_class = 'processing_error' AND published_at IS NOT NULL");
-        assert_int_equal(finish(r), 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
-                                            " referee_user_id = 'u3'"),
+        assert_int_equal(it_finish(r), 0);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                               " referee_user_id = 'u3'"),
                          0);
         assert_int_equal(
-            rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"), 2);
+            rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"), 2);
         rs_config_free(&cfg);
 }
 
@@ -476,27 +286,27 @@ static void poison_record_is_dead_lettered(void **state)
  * dead-lettered, /readyz says why, and processing resumes when it clears. */
 static void read_only_database_is_waited_out(void **state)
 {
-        fresh("it_proc_readonly");
-        free(rs_it_sql(fx.pg,
+        it_fresh("it_proc_readonly");
+        free(rs_it_sql(it_fx.pg,
                        "CREATE FUNCTION read_only() RETURNS trigger LANGUAGE plpgsql AS"
                        " $$BEGIN RAISE EXCEPTION 'read-only' USING ERRCODE ="
                        " 'read_only_sql_transaction'; END$$"));
-        free(rs_it_sql(fx.pg, "CREATE TRIGGER read_only BEFORE INSERT ON rs_inbox"
-                              " FOR EACH ROW EXECUTE FUNCTION read_only()"));
+        free(rs_it_sql(it_fx.pg, "CREATE TRIGGER read_only BEFORE INSERT ON rs_inbox"
+                                 " FOR EACH ROW EXECUTE FUNCTION read_only()"));
         rs_config_t cfg;
-        config(&cfg, fx.url);
-        referees(&cfg, 0, 5, "ALICE234");
-        runner_t *r = start(&cfg, NULL);
+        it_config(&cfg, it_fx.url);
+        it_referees(&cfg, 0, 5, "ALICE234");
+        runner_t *r = it_start(&cfg, NULL);
         int port = rs_processor_http_port(r->p);
-        await_http(port, "/readyz", 503);
+        it_await_http(port, "/readyz", 503);
         rs_sleep_ms(1000);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox"), 0);
-        free(rs_it_sql(fx.pg, "DROP TRIGGER read_only ON rs_inbox"));
-        await_count(10, "SELECT count(*) FROM rs_credits");
-        await_http(port, "/readyz", 200);
-        assert_int_equal(finish(r), 0);
-        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_outbox WHERE"
-                                            " destination = 'dlq'"),
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_outbox"), 0);
+        free(rs_it_sql(it_fx.pg, "DROP TRIGGER read_only ON rs_inbox"));
+        it_await_count(10, "SELECT count(*) FROM rs_credits");
+        it_await_http(port, "/readyz", 200);
+        assert_int_equal(it_finish(r), 0);
+        assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_outbox WHERE"
+                                               " destination = 'dlq'"),
                          0);
         rs_config_free(&cfg);
 }
@@ -506,13 +316,13 @@ int main(void)
         rs_log_set_level(RS_LOG_ERROR);
         curl_global_init(CURL_GLOBAL_DEFAULT);
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test_teardown(end_to_end, teardown),
-            cmocka_unit_test_teardown(crash_after_commit, teardown),
-            cmocka_unit_test_teardown(postgres_outage, teardown),
-            cmocka_unit_test_teardown(output_topic_failure_is_republished, teardown),
-            cmocka_unit_test_teardown(two_instances_share_the_work, teardown),
-            cmocka_unit_test_teardown(poison_record_is_dead_lettered, teardown),
-            cmocka_unit_test_teardown(read_only_database_is_waited_out, teardown),
+            cmocka_unit_test_teardown(end_to_end, it_teardown),
+            cmocka_unit_test_teardown(crash_after_commit, it_teardown),
+            cmocka_unit_test_teardown(postgres_outage, it_teardown),
+            cmocka_unit_test_teardown(output_topic_failure_is_republished, it_teardown),
+            cmocka_unit_test_teardown(two_instances_share_the_work, it_teardown),
+            cmocka_unit_test_teardown(poison_record_is_dead_lettered, it_teardown),
+            cmocka_unit_test_teardown(read_only_database_is_waited_out, it_teardown),
         };
         int rc = cmocka_run_group_tests(tests, NULL, NULL);
         curl_global_cleanup();

@@ -244,6 +244,22 @@ wait_metric() {
 }
 
 http_get() { curl -fsS "http://127.0.0.1:$HTTP_PORT$1"; }
+http_text() { curl -sS "http://127.0.0.1:$HTTP_PORT$1" 2>/dev/null || true; }
+
+# wait_until SECONDS WHAT COMMAND...: polls COMMAND (every 0.2 s) until it
+# succeeds; fails the test naming WHAT after SECONDS.
+wait_until() {
+        local secs=$1 what=$2 i
+        shift 2
+        for i in $(seq 1 $((secs * 5))); do
+                "$@" && return 0
+                sleep 0.2
+        done
+        fail "waited ${secs}s for $what"
+}
+
+# says PATH TEXT: the consumer's PATH answers with a body containing TEXT.
+says() { [[ "$(http_text "$1")" == *"$2"* ]]; }
 http_code() { curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT$1"; }
 
 pass() { log "PASS"; }

@@ -182,21 +182,29 @@ rc=0
 "$RS_BIN" >/dev/null 2>&1 || rc=$?
 expect_eq "$rc" 2 "exit status of 'refstream' without a command"
 
-# ---- 6. An unmigrated database: consume exits 1 and says what to do (with a
-# keyword-style connection string whose password must not be logged); migrate
-# applies the schema once, a second run applies nothing.
+# ---- 6. An unmigrated database (the migration job still running): consume
+# waits, alive but not ready, saying what it waits for (with a keyword-style
+# connection string whose password must not be logged), and starts once
+# migrate has applied the schema; migrate applies it once, a second run
+# applies nothing. A migration edited after it was applied makes migrate and
+# consume refuse, naming the file.
 EMPTY=${DB}_empty
 psql -X -q -v ON_ERROR_STOP=1 "$RS_PG_SUPERUSER_URL" -c "DROP DATABASE IF EXISTS \"$EMPTY\" WITH (FORCE)" \
         -c "CREATE DATABASE \"$EMPTY\"" 2>/dev/null
 kw="host=127.0.0.1 port=$RS_PG_PORT dbname=$EMPTY user=refstream password=KwSecret77"
-rc=0
-out=$(timeout 20 "$RS_BIN" consume --database-url "$kw" 2>&1) || rc=$?
-expect_eq "$rc" 1 "exit status of consume on an unmigrated database"
-[[ "$out" == *"refstream migrate"* ]] || fail "consume does not say to run refstream migrate: $out"
-[[ "$out" == *KwSecret77* ]] && fail "the password of a keyword connection string was logged"
-[[ "$out" == *"password=***"* ]] || fail "the keyword connection string is not logged redacted"
+start_consumer unmigrated --database-url "$kw" --group-id "$REFSTREAM_GROUP_ID-unmigrated"
+wait_until 30 "/readyz to say to run refstream migrate" says /readyz 'run `refstream migrate`'
+expect_eq "$(http_code /readyz)" 503 "/readyz while waiting for the schema"
+expect_eq "$(http_code /healthz)" 200 "/healthz while waiting for the schema"
+grep -q "waiting for the database schema" "$RS_TMP/unmigrated.log" ||
+        fail "the log does not say what consume waits for"
 out=$("$RS_BIN" migrate --database-url "$kw" 2>&1) || fail "first migrate failed: $out"
 [[ "$out" == *"applied"*001_init.sql* ]] || fail "first migrate applied nothing: $out"
+wait_http /readyz 200
+stop_consumer
+log_text=$(cat "$RS_TMP/unmigrated.log")
+[[ "$log_text" == *KwSecret77* ]] && fail "the password of a keyword connection string was logged"
+[[ "$log_text" == *"password=***"* ]] || fail "the keyword connection string is not logged redacted"
 tables=$(psql_at "${RS_PG_SUPERUSER_URL%/*}/$EMPTY" "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'rs\_%'")
 out=$("$RS_BIN" migrate --database-url "$kw" 2>&1) || fail "second migrate failed: $out"
 [[ "$out" == *applied* ]] && fail "second migrate applied something: $out"
@@ -205,5 +213,22 @@ expect_eq "$(psql_at "${RS_PG_SUPERUSER_URL%/*}/$EMPTY" "SELECT count(*) FROM rs
         "$(ls "$(dirname "$0")/../../sql/"*.sql | wc -l)" "recorded migrations"
 expect_eq "$(psql_at "${RS_PG_SUPERUSER_URL%/*}/$EMPTY" "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'rs\_%'")" \
         "$tables" "tables after the second migrate"
+psql_at "${RS_PG_SUPERUSER_URL%/*}/$EMPTY" "UPDATE rs_schema_migrations SET checksum = 'x' WHERE version = 1" >/dev/null
+rc=0
+out=$("$RS_BIN" migrate --database-url "$kw" 2>&1) || rc=$?
+expect_eq "$rc" 1 "exit status of migrate after an applied migration was edited"
+[[ "$out" == *"sql/001_init.sql was changed after it was applied"* ]] || fail "migrate does not name the edited migration: $out"
+rc=0
+out=$(timeout 60 "$RS_BIN" consume --database-url "$kw" --http-addr "" 2>&1) || rc=$?
+expect_eq "$rc" 1 "exit status of consume after an applied migration was edited"
+[[ "$out" == *"sql/001_init.sql was changed after it was applied"* ]] || fail "consume does not name the edited migration: $out"
 psql -X -q "$RS_PG_SUPERUSER_URL" -c "DROP DATABASE IF EXISTS \"$EMPTY\" WITH (FORCE)" 2>/dev/null || true
+
+# ---- 7. Kafka unreachable at start-up: consume waits (not a crash loop),
+# says so on /readyz, and SIGTERM still ends it at once with 0.
+start_consumer nokafka --kafka-brokers 127.0.0.1:1
+wait_until 30 "/readyz to say Kafka is unreachable" says /readyz "Kafka (127.0.0.1:1) unreachable"
+expect_eq "$(http_code /readyz)" 503 "/readyz while waiting for Kafka"
+expect_eq "$(http_code /healthz)" 200 "/healthz while waiting for Kafka"
+stop_consumer
 pass

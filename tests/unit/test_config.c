@@ -145,6 +145,36 @@ static void redaction(void **state)
         assert_null(strstr(out, "pw@"));
         rs_redact_url("redis://h:6379/0", out, sizeof(out));
         assert_string_equal(out, "redis://h:6379/0");
+        rs_redact_url("postgresql://u:p@h/db?password=x&sslmode=require", out,
+                      sizeof(out));
+        assert_string_equal(out, "postgresql://u:***@h/db?password=***&sslmode=require");
+        rs_redact_url("host=h password=a", out, sizeof(out)); /* value shorter than *** */
+        assert_string_equal(out, "host=h password=***");
+        rs_redact_url("password='a \\' secret' host=h", out, sizeof(out));
+        assert_string_equal(out, "password=*** host=h");
+}
+
+/* A URL longer than any buffer: the password must not show in what fits, and
+ * many short passwords (each growing the text) must not overflow it. */
+static void redaction_of_long_values(void **state)
+{
+        rs_buf_t in;
+        rs_buf_init(&in);
+        rs_buf_puts(&in, "postgresql://user:");
+        for (int i = 0; i < 6000; i++)
+                rs_buf_putc(&in, 'S');
+        rs_buf_puts(&in, "@host/db");
+        char out[5000];
+        rs_redact_url(in.data, out, sizeof(out));
+        assert_string_equal(out, "postgresql://user:***@host/db");
+        rs_buf_reset(&in);
+        for (int i = 0; i < 2000; i++)
+                rs_buf_puts(&in, "password=a ");
+        char small[64];
+        rs_redact_url(in.data, small, sizeof(small));
+        assert_null(strstr(small, "=a"));
+        assert_int_equal(strlen(small), sizeof(small) - 1);
+        rs_buf_free(&in);
 }
 
 /* The README's configuration reference must list every setting (and only
@@ -187,6 +217,7 @@ int main(void)
             cmocka_unit_test(rdkafka_override_replaces),
             cmocka_unit_test(cli_flags_exit_codes),
             cmocka_unit_test(redaction),
+            cmocka_unit_test(redaction_of_long_values),
             cmocka_unit_test(readme_documents_every_setting),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
