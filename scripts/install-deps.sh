@@ -10,6 +10,7 @@ pkgs=(
   clang-14 libclang-rt-14-dev clang-format-14
   postgresql redis-server kcat
   default-jre-headless maven curl jq ca-certificates procps
+  python3 python3-venv
 )
 
 missing=()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # README command 2 (and CI's .ci/run): set up a fresh Debian 12 machine and run
 # the whole test suite.
-#   1. gcc build, all three tiers: unit, integration (real Postgres + Redis,
-#      in-process mock Kafka), system (the binary + a real Kafka broker + kcat)
+#   1. gcc build, all tiers: unit, integration (real Postgres + Redis,
+#      in-process mock Kafka), system (the binary + a real Kafka broker + kcat),
+#      chaos (3 instances under injected faults, checked by an independent model)
 #   2. clang-14 ASan/UBSan build: unit + integration, plus the decoder fuzzer
 #      for a fixed number of runs
 # Every tier must run at least one test and pass; a tier that did not run
@@ -28,7 +29,7 @@ run_tier() { # build-dir label
 }
 
 RS_BUILD_DIR=build scripts/build.sh
-for tier in unit integration system; do
+for tier in unit integration system chaos; do
         run_tier build "$tier"
 done
 
