@@ -7,6 +7,19 @@
 #include <string.h>
 
 #define SWEEP_LIMIT 1000
+/* How long librdkafka keeps trying to deliver a record (message.timeout.ms
+ * default): longer than a broker restart, so that the idempotent producer's
+ * own retries, which never duplicate, deliver it. Meanwhile the row's lease
+ * is renewed, so no sweep republishes it. */
+#define DELIVERY_TIMEOUT_MS "300000"
+
+/* Ids of rows produced by this process and not yet marked published: in
+ * flight (no delivery report yet) or delivered. Open addressing, linear
+ * probing, 0 = empty slot (outbox ids start at 1), -1 = deleted. */
+typedef struct idset {
+        int64_t *slots;
+        size_t cap, count, used; /* used: count + deleted */
+} idset_t;
 
 struct rs_outbox {
         rd_kafka_t *rk;
@@ -16,8 +29,58 @@ struct rs_outbox {
         int64_t retention_hours;
         int64_t *delivered; /* ids acknowledged, not yet marked */
         size_t n_delivered, cap_delivered;
+        idset_t held;          /* produced, not marked: their leases are renewed */
+        int64_t last_renew_ms; /* monotonic */
         rs_outbox_stats_t stats;
 };
+
+/* ---------------------------------------------------------------- idset */
+
+static size_t slot_of(const idset_t *s, int64_t id)
+{
+        return (size_t)((uint64_t)id * UINT64_C(0x9E3779B97F4A7C15) >> 7) & (s->cap - 1);
+}
+
+static void idset_add(idset_t *s, int64_t id);
+
+static void idset_grow(idset_t *s)
+{
+        idset_t old = *s;
+        s->cap = old.cap ? (old.count * 4 > old.cap ? old.cap * 2 : old.cap) : 1024;
+        s->slots = rs_calloc(s->cap, sizeof(int64_t));
+        s->count = s->used = 0;
+        for (size_t i = 0; i < old.cap; i++)
+                if (old.slots[i] > 0)
+                        idset_add(s, old.slots[i]);
+        free(old.slots);
+}
+
+static void idset_add(idset_t *s, int64_t id)
+{
+        if ((s->used + 1) * 2 > s->cap)
+                idset_grow(s);
+        size_t i = slot_of(s, id);
+        while (s->slots[i] != 0 && s->slots[i] != id)
+                i = (i + 1) & (s->cap - 1);
+        if (s->slots[i] == id)
+                return;
+        s->slots[i] = id;
+        s->count++;
+        s->used++;
+}
+
+static void idset_del(idset_t *s, int64_t id)
+{
+        if (!s->cap)
+                return;
+        for (size_t i = slot_of(s, id); s->slots[i] != 0; i = (i + 1) & (s->cap - 1)) {
+                if (s->slots[i] == id) {
+                        s->slots[i] = -1;
+                        s->count--;
+                        return;
+                }
+        }
+}
 
 /* The destination travels with the message: its opaque is (id << 2) | dest. */
 static void *pack(int64_t id, rs_dest_t d)
@@ -33,7 +96,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         int64_t id = packed >> 2;
         rs_dest_t dest = (rs_dest_t)(packed & 3);
         if (m->err) {
-                /* Left unpublished: the sweep retries it when its lease expires. */
+                /* Left unpublished, lease no longer renewed: the sweep
+                 * republishes it when the lease expires. */
+                idset_del(&o->held, id);
                 o->stats.failed++;
                 rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s",
                         (long long)id, rd_kafka_topic_name(m->rkt),
@@ -52,22 +117,13 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
                            size_t errstr_size)
 {
-        char timeout[24];
-        /* Give up on a delivery before the lease expires, so the sweep never
-         * republishes a row whose first attempt is still under way. */
-        snprintf(timeout, sizeof(timeout), "%lld",
-                 (long long)(cfg->outbox_lease_ms * 2 / 3));
-        const char *defaults[] = {"enable.idempotence",
-                                  "true",
-                                  "acks",
-                                  "all",
-                                  "linger.ms",
-                                  "5",
-                                  "message.timeout.ms",
-                                  timeout,
-                                  "compression.type",
-                                  "lz4",
-                                  NULL};
+        const char *defaults[] = {"enable.idempotence", "true", "acks", "all",
+                                  "linger.ms", "5", "message.timeout.ms",
+                                  DELIVERY_TIMEOUT_MS, "compression.type", "lz4",
+                                  /* A dead letter is the input record unchanged,
+                                   * and input topics may hold records above
+                                   * librdkafka's 1 MB default. */
+                                  "message.max.bytes", "67108864", NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(cfg, defaults, errstr, errstr_size);
         if (!conf)
                 return NULL;
@@ -95,6 +151,7 @@ void rs_outbox_destroy(rs_outbox_t *o)
                 return;
         rd_kafka_destroy(o->rk);
         free(o->delivered);
+        free(o->held.slots);
         free(o);
 }
 
@@ -131,8 +188,10 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                     RD_KAFKA_V_VALUE((void *)m->payload, m->payload ? m->payload_len : 0),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                     RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
-                if (!err)
+                if (!err) {
+                        idset_add(&o->held, m->outbox_id);
                         return; /* h is now owned by the message */
+                }
                 rd_kafka_headers_destroy(h);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         /* Left unpublished; the sweep retries after the lease. */
@@ -157,24 +216,57 @@ void rs_outbox_poll(rs_outbox_t *o, int timeout_ms)
         rd_kafka_poll(o->rk, timeout_ms);
 }
 
-bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
+/* Extends the lease of every row this process holds (in flight or
+ * delivered and not yet marked) so that no sweep republishes it while its
+ * delivery can still succeed; a lease third at most apart. */
+static bool renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        if (o->n_delivered == 0)
+        int64_t now = rs_monotonic_ms();
+        if (o->held.count == 0 || now - o->last_renew_ms < o->lease_ms / 3)
                 return true;
         rs_pgarr_t ids;
         rs_pgarr_init(&ids);
-        for (size_t i = 0; i < o->n_delivered; i++)
-                rs_pgarr_int(&ids, o->delivered[i]);
-        const char *params[] = {rs_pgarr_get(&ids)};
-        bool ok = rs_pg_connect(o->pg, errstr, errstr_size) &&
-                  rs_pg_cmd(o->pg,
-                            "UPDATE rs_outbox SET published_at = now() WHERE id ="
-                            " ANY($1::bigint[]) AND published_at IS NULL",
-                            1, params, errstr, errstr_size);
+        for (size_t i = 0; i < o->held.cap; i++)
+                if (o->held.slots[i] > 0)
+                        rs_pgarr_int(&ids, o->held.slots[i]);
+        char lease[24];
+        snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
+        const char *params[] = {rs_pgarr_get(&ids), lease};
+        bool ok = rs_pg_cmd(o->pg,
+                            "UPDATE rs_outbox SET claimed_until = now() + $2::bigint *"
+                            " interval '1 millisecond' WHERE id = ANY($1::bigint[]) AND"
+                            " published_at IS NULL",
+                            2, params, errstr, errstr_size);
         rs_pgarr_free(&ids);
         if (ok)
-                o->n_delivered = 0;
+                o->last_renew_ms = now;
         return ok;
+}
+
+bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        if (o->n_delivered == 0 && o->held.count == 0)
+                return true;
+        if (!rs_pg_connect(o->pg, errstr, errstr_size))
+                return false;
+        if (o->n_delivered > 0) {
+                rs_pgarr_t ids;
+                rs_pgarr_init(&ids);
+                for (size_t i = 0; i < o->n_delivered; i++)
+                        rs_pgarr_int(&ids, o->delivered[i]);
+                const char *params[] = {rs_pgarr_get(&ids)};
+                bool ok = rs_pg_cmd(o->pg,
+                                    "UPDATE rs_outbox SET published_at = now() WHERE id ="
+                                    " ANY($1::bigint[]) AND published_at IS NULL",
+                                    1, params, errstr, errstr_size);
+                rs_pgarr_free(&ids);
+                if (!ok)
+                        return false;
+                for (size_t i = 0; i < o->n_delivered; i++)
+                        idset_del(&o->held, o->delivered[i]);
+                o->n_delivered = 0;
+        }
+        return renew(o, errstr, errstr_size);
 }
 
 static bool unescape(rs_arena_t *a, const char *hex, const void **out, size_t *len)

@@ -5,13 +5,16 @@
  * module produces the rows with librdkafka's idempotent producer and marks
  * them published when the broker acknowledged them (delivery reports).
  *
- * Rows whose delivery was never confirmed (a crash between COMMIT and the
- * acknowledgement, a broker outage longer than message.timeout.ms) keep
- * published_at NULL. When their lease (claimed_until) has expired, the sweep
- * of any instance claims and republishes them. So every row is published at
- * least once; normally exactly once. message.timeout.ms defaults to less than
- * the lease so that a row is not republished while its first attempt can
- * still succeed. */
+ * A row is claimed by the process that wrote or republished it for a lease
+ * (claimed_until), which that process renews while the row is in flight or
+ * delivered but not yet marked. Rows whose delivery was never confirmed (the
+ * process died, or delivery failed after message.timeout.ms, 5 minutes by
+ * default: longer than a broker restart, which the idempotent producer rides
+ * out without duplicates) keep published_at NULL and stop being renewed; when
+ * their lease has expired, the sweep of any instance claims and republishes
+ * them. So every row is published at least once, and more than once only when
+ * a process dies between the broker's acknowledgement and the mark, or a
+ * delivery that failed had reached the broker after all. */
 #include "rs_outmsg.h"
 #include "rs_config.h"
 #include "rs_pg.h"
@@ -38,7 +41,8 @@ rd_kafka_t *rs_outbox_handle(rs_outbox_t *o);
 void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n);
 /* Serves delivery reports for up to timeout_ms. */
 void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
-/* Marks delivered rows published (one UPDATE). Keeps them for later when
+/* Marks delivered rows published (one UPDATE), and renews the leases of the
+ * rows this process holds (every third of a lease). Keeps them for later when
  * Postgres is unavailable. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* Claims unpublished rows whose lease expired, republishes them, and deletes
