@@ -1,4 +1,5 @@
 #include "rs_cache.h"
+#include "rs_addr.h"
 #include "rs_log.h"
 
 #include <hiredis/hiredis.h>
@@ -8,11 +9,7 @@
 #define RECONNECT_INTERVAL_MS 1000
 
 struct rs_cache {
-        char host[256];
-        int port;
-        int db;
-        char *user;
-        char *password;
+        rs_redis_url_t url;
         int64_t ttl_ms, negative_ttl_ms, timeout_ms;
         redisContext *ctx;
         int64_t next_connect_ms; /* monotonic; no attempt before this */
@@ -20,72 +17,19 @@ struct rs_cache {
         rs_cache_stats_t stats;
 };
 
-static bool parse_url(rs_cache_t *c, const char *url, char *errstr, size_t errstr_size)
-{
-        const char *p = url + strlen("redis://");
-        const char *at = strrchr(p, '@');
-        if (at) {
-                const char *colon = memchr(p, ':', (size_t)(at - p));
-                if (colon) {
-                        if (colon > p)
-                                c->user = rs_strndup(p, (size_t)(colon - p));
-                        c->password = rs_strndup(colon + 1, (size_t)(at - colon - 1));
-                } else {
-                        c->password = rs_strndup(p, (size_t)(at - p));
-                }
-                p = at + 1;
-        }
-        const char *slash = strchr(p, '/');
-        size_t hostport = slash ? (size_t)(slash - p) : strlen(p);
-        const char *colon = memchr(p, ':', hostport);
-        size_t hostlen = colon ? (size_t)(colon - p) : hostport;
-        int64_t v;
-        if (hostlen == 0 || hostlen >= sizeof(c->host)) {
-                snprintf(errstr, errstr_size, "REFSTREAM_REDIS_URL: missing host");
-                return false;
-        }
-        memcpy(c->host, p, hostlen);
-        c->host[hostlen] = '\0';
-        c->port = 6379;
-        if (colon) {
-                char port[16];
-                size_t n = hostport - hostlen - 1;
-                rs_strlcpy(port, colon + 1, RS_MIN(n + 1, sizeof(port)));
-                if (!rs_parse_int64(port, 1, 65535, &v)) {
-                        snprintf(errstr, errstr_size,
-                                 "REFSTREAM_REDIS_URL: bad port '%s'", port);
-                        return false;
-                }
-                c->port = (int)v;
-        }
-        c->db = 0;
-        if (slash && slash[1]) {
-                if (!rs_parse_int64(slash + 1, 0, 1000000, &v)) {
-                        snprintf(errstr, errstr_size,
-                                 "REFSTREAM_REDIS_URL: bad database '%s'", slash + 1);
-                        return false;
-                }
-                c->db = (int)v;
-        }
-        return true;
-}
-
 rs_cache_t *rs_cache_new(const char *url, int64_t ttl_ms, int64_t negative_ttl_ms,
                          int64_t timeout_ms, char *errstr, size_t errstr_size)
 {
-        if (!url || strncmp(url, "redis://", 8) != 0) {
-                snprintf(errstr, errstr_size,
-                         "REFSTREAM_REDIS_URL: must start with redis://");
+        rs_cache_t *c = rs_calloc(1, sizeof(*c));
+        char err[256];
+        if (!rs_redis_url_parse(url, &c->url, err, sizeof(err))) {
+                snprintf(errstr, errstr_size, "REFSTREAM_REDIS_URL: %s", err);
+                free(c);
                 return NULL;
         }
-        rs_cache_t *c = rs_calloc(1, sizeof(*c));
         c->ttl_ms = ttl_ms;
         c->negative_ttl_ms = negative_ttl_ms;
         c->timeout_ms = timeout_ms;
-        if (!parse_url(c, url, errstr, errstr_size)) {
-                rs_cache_destroy(c);
-                return NULL;
-        }
         return c;
 }
 
@@ -94,7 +38,7 @@ static void drop(rs_cache_t *c, const char *why)
         if (!c->was_down)
                 rs_warn("cache",
                         "Redis %s:%d unavailable (%s); looking codes up in Postgres",
-                        c->host, c->port, why);
+                        c->url.host, c->url.port, why);
         c->was_down = true;
         c->stats.errors++;
         if (c->ctx)
@@ -109,8 +53,7 @@ void rs_cache_destroy(rs_cache_t *c)
                 return;
         if (c->ctx)
                 redisFree(c->ctx);
-        free(c->user);
-        free(c->password);
+        rs_redis_url_free(&c->url);
         free(c);
 }
 
@@ -137,25 +80,26 @@ static redisContext *conn(rs_cache_t *c)
                 return NULL;
         struct timeval tv = {.tv_sec = c->timeout_ms / 1000,
                              .tv_usec = (c->timeout_ms % 1000) * 1000};
-        c->ctx = redisConnectWithTimeout(c->host, c->port, tv);
+        c->ctx = redisConnectWithTimeout(c->url.host, c->url.port, tv);
         if (!c->ctx || c->ctx->err) {
                 drop(c, c->ctx ? c->ctx->errstr : "cannot allocate context");
                 return NULL;
         }
         /* The connect timeout does not cover commands in hiredis 0.14. */
         redisSetTimeout(c->ctx, tv);
-        if (c->password) {
+        if (c->url.password) {
                 redisReply *r =
-                    c->user ? redisCommand(c->ctx, "AUTH %s %s", c->user, c->password)
-                            : redisCommand(c->ctx, "AUTH %s", c->password);
+                    c->url.user
+                        ? redisCommand(c->ctx, "AUTH %s %s", c->url.user, c->url.password)
+                        : redisCommand(c->ctx, "AUTH %s", c->url.password);
                 if (!simple_cmd_ok(c, r, "AUTH"))
                         return NULL;
         }
-        if (c->db &&
-            !simple_cmd_ok(c, redisCommand(c->ctx, "SELECT %d", c->db), "SELECT"))
+        if (c->url.db &&
+            !simple_cmd_ok(c, redisCommand(c->ctx, "SELECT %d", c->url.db), "SELECT"))
                 return NULL;
         if (c->was_down)
-                rs_info("cache", "Redis %s:%d available again", c->host, c->port);
+                rs_info("cache", "Redis %s:%d available again", c->url.host, c->url.port);
         c->was_down = false;
         return c->ctx;
 }
@@ -293,8 +237,8 @@ bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char
         c->next_connect_ms = 0;
         redisContext *ctx = conn(c);
         if (!ctx) {
-                snprintf(errstr, errstr_size, "Redis %s:%d unavailable", c->host,
-                         c->port);
+                snprintf(errstr, errstr_size, "Redis %s:%d unavailable", c->url.host,
+                         c->url.port);
                 return false;
         }
         bool ok = true;
@@ -303,8 +247,8 @@ bool rs_cache_invalidate(rs_cache_t *c, const char *const *codes, size_t n, char
                          REDIS_OK ||
                      append_failed(c, "DEL");
         if (!ok || !drain(c, ctx, n, "DEL")) {
-                snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->host,
-                         c->port);
+                snprintf(errstr, errstr_size, "Redis %s:%d: DEL failed", c->url.host,
+                         c->url.port);
                 return false;
         }
         return true;

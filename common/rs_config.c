@@ -1,4 +1,5 @@
 #include "rs_config.h"
+#include "rs_addr.h"
 #include "rs_log.h"
 
 #include <ctype.h>
@@ -175,10 +176,21 @@ static bool check_value(const rs_config_def_t *d, const char *value, const char 
                          d->choices);
                 return false;
         }
-        if (strcmp(d->env, "REFSTREAM_REDIS_URL") == 0 && *value &&
-            strncmp(value, "redis://", 8) != 0) {
-                snprintf(errstr, errstr_size,
-                         "%s: must start with redis:// (or be empty)", source);
+        char err[300];
+        rs_redis_url_t url;
+        if (strcmp(d->env, "REFSTREAM_REDIS_URL") == 0 && *value) {
+                if (!rs_redis_url_parse(value, &url, err, sizeof(err))) {
+                        snprintf(errstr, errstr_size, "%s: %s (or empty: no cache)",
+                                 source, err);
+                        return false;
+                }
+                rs_redis_url_free(&url);
+        }
+        rs_hostport_t hp;
+        if (strcmp(d->env, "REFSTREAM_HTTP_ADDR") == 0 && *value &&
+            !rs_hostport_parse(value, &hp, err, sizeof(err))) {
+                snprintf(errstr, errstr_size, "%s: %s (or empty: no HTTP endpoint)",
+                         source, err);
                 return false;
         }
         if (strncmp(d->env, "REFSTREAM_TOPIC_", 16) == 0 ||

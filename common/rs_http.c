@@ -1,4 +1,5 @@
 #include "rs_http.h"
+#include "rs_addr.h"
 #include "rs_log.h"
 #include "rs_metrics.h"
 #include "rs_util.h"
@@ -85,50 +86,19 @@ static bool resolve(const char *addr, const char *host, bool v6, uint16_t port,
 static bool parse_addr(const char *addr, struct sockaddr_storage *ss, char *errstr,
                        size_t size)
 {
-        if (!addr || !*addr)
-                return addr_err(errstr, size, "http address is empty");
-        const char *host = addr, *host_end, *port;
-        bool v6 = addr[0] == '[';
-        if (v6) {
-                host++;
-                host_end = strchr(host, ']');
-                if (!host_end)
-                        return addr_err(errstr, size, "http address '%s': missing ']'",
-                                        addr);
-                if (host_end[1] != ':')
-                        return addr_err(errstr, size,
-                                        "http address '%s': expected ':port' after ']'",
-                                        addr);
-                port = host_end + 2;
-        } else {
-                host_end = strrchr(addr, ':');
-                if (!host_end)
-                        return addr_err(errstr, size,
-                                        "http address '%s': missing ':port'", addr);
-                if (memchr(addr, ':', (size_t)(host_end - addr)))
-                        return addr_err(errstr, size,
-                                        "http address '%s': an IPv6 address needs "
-                                        "brackets, e.g. [::1]:9090",
-                                        addr);
-                port = host_end + 1;
-        }
-        int64_t p;
-        if (!rs_parse_int64(port, 0, 65535, &p))
-                return addr_err(errstr, size,
-                                "http address '%s': invalid port '%s' (want 0-65535)",
-                                addr, port);
+        rs_hostport_t hp;
+        char err[300];
+        if (!rs_hostport_parse(addr, &hp, err, sizeof(err)))
+                return addr_err(errstr, size, "http address %s", err);
         memset(ss, 0, sizeof(*ss));
-        if (!v6 && host_end == host) {
+        if (!hp.v6 && !hp.host[0]) {
                 struct sockaddr_in *sin = (struct sockaddr_in *)ss;
                 sin->sin_family = AF_INET;
                 sin->sin_addr.s_addr = htonl(INADDR_ANY);
-                sin->sin_port = htons((uint16_t)p);
+                sin->sin_port = htons(hp.port);
                 return true;
         }
-        char *h = rs_strndup(host, (size_t)(host_end - host));
-        bool ok = resolve(addr, h, v6, (uint16_t)p, ss, errstr, size);
-        free(h);
-        return ok;
+        return resolve(addr, hp.host, hp.v6, hp.port, ss, errstr, size);
 }
 
 /* ------------------------------------------------------------- responses */

@@ -152,6 +152,20 @@ int rs_admin_session_open(rs_admin_session_t *s, const rs_cli_t *cli,
         s->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
         if (!rs_pg_connect(s->pg, err, sizeof(err)))
                 return rs_admin_cli_fail(cli, err);
+        int have = 0;
+        switch (rs_pg_schema_check(s->pg, &have, err, sizeof(err))) {
+        case RS_SCHEMA_OK:
+                break;
+        case RS_SCHEMA_BEHIND:
+                snprintf(err, sizeof(err),
+                         "the database schema is at version %d, this refstream needs %d: "
+                         "run `refstream migrate` first",
+                         have, rs_pg_schema_expected());
+                return rs_admin_cli_fail(cli, err);
+        case RS_SCHEMA_MODIFIED:
+        case RS_SCHEMA_ERROR:
+                return rs_admin_cli_fail(cli, err);
+        }
         /* An empty URL disables the cache: nothing to invalidate. */
         if (cfg->redis_url && *cfg->redis_url) {
                 s->cache = rs_cache_new(cfg->redis_url, cfg->cache_ttl_ms,

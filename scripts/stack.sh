@@ -590,6 +590,9 @@ default.replication.factor=1
 min.insync.replicas=1
 auto.create.topics.enable=true
 delete.topic.enable=true
+# Records up to 4 MiB, so tests can send records above refstream's 1 MiB input
+# limit (dead-lettered as too_large, unchanged).
+message.max.bytes=4194304
 # One broker: internal topics cannot have more replicas. Few partitions: the group
 # and transaction coordinators load faster.
 offsets.topic.replication.factor=1

@@ -111,8 +111,9 @@ kcat_produce() { kcat -b "$BROKERS" -P -t "$1" -k "$2" -T >/dev/null; }
 kcat_produce_keyed() { kcat -b "$BROKERS" -P -t "$1" -K $'\t' >/dev/null; }
 
 # kcat_produce_file TOPIC KEY FILE: the file's bytes, unchanged, as one record
-# (for binary and malformed input).
-kcat_produce_file() { kcat -b "$BROKERS" -P -t "$1" -k "$2" "$3"; }
+# (for binary and malformed input, and records above refstream's 1 MiB limit:
+# the test broker accepts up to 4 MiB).
+kcat_produce_file() { kcat -b "$BROKERS" -P -X message.max.bytes=4000000 -t "$1" -k "$2" "$3"; }
 
 # Starts `refstream consume` in the background; NAME names its log file.
 # Sets CONSUMER_PID and HTTP_PORT.

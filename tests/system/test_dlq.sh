@@ -48,6 +48,18 @@ f float-amount "{\"event_id\":\"e5\",\"occurred_at\":$NOW,\"user_id\":\"u5\",\"p
 bad float-amount "$PAY" invalid_field
 f refund-no-of "{\"event_id\":\"e6\",\"occurred_at\":$NOW,\"user_id\":\"u6\",\"payment_id\":\"p6\",\"amount_minor\":100,\"currency\":\"USD\",\"kind\":\"REFUND\"}"
 bad refund-no-of "$PAY" missing_field
+# Above the 1 MiB input limit (the test broker takes up to 4 MiB).
+{ printf '{"event_id":"'; head -c 1048576 /dev/zero | tr '\0' x; printf '"}'; } >"$RS_TMP/too-large"
+bad too-large "$PAY" too_large
+# A valid sign-up the database refuses (a trigger, standing in for data
+# Postgres cannot hold): isolated by bisection, dead-lettered unchanged.
+psql_q "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS
+        \$\$BEGIN IF NEW.user_id = 'poison-user' THEN RAISE EXCEPTION 'refused'; END IF;
+        RETURN NEW; END\$\$" >/dev/null
+psql_q "CREATE TRIGGER refuse_poison BEFORE INSERT ON rs_users FOR EACH ROW
+        EXECUTE FUNCTION refuse_poison()" >/dev/null
+f poison "{\"event_id\":\"e7\",\"occurred_at\":$NOW,\"user_id\":\"poison-user\"}"
+bad poison "$SU" processing_error
 # A record without a key (it must stay without one on the DLQ).
 f no-key 'no key, no framing'
 kcat -b "$BROKERS" -P -t "$SU" "$RS_TMP/no-key"
@@ -133,4 +145,20 @@ expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'")" "$NBAD"
 expect_eq "$(topic_count "$REFSTREAM_TOPIC_DLQ")" "$NBAD" "DLQ records after the replay"
 expect_eq "$(psql_q "SELECT count(*) FROM rs_referrals")" $NSU_OK "referrals after the replay"
 stop_consumer
+
+# refstream publish checks each line before publishing: bad lines are
+# reported by number and not sent, the good ones are, and it exits 1; a bad
+# flag value exits 2 naming the flag.
+before=$(topic_count "$SU")
+rc=0
+out=$(printf '%s\n' "{\"event_id\":\"pub-1\",\"occurred_at\":$NOW,\"user_id\":\"pub\"}" 'not json' \
+        '{"event_id":"pub-2","occurred_at":1}' | rs publish signup --format json 2>&1) || rc=$?
+expect_eq "$rc" 1 "exit status of publish with invalid lines"
+[[ "$out" == *"line 2: bad_framing"* && "$out" == *"line 3: missing_field"* ]] ||
+        fail "publish does not name the invalid lines: $out"
+expect_eq "$(topic_count "$SU")" $((before + 1)) "records published from the valid line"
+rc=0
+out=$(rs publish payment --user u --payment-id p --amount -5 --currency USD 2>&1) || rc=$?
+expect_eq "$rc" 2 "exit status of publish with a negative amount"
+[[ "$out" == *"--amount"* ]] || fail "publish does not name --amount: $out"
 pass

@@ -152,6 +152,10 @@ config_error "REFSTREAM_LOG_FORMAT=xml" REFSTREAM_LOG_FORMAT \
         env REFSTREAM_LOG_FORMAT=xml "$RS_BIN" consume
 config_error "REFSTREAM_REDIS_URL=localhost" REFSTREAM_REDIS_URL \
         env REFSTREAM_REDIS_URL=localhost "$RS_BIN" consume
+config_error "a Redis URL with a bad port" REFSTREAM_REDIS_URL \
+        env REFSTREAM_REDIS_URL=redis://127.0.0.1:99999/0 "$RS_BIN" consume
+config_error "--http-addr without a port" --http-addr "$RS_BIN" consume --http-addr localhost
+config_error "an unknown flag" --no-such-flag "$RS_BIN" consume --no-such-flag
 config_error "-X bogus.property=1" bogus.property "$RS_BIN" consume -X bogus.property=1
 config_error "REFSTREAM_RDKAFKA_BOGUS_PROPERTY=1" bogus.property \
         env REFSTREAM_RDKAFKA_BOGUS_PROPERTY=1 "$RS_BIN" consume
@@ -196,6 +200,10 @@ start_consumer unmigrated --database-url "$kw" --group-id "$REFSTREAM_GROUP_ID-u
 wait_until 30 "/readyz to say to run refstream migrate" says /readyz 'run `refstream migrate`'
 expect_eq "$(http_code /readyz)" 503 "/readyz while waiting for the schema"
 expect_eq "$(http_code /healthz)" 200 "/healthz while waiting for the schema"
+rc=0
+out=$("$RS_BIN" admin program list --database-url "$kw" 2>&1) || rc=$?
+expect_eq "$rc" 1 "exit status of admin on an unmigrated database"
+[[ "$out" == *"run \`refstream migrate\` first"* ]] || fail "admin does not say to run refstream migrate: $out"
 grep -q "waiting for the database schema" "$RS_TMP/unmigrated.log" ||
         fail "the log does not say what consume waits for"
 out=$("$RS_BIN" migrate --database-url "$kw" 2>&1) || fail "first migrate failed: $out"

@@ -43,6 +43,29 @@ static void invalid_values_name_the_setting(void **state)
         assert_false(
             rs_config_set(&c, "REFSTREAM_TOPIC_SIGNUPS", "", "T", err, sizeof(err)));
         assert_int_equal(c.batch_size, 500); /* unchanged by failures */
+        /* Addresses are checked when they are set, not when first used. */
+        static const char *const bad_redis[] = {"redis://", "redis://h:0/0",
+                                                "redis://h:99999", "redis://h:1/x",
+                                                "redis://:pw@/0"};
+        for (size_t i = 0; i < RS_ARRAY_SIZE(bad_redis); i++) {
+                assert_false(rs_config_set(&c, "REFSTREAM_REDIS_URL", bad_redis[i],
+                                           "--redis-url", err, sizeof(err)));
+                assert_non_null(strstr(err, "--redis-url"));
+        }
+        assert_true(rs_config_set(&c, "REFSTREAM_REDIS_URL", "redis://u:p@h:7000/3", "R",
+                                  err, sizeof(err)));
+        static const char *const bad_http[] = {"8080", "localhost", ":http", ":70000",
+                                               "::1:80", "[::1]80", "[::1", "[]:80"};
+        for (size_t i = 0; i < RS_ARRAY_SIZE(bad_http); i++) {
+                assert_false(rs_config_set(&c, "REFSTREAM_HTTP_ADDR", bad_http[i],
+                                           "REFSTREAM_HTTP_ADDR", err, sizeof(err)));
+                assert_non_null(strstr(err, "REFSTREAM_HTTP_ADDR"));
+        }
+        static const char *const good_http[] = {":0", "127.0.0.1:9090", "[::1]:80",
+                                                "localhost:1", ""};
+        for (size_t i = 0; i < RS_ARRAY_SIZE(good_http); i++)
+                assert_true(rs_config_set(&c, "REFSTREAM_HTTP_ADDR", good_http[i], "H", err,
+                                          sizeof(err)));
         rs_config_free(&c);
 }
 
