@@ -6,50 +6,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool addr_err(char *errstr, size_t size, const char *fmt, ...) RS_PRINTF(3, 4);
-static bool addr_err(char *errstr, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-        return false;
-}
-
 bool rs_hostport_parse(const char *addr, rs_hostport_t *out, char *errstr,
                        size_t errstr_size)
 {
         memset(out, 0, sizeof(*out));
         if (!addr || !*addr)
-                return addr_err(errstr, errstr_size, "address is empty");
+                return rs_fail(errstr, errstr_size, "address is empty");
         const char *host = addr, *host_end, *port;
         out->v6 = addr[0] == '[';
         if (out->v6) {
                 host++;
                 if (!(host_end = strchr(host, ']')))
-                        return addr_err(errstr, errstr_size, "'%s': missing ']'", addr);
+                        return rs_fail(errstr, errstr_size, "'%s': missing ']'", addr);
                 if (host_end[1] != ':')
-                        return addr_err(errstr, errstr_size,
-                                        "'%s': expected ':port' after ']'", addr);
+                        return rs_fail(errstr, errstr_size,
+                                       "'%s': expected ':port' after ']'", addr);
                 port = host_end + 2;
         } else {
                 if (!(host_end = strrchr(addr, ':')))
-                        return addr_err(errstr, errstr_size, "'%s': missing ':port'",
-                                        addr);
+                        return rs_fail(errstr, errstr_size, "'%s': missing ':port'",
+                                       addr);
                 if (memchr(addr, ':', (size_t)(host_end - addr)))
-                        return addr_err(errstr, errstr_size,
-                                        "'%s': an IPv6 address needs brackets, e.g. "
-                                        "[::1]:9090",
-                                        addr);
+                        return rs_fail(errstr, errstr_size,
+                                       "'%s': an IPv6 address needs brackets, e.g. "
+                                       "[::1]:9090",
+                                       addr);
                 port = host_end + 1;
         }
         int64_t p;
         if (!rs_parse_int64(port, 0, 65535, &p))
-                return addr_err(errstr, errstr_size,
-                                "'%s': invalid port '%s' (want 0-65535)", addr, port);
+                return rs_fail(errstr, errstr_size,
+                               "'%s': invalid port '%s' (want 0-65535)", addr, port);
         size_t n = (size_t)(host_end - host);
         if (n >= sizeof(out->host) || (out->v6 && n == 0))
-                return addr_err(errstr, errstr_size, "'%s': bad host", addr);
+                return rs_fail(errstr, errstr_size, "'%s': bad host", addr);
         memcpy(out->host, host, n);
         out->host[n] = '\0';
         out->port = (uint16_t)p;
@@ -68,7 +58,7 @@ bool rs_redis_url_parse(const char *url, rs_redis_url_t *out, char *errstr,
 {
         memset(out, 0, sizeof(*out));
         if (!url || strncmp(url, "redis://", 8) != 0)
-                return addr_err(errstr, errstr_size, "must start with redis://");
+                return rs_fail(errstr, errstr_size, "must start with redis://");
         const char *p = url + 8;
         const char *at = strrchr(p, '@');
         if (at) {
@@ -89,7 +79,7 @@ bool rs_redis_url_parse(const char *url, rs_redis_url_t *out, char *errstr,
         int64_t v;
         if (hostlen == 0 || hostlen >= sizeof(out->host)) {
                 rs_redis_url_free(out);
-                return addr_err(errstr, errstr_size, "missing host");
+                return rs_fail(errstr, errstr_size, "missing host");
         }
         memcpy(out->host, p, hostlen);
         out->port = 6379;
@@ -99,16 +89,16 @@ bool rs_redis_url_parse(const char *url, rs_redis_url_t *out, char *errstr,
                 rs_strlcpy(port, colon + 1, RS_MIN(n + 1, sizeof(port)));
                 if (n >= sizeof(port) || !rs_parse_int64(port, 1, 65535, &v)) {
                         rs_redis_url_free(out);
-                        return addr_err(errstr, errstr_size, "bad port '%.*s'", (int)n,
-                                        colon + 1);
+                        return rs_fail(errstr, errstr_size, "bad port '%.*s'", (int)n,
+                                       colon + 1);
                 }
                 out->port = (int)v;
         }
         if (slash && slash[1]) {
                 if (!rs_parse_int64(slash + 1, 0, 1000000, &v)) {
                         rs_redis_url_free(out);
-                        return addr_err(errstr, errstr_size, "bad database '%s'",
-                                        slash + 1);
+                        return rs_fail(errstr, errstr_size, "bad database '%s'",
+                                       slash + 1);
                 }
                 out->db = (int)v;
         }

@@ -36,16 +36,6 @@ struct rs_http {
 
 /* ------------------------------------------------------------- addresses */
 
-static bool addr_err(char *errstr, size_t size, const char *fmt, ...) RS_PRINTF(3, 4);
-static bool addr_err(char *errstr, size_t size, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-        return false;
-}
-
 /* Names may resolve to both families; one listening socket can serve only one,
  * so prefer IPv4, which every scraper can reach. "[v6]:port" selects IPv6. */
 static bool resolve(const char *addr, const char *host, bool v6, uint16_t port,
@@ -57,9 +47,8 @@ static bool resolve(const char *addr, const char *host, bool v6, uint16_t port,
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(host, NULL, &hints, &res);
         if (rc != 0)
-                return addr_err(errstr, size,
-                                "http address '%s': cannot resolve '%s': %s", addr, host,
-                                gai_strerror(rc));
+                return rs_fail(errstr, size, "http address '%s': cannot resolve '%s': %s",
+                               addr, host, gai_strerror(rc));
         const struct addrinfo *pick = NULL;
         for (const struct addrinfo *ai = res; ai; ai = ai->ai_next) {
                 if (ai->ai_family == AF_INET) {
@@ -78,8 +67,8 @@ static bool resolve(const char *addr, const char *host, bool v6, uint16_t port,
         }
         freeaddrinfo(res);
         return pick ? true
-                    : addr_err(errstr, size, "http address '%s': no IP address for '%s'",
-                               addr, host);
+                    : rs_fail(errstr, size, "http address '%s': no IP address for '%s'",
+                              addr, host);
 }
 
 /* "host:port", ":port" (all IPv4 interfaces) or "[v6]:port". */
@@ -89,7 +78,7 @@ static bool parse_addr(const char *addr, struct sockaddr_storage *ss, char *errs
         rs_hostport_t hp;
         char err[300];
         if (!rs_hostport_parse(addr, &hp, err, sizeof(err)))
-                return addr_err(errstr, size, "http address %s", err);
+                return rs_fail(errstr, size, "http address %s", err);
         memset(ss, 0, sizeof(*ss));
         if (!hp.v6 && !hp.host[0]) {
                 struct sockaddr_in *sin = (struct sockaddr_in *)ss;

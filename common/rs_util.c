@@ -51,6 +51,15 @@ char *rs_strndup(const char *s, size_t n)
         return p;
 }
 
+bool rs_fail(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(errstr, errstr_size, fmt, ap);
+        va_end(ap);
+        return false;
+}
+
 char *rs_strlcpy(char *dst, const char *src, size_t size)
 {
         if (size == 0)

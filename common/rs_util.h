@@ -26,6 +26,8 @@ char *rs_strndup(const char *s, size_t n);
 
 /* snprintf into a fixed buffer that always terminates; returns dst. */
 char *rs_strlcpy(char *dst, const char *src, size_t size);
+/* Formats into errstr and returns false: `return rs_fail(errstr, n, ...)`. */
+bool rs_fail(char *errstr, size_t errstr_size, const char *fmt, ...) RS_PRINTF(3, 4);
 
 /* ---- arena: many small allocations freed together (one per batch) ---- */
 typedef struct rs_arena_block rs_arena_block_t;

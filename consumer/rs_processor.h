@@ -31,6 +31,9 @@ typedef struct rs_processor_hooks {
          * simulates a crash at that point (tests): the processor stops at once,
          * stores nothing and does not leave the group. */
         bool (*after_commit)(void *opaque, const rs_batch_t *b);
+        /* After a batch's output is handed to Kafka, before its delivery is
+         * confirmed and marked. Returning false simulates a crash there. */
+        bool (*after_publish)(void *opaque, const rs_batch_t *b);
         /* After each batch is done (offsets stored, output handed to Kafka). */
         void (*after_batch)(void *opaque, const rs_batch_t *b);
 } rs_processor_hooks_t;

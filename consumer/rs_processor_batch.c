@@ -108,6 +108,10 @@ static bool finish(rs_processor_t *p, rs_batch_t *b, double seconds)
         }
         rs_proc_store_offsets(p, b);
         rs_outbox_publish(p->outbox, b->out, b->n_out);
+        if (p->hooks.after_publish && !p->hooks.after_publish(p->hooks.opaque, b)) {
+                p->crashed = true;
+                return false;
+        }
         rs_proc_count_batch(p, b, seconds);
         p->last_progress_ms = rs_monotonic_ms();
         if (p->hooks.after_batch)

@@ -137,17 +137,21 @@ static void drop_revoked(rs_processor_t *p, const tplist_t *parts)
         b->n = kept;
 }
 
+/* Logs and frees the error of an incremental (un)assign, if any. */
+static void log_error(const char *what, rd_kafka_error_t *e)
+{
+        if (e) {
+                rs_error("consumer", "%s failed: %s", what, rd_kafka_error_string(e));
+                rd_kafka_error_destroy(e);
+        }
+}
+
 static void assign_parts(rs_processor_t *p, rd_kafka_t *rk, tplist_t *parts,
                          bool cooperative)
 {
         log_parts("assigned", parts);
         if (cooperative) {
-                rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
-                if (e) {
-                        rs_error("consumer", "incremental assign failed: %s",
-                                 rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
+                log_error("incremental assign", rd_kafka_incremental_assign(rk, parts));
         } else {
                 rd_kafka_resp_err_t err = rd_kafka_assign(rk, parts);
                 if (err)
@@ -184,12 +188,8 @@ static void revoke_parts(rs_processor_t *p, rd_kafka_t *rk, rd_kafka_resp_err_t 
         if (!rd_kafka_assignment_lost(rk))
                 commit_stored(rk, "on revoke");
         if (cooperative) {
-                rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
-                if (e) {
-                        rs_error("consumer", "incremental unassign failed: %s",
-                                 rd_kafka_error_string(e));
-                        rd_kafka_error_destroy(e);
-                }
+                log_error("incremental unassign",
+                          rd_kafka_incremental_unassign(rk, parts));
                 for (int i = 0; i < parts->cnt; i++)
                         rd_kafka_topic_partition_list_del(p->assignment,
                                                           parts->elems[i].topic,

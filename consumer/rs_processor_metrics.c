@@ -64,6 +64,10 @@ void rs_proc_register_metrics(proc_metrics_t *m)
         m->republished =
             rs_metrics_counter("refstream_outbox_republished_total",
                                "Outbox records republished by the sweep.", NULL);
+        m->found_delivered = rs_metrics_counter("refstream_outbox_found_delivered_total",
+                                                "Unconfirmed outbox records the sweep "
+                                                "found on their topic (not republished).",
+                                                NULL);
         static const double sizes[] = {1, 10, 50, 100, 250, 500, 1000, 2500, 5000};
         static const double secs[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                       0.1,   0.25,   0.5,   1,    2.5,   5};
@@ -150,6 +154,8 @@ void rs_proc_count_outside(rs_processor_t *p)
                                now.delivered[d] - p->outbox_seen.delivered[d]);
         rs_counter_add(p->m.delivery_failures, now.failed - p->outbox_seen.failed);
         rs_counter_add(p->m.republished, now.republished - p->outbox_seen.republished);
+        rs_counter_add(p->m.found_delivered,
+                       now.found_delivered - p->outbox_seen.found_delivered);
         if (now.pending >= 0)
                 rs_gauge_set(p->m.outbox_pending, (double)now.pending);
         p->outbox_seen = now;

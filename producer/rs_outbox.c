@@ -1,4 +1,6 @@
 #include "rs_outbox.h"
+#include "rs_idset.h"
+#include "rs_outbox_find.h"
 #include "rs_kafka.h"
 #include "rs_log.h"
 
@@ -13,79 +15,41 @@
  * is renewed, so no sweep republishes it. */
 #define DELIVERY_TIMEOUT_MS "300000"
 
-/* Ids of rows produced by this process and not yet marked published: in
- * flight (no delivery report yet) or delivered. Open addressing, linear
- * probing, 0 = empty slot (outbox ids start at 1), -1 = deleted. */
-typedef struct idset {
-        int64_t *slots;
-        size_t cap, count, used; /* used: count + deleted */
-} idset_t;
+/* How long a sweep may read an output topic looking for unconfirmed rows. */
+#define FIND_TIMEOUT_MS 15000
 
 struct rs_outbox {
+        const rs_config_t *cfg;
         rd_kafka_t *rk;
+        rd_kafka_t *finder; /* created at the first republish */
         rs_pg_t *pg;
         const char *topics[3]; /* by rs_dest_t; point into the caller's config */
         int64_t lease_ms;
         int64_t retention_hours;
         int64_t *delivered; /* ids acknowledged, not yet marked */
         size_t n_delivered, cap_delivered;
-        idset_t held;          /* produced, not marked: their leases are renewed */
+        /* Rows produced by this process and not yet marked published (in flight,
+         * or delivered): their leases are renewed. */
+        rs_idset_t held;
         int64_t last_renew_ms; /* monotonic */
         rs_outbox_stats_t stats;
 };
-
-/* ---------------------------------------------------------------- idset */
-
-static size_t slot_of(const idset_t *s, int64_t id)
-{
-        return (size_t)((uint64_t)id * UINT64_C(0x9E3779B97F4A7C15) >> 7) & (s->cap - 1);
-}
-
-static void idset_add(idset_t *s, int64_t id);
-
-static void idset_grow(idset_t *s)
-{
-        idset_t old = *s;
-        s->cap = old.cap ? (old.count * 4 > old.cap ? old.cap * 2 : old.cap) : 1024;
-        s->slots = rs_calloc(s->cap, sizeof(int64_t));
-        s->count = s->used = 0;
-        for (size_t i = 0; i < old.cap; i++)
-                if (old.slots[i] > 0)
-                        idset_add(s, old.slots[i]);
-        free(old.slots);
-}
-
-static void idset_add(idset_t *s, int64_t id)
-{
-        if ((s->used + 1) * 2 > s->cap)
-                idset_grow(s);
-        size_t i = slot_of(s, id);
-        while (s->slots[i] != 0 && s->slots[i] != id)
-                i = (i + 1) & (s->cap - 1);
-        if (s->slots[i] == id)
-                return;
-        s->slots[i] = id;
-        s->count++;
-        s->used++;
-}
-
-static void idset_del(idset_t *s, int64_t id)
-{
-        if (!s->cap)
-                return;
-        for (size_t i = slot_of(s, id); s->slots[i] != 0; i = (i + 1) & (s->cap - 1)) {
-                if (s->slots[i] == id) {
-                        s->slots[i] = -1;
-                        s->count--;
-                        return;
-                }
-        }
-}
 
 /* The destination travels with the message: its opaque is (id << 2) | dest. */
 static void *pack(int64_t id, rs_dest_t d)
 {
         return (void *)(intptr_t)((id << 2) | (int64_t)d);
+}
+
+/* id is on its topic: mark it published at the next rs_outbox_mark. */
+static void to_mark(rs_outbox_t *o, int64_t id)
+{
+        if (o->n_delivered == o->cap_delivered) {
+                o->cap_delivered = o->cap_delivered ? o->cap_delivered * 2 : 1024;
+                o->delivered =
+                    rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
+        }
+        o->delivered[o->n_delivered++] = id;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -98,7 +62,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         if (m->err) {
                 /* Left unpublished, lease no longer renewed: the sweep
                  * republishes it when the lease expires. */
-                idset_del(&o->held, id);
+                rs_idset_del(&o->held, id);
                 o->stats.failed++;
                 rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s",
                         (long long)id, rd_kafka_topic_name(m->rkt),
@@ -106,12 +70,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
                 return;
         }
         o->stats.delivered[dest]++;
-        if (o->n_delivered == o->cap_delivered) {
-                o->cap_delivered = o->cap_delivered ? o->cap_delivered * 2 : 1024;
-                o->delivered =
-                    rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
-        }
-        o->delivered[o->n_delivered++] = id;
+        to_mark(o, id);
 }
 
 rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
@@ -128,6 +87,7 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
         if (!conf)
                 return NULL;
         rs_outbox_t *o = rs_calloc(1, sizeof(*o));
+        o->cfg = cfg;
         o->pg = pg;
         o->topics[RS_DEST_CREDITED] = cfg->topic_credited;
         o->topics[RS_DEST_REVERSED] = cfg->topic_reversed;
@@ -150,8 +110,12 @@ void rs_outbox_destroy(rs_outbox_t *o)
         if (!o)
                 return;
         rd_kafka_destroy(o->rk);
+        if (o->finder) {
+                rd_kafka_consumer_close(o->finder);
+                rd_kafka_destroy(o->finder);
+        }
         free(o->delivered);
-        free(o->held.slots);
+        rs_idset_free(&o->held);
         free(o);
 }
 
@@ -162,14 +126,16 @@ rd_kafka_t *rs_outbox_handle(rs_outbox_t *o)
 
 static rd_kafka_headers_t *headers_of(const rs_outmsg_t *m)
 {
-        char part[16], off[24];
+        char part[16], off[24], id[24];
         snprintf(part, sizeof(part), "%d", (int)m->source_partition);
         snprintf(off, sizeof(off), "%lld", (long long)m->source_offset);
-        rd_kafka_headers_t *h = rd_kafka_headers_new(m->error_class ? 6 : 4);
+        snprintf(id, sizeof(id), "%lld", (long long)m->outbox_id);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(m->error_class ? 7 : 5);
         rd_kafka_header_add(h, "event_type", -1, m->event_type, -1);
         rd_kafka_header_add(h, "source_topic", -1, m->source_topic, -1);
         rd_kafka_header_add(h, "source_partition", -1, part, -1);
         rd_kafka_header_add(h, "source_offset", -1, off, -1);
+        rd_kafka_header_add(h, RS_OUTBOX_ID_HEADER, -1, id, -1);
         if (m->error_class) {
                 rd_kafka_header_add(h, "error_class", -1, m->error_class, -1);
                 rd_kafka_header_add(h, "error_message", -1,
@@ -189,7 +155,7 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                     RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
                 if (!err) {
-                        idset_add(&o->held, m->outbox_id);
+                        rs_idset_add(&o->held, m->outbox_id);
                         return; /* h is now owned by the message */
                 }
                 rd_kafka_headers_destroy(h);
@@ -263,7 +229,7 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 if (!ok)
                         return false;
                 for (size_t i = 0; i < o->n_delivered; i++)
-                        idset_del(&o->held, o->delivered[i]);
+                        rs_idset_del(&o->held, o->delivered[i]);
                 o->n_delivered = 0;
         }
         return renew(o, errstr, errstr_size);
@@ -302,6 +268,36 @@ static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m
                unescape(a, rs_pg_str(res, r, 3), &m->payload, &m->payload_len);
 }
 
+/* Of the claimed rows, those already on their topics (see rs_outbox_find.h),
+ * into *found. When a topic cannot be read in time its rows count as
+ * missing: republishing twice is better than never. */
+static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
+                           const int64_t *created_ms, int n, rs_idset_t *found)
+{
+        char err[512];
+        if (!o->finder && !(o->finder = rs_outbox_finder_new(o->cfg, err, sizeof(err)))) {
+                rs_warn("outbox", "cannot look for unconfirmed rows on the topics: %s",
+                        err);
+                return;
+        }
+        for (int d = 0; d < 3; d++) {
+                rs_idset_t wanted = {0};
+                int64_t since = INT64_MAX;
+                for (int i = 0; i < n; i++) {
+                        if (rows[i].dest == (rs_dest_t)d) {
+                                rs_idset_add(&wanted, rows[i].outbox_id);
+                                since = RS_MIN(since, created_ms[i]);
+                        }
+                }
+                if (wanted.count &&
+                    !rs_outbox_find(o->finder, o->topics[d], &wanted, since, found,
+                                    FIND_TIMEOUT_MS, err, sizeof(err)))
+                        rs_warn("outbox", "republishing unconfirmed rows unchecked: %s",
+                                err);
+                rs_idset_free(&wanted);
+        }
+}
+
 static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
         char lease[24], limit[16];
@@ -318,30 +314,48 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
             " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <"
             " now()) ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,"
             " destination, msg_key, payload, event_type, source_topic, source_partition,"
-            " source_offset, error_class, error_message",
+            " source_offset, error_class, error_message, rs_ts_to_ms(created_at)",
             2, params, errstr, errstr_size);
         if (!res)
                 return -1;
+        int rows = PQntuples(res), n = 0, found_n = 0;
         rs_arena_t a;
         rs_arena_init(&a, 64 * 1024);
-        int n = 0;
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_outmsg_t m;
-                if (!row_to_msg(res, r, &a, &m)) {
+        rs_outmsg_t *msgs = rs_calloc((size_t)RS_MAX(rows, 1), sizeof(*msgs));
+        int64_t *created = rs_calloc((size_t)RS_MAX(rows, 1), sizeof(*created));
+        for (int r = 0; r < rows; r++) {
+                if (!row_to_msg(res, r, &a, &msgs[n])) {
                         rs_error("outbox", "outbox row %s is unreadable; skipped",
                                  PQgetvalue(res, r, 0));
                         continue;
                 }
-                produce_one(o, &m);
-                n++;
+                created[n++] = rs_pg_int(res, r, 10, 0);
         }
         PQclear(res);
-        rs_arena_destroy(&a);
-        o->stats.republished += (uint64_t)n;
+        rs_idset_t found = {0};
         if (n)
-                rs_info("outbox",
-                        "republished %d outbox rows whose delivery was not confirmed", n);
-        return n;
+                find_delivered(o, msgs, created, n, &found);
+        for (int i = 0; i < n; i++) {
+                if (rs_idset_has(&found, msgs[i].outbox_id)) {
+                        to_mark(o, msgs[i].outbox_id);
+                        found_n++;
+                } else {
+                        produce_one(o, &msgs[i]);
+                }
+        }
+        rs_idset_free(&found);
+        free(msgs);
+        free(created);
+        rs_arena_destroy(&a);
+        o->stats.republished += (uint64_t)(n - found_n);
+        o->stats.found_delivered += (uint64_t)found_n;
+        if (n)
+                rs_info(
+                    "outbox",
+                    "%d outbox rows whose delivery was not confirmed: %d found on their "
+                    "topics, %d republished",
+                    n, found_n, n - found_n);
+        return n - found_n;
 }
 
 static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)

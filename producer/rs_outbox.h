@@ -11,10 +11,11 @@
  * process died, or delivery failed after message.timeout.ms, 5 minutes by
  * default: longer than a broker restart, which the idempotent producer rides
  * out without duplicates) keep published_at NULL and stop being renewed; when
- * their lease has expired, the sweep of any instance claims and republishes
- * them. So every row is published at least once, and more than once only when
- * a process dies between the broker's acknowledgement and the mark, or a
- * delivery that failed had reached the broker after all. */
+ * their lease has expired, the sweep of any instance claims them, looks for
+ * them on their topics (every record carries its row id in a header, see
+ * rs_outbox_find.h), marks those it finds and republishes the others. So
+ * every row is published at least once, and twice only when its topic could
+ * not be read in time or a frozen process delivers it after its lease. */
 #include "rs_outmsg.h"
 #include "rs_config.h"
 #include "rs_pg.h"
@@ -24,10 +25,11 @@
 typedef struct rs_outbox rs_outbox_t;
 
 typedef struct rs_outbox_stats {
-        uint64_t delivered[3]; /* by rs_dest_t */
-        uint64_t failed;       /* delivery reports with an error */
-        uint64_t republished;  /* rows produced by the sweep */
-        int64_t pending;       /* unpublished rows at the last sweep, -1 unknown */
+        uint64_t delivered[3];    /* by rs_dest_t */
+        uint64_t failed;          /* delivery reports with an error */
+        uint64_t republished;     /* rows produced by the sweep */
+        uint64_t found_delivered; /* unconfirmed rows the sweep found on their topic */
+        int64_t pending;          /* unpublished rows at the last sweep, -1 unknown */
 } rs_outbox_stats_t;
 
 /* pg: the connection used to mark rows and sweep (the caller's; this module

@@ -1,6 +1,9 @@
 /* Processor tests' fixture: see support_proc.h. */
 #include "support_proc.h"
 #include "rs_publisher.h"
+#include "rs_util.h"
+
+#include <jansson.h>
 
 #include <curl/curl.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -16,6 +19,32 @@ fx_t it_fx;
 
 /* ---------------------------------------------------------------- helpers */
 
+static void names(const char *prefix)
+{
+        snprintf(it_fx.topics.signups, sizeof(it_fx.topics.signups), "%ssignups", prefix);
+        snprintf(it_fx.topics.payments, sizeof(it_fx.topics.payments), "%spayments",
+                 prefix);
+        snprintf(it_fx.topics.credited, sizeof(it_fx.topics.credited),
+                 "%sreferral-credited", prefix);
+        snprintf(it_fx.topics.reversed, sizeof(it_fx.topics.reversed),
+                 "%sreferral-reversed", prefix);
+        snprintf(it_fx.topics.dlq, sizeof(it_fx.topics.dlq), "%srefstream-dlq", prefix);
+        snprintf(it_fx.group, sizeof(it_fx.group), "%srefstream", prefix);
+}
+
+static void fresh_db(const char *db)
+{
+        char err[512];
+        it_fx.codec = rs_codec_new(err, sizeof(err));
+        rs_it_redis_flush();
+        rs_it_redis_flush();
+        if (!db)
+                return;
+        it_fx.url = rs_it_fresh_db(db);
+        it_fx.pg = rs_it_pg(it_fx.url);
+        it_program();
+}
+
 void it_fresh(const char *db)
 {
         char err[512];
@@ -23,17 +52,24 @@ void it_fresh(const char *db)
         rd_kafka_conf_set(conf, "log_level", "3", err, sizeof(err));
         it_fx.host = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
         it_fx.mc = rd_kafka_mock_cluster_new(it_fx.host, 1);
-        const char *topics[] = {"signups", "payments", "referral-credited",
-                                "referral-reversed", "refstream-dlq"};
+        it_fx.brokers = rd_kafka_mock_cluster_bootstraps(it_fx.mc);
+        names("");
+        const char *topics[] = {it_fx.topics.signups, it_fx.topics.payments,
+                                it_fx.topics.credited, it_fx.topics.reversed,
+                                it_fx.topics.dlq};
         for (size_t i = 0; i < RS_ARRAY_SIZE(topics); i++)
                 rd_kafka_mock_topic_create(it_fx.mc, topics[i], PARTS, 1);
-        it_fx.codec = rs_codec_new(err, sizeof(err));
-        rs_it_redis_flush();
-        if (!db)
-                return;
-        it_fx.url = rs_it_fresh_db(db);
-        it_fx.pg = rs_it_pg(it_fx.url);
-        it_program();
+        fresh_db(db);
+}
+
+void it_fresh_real(const char *db)
+{
+        char prefix[64];
+        it_fx.brokers = rs_it_env("REFSTREAM_KAFKA_BROKERS");
+        snprintf(prefix, sizeof(prefix), "it-%s-%lld-", db ? db : "x",
+                 (long long)rs_now_ms());
+        names(prefix);
+        fresh_db(db);
 }
 
 void it_program(void)
@@ -51,8 +87,10 @@ int it_teardown(void **state)
 {
         rs_codec_destroy(it_fx.codec);
         rs_pg_destroy(it_fx.pg);
-        rd_kafka_mock_cluster_destroy(it_fx.mc);
-        rd_kafka_destroy(it_fx.host);
+        if (it_fx.mc) {
+                rd_kafka_mock_cluster_destroy(it_fx.mc);
+                rd_kafka_destroy(it_fx.host);
+        }
         memset(&it_fx, 0, sizeof(it_fx));
         return 0;
 }
@@ -62,7 +100,13 @@ void it_config(rs_config_t *cfg, const char *db_url)
         char err[512];
         rs_config_init(cfg);
         const char *kv[][2] = {
-            {"REFSTREAM_KAFKA_BROKERS", rd_kafka_mock_cluster_bootstraps(it_fx.mc)},
+            {"REFSTREAM_KAFKA_BROKERS", it_fx.brokers},
+            {"REFSTREAM_TOPIC_SIGNUPS", it_fx.topics.signups},
+            {"REFSTREAM_TOPIC_PAYMENTS", it_fx.topics.payments},
+            {"REFSTREAM_TOPIC_CREDITED", it_fx.topics.credited},
+            {"REFSTREAM_TOPIC_REVERSED", it_fx.topics.reversed},
+            {"REFSTREAM_TOPIC_DLQ", it_fx.topics.dlq},
+            {"REFSTREAM_GROUP_ID", it_fx.group},
             {"REFSTREAM_DATABASE_URL", db_url},
             {"REFSTREAM_REDIS_URL", rs_it_env("REFSTREAM_REDIS_URL")},
             {"REFSTREAM_HTTP_ADDR", "127.0.0.1:0"},
@@ -71,7 +115,8 @@ void it_config(rs_config_t *cfg, const char *db_url)
             {"REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "300"},
             {"REFSTREAM_PG_RETRY_MAX_MS", "400"},
             {"REFSTREAM_PG_STATEMENT_TIMEOUT_MS", "2000"},
-            {"REFSTREAM_RDKAFKA_SESSION_TIMEOUT_MS", "3000"},
+            /* A real broker allows 6 s at least (group.min.session.timeout.ms). */
+            {"REFSTREAM_RDKAFKA_SESSION_TIMEOUT_MS", it_fx.mc ? "3000" : "6000"},
             {"REFSTREAM_RDKAFKA_HEARTBEAT_INTERVAL_MS", "300"},
         };
         for (size_t i = 0; i < RS_ARRAY_SIZE(kv); i++)
@@ -193,6 +238,77 @@ void it_await_http(int port, const char *path, long want)
                 rs_sleep_ms(100);
         }
         fail_msg("%s never answered %ld", path, want);
+}
+
+/* Reads a whole output topic; counts records per credit_id. */
+void it_read_topic(const char *topic, it_out_t *o)
+{
+        char err[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        rd_kafka_conf_set(conf, "bootstrap.servers", it_fx.brokers, err, sizeof(err));
+        rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+        rd_kafka_poll_set_consumer(rk);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
+        for (int p = 0; p < PARTS; p++)
+                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        rs_map_init(&o->ids);
+        o->total = 0;
+        for (int idle = 0; idle < 15;) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+                if (!m || m->err) {
+                        idle++;
+                } else {
+                        idle = 0;
+                        rs_buf_t j;
+                        rs_buf_init(&j);
+                        assert_true(rs_codec_output_to_json(
+                            it_fx.codec, m->payload, m->len, &j, err, sizeof(err)));
+                        json_t *doc = json_loads(j.data, 0, NULL);
+                        const char *id =
+                            json_string_value(json_object_get(doc, "credit_id"));
+                        char *key = rs_strdup(id);
+                        intptr_t n = (intptr_t)rs_map_get(&o->ids, key);
+                        if (n)
+                                free(key);
+                        rs_map_put(&o->ids, n ? id : key, (void *)(n + 1));
+                        o->total++;
+                        rd_kafka_headers_t *h;
+                        const void *v;
+                        size_t len;
+                        if (!rd_kafka_message_headers(m, &h) &&
+                            !rd_kafka_header_get_last(h, "event_type", &v, &len))
+                                snprintf(o->header_event_type,
+                                         sizeof(o->header_event_type), "%.*s", (int)len,
+                                         (const char *)v);
+                        json_decref(doc);
+                        rs_buf_free(&j);
+                }
+                if (m)
+                        rd_kafka_message_destroy(m);
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+}
+
+void it_out_free(it_out_t *o)
+{
+        for (size_t i = 0; i < o->ids.cap; i++)
+                if (o->ids.slots[i].key)
+                        free((void *)o->ids.slots[i].key);
+        rs_map_free(&o->ids);
+}
+
+long it_max_copies(const it_out_t *o)
+{
+        long max = 0;
+        for (size_t i = 0; i < o->ids.cap; i++)
+                if (o->ids.slots[i].key && (intptr_t)o->ids.slots[i].value > max)
+                        max = (long)(intptr_t)o->ids.slots[i].value;
+        return max;
 }
 
 /* The body of a GET (at most size-1 bytes), "" on failure. */

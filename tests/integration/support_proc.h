@@ -16,8 +16,13 @@
 #define T0    INT64_C(1767225600000)
 
 typedef struct fx {
-        rd_kafka_t *host;
-        rd_kafka_mock_cluster_t *mc;
+        rd_kafka_t *host;            /* the mock cluster's (mock only) */
+        rd_kafka_mock_cluster_t *mc; /* NULL with a real broker */
+        const char *brokers;
+        struct {
+                char signups[96], payments[96], credited[96], reversed[96], dlq[96];
+        } topics;
+        char group[96];
         const char *url;
         rs_pg_t *pg;
         rs_codec_t *codec;
@@ -27,6 +32,9 @@ extern fx_t it_fx;
 
 /* The mock cluster, and (db not NULL) database db with the program. */
 void it_fresh(const char *db);
+/* Same with the stack's real broker (REFSTREAM_KAFKA_BROKERS) and topics and
+ * group named for this run (created on first use). */
+void it_fresh_real(const char *db);
 /* Inserts the program and its codes into it_fx.pg (a migrated database). */
 void it_program(void);
 int it_teardown(void **state);
@@ -50,6 +58,16 @@ runner_t *it_start(const rs_config_t *cfg, const rs_processor_hooks_t *hooks);
 int it_finish(runner_t *r);
 /* Waits until the SQL count reaches want (or fails after 30 s). */
 void it_await_count(long long want, const char *sql);
+
+/* Every record of an output topic, counted by credit_id. */
+typedef struct it_out {
+        rs_map_t ids; /* credit_id -> count (as pointer) */
+        long total;
+        char header_event_type[64];
+} it_out_t;
+void it_read_topic(const char *topic, it_out_t *o);
+void it_out_free(it_out_t *o);
+long it_max_copies(const it_out_t *o);
 
 long it_http_status(int port, const char *path);
 void it_await_http(int port, const char *path, long want);

@@ -557,6 +557,12 @@ static void test_cli_codes_and_reports(void **state)
         CLI(2, NULL, "nothing to update", "codes", "update", "VANITY1");
         CLI(2, NULL, "--max-uses: 'many' is not an integer", "codes", "update", "VANITY1",
             "--max-uses", "many");
+        CLI(2, NULL, "--max-uses must be 0..2147483647", "codes", "issue", "--program",
+            "p", "--user", "u", "--max-uses", "-1");
+        CLI(2, NULL, "--expires-at: 'tomorrow' is not an RFC 3339 time", "codes", "issue",
+            "--program", "p", "--user", "u", "--expires-at", "tomorrow");
+        CLI(2, NULL, "--ends-at: 'soon' is not an RFC 3339 time", "program", "update",
+            "p", "--ends-at", "soon");
         CLI(1, NULL, "code NOPE1 not found", "codes", "revoke", "nope1");
         CLI(0, "\"owner_user_id\": \"alice\"", NULL, "codes", "show", "vanity1",
             "--json");

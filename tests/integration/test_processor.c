@@ -18,84 +18,6 @@
 
 #include <cmocka.h>
 
-typedef struct out {
-        rs_map_t ids; /* credit_id -> count (as pointer) */
-        long total;
-        char header_event_type[64];
-} out_t;
-
-/* Reads a whole output topic; counts records per credit_id. */
-static void read_topic(const char *topic, out_t *o)
-{
-        char err[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        rd_kafka_conf_set(conf, "bootstrap.servers",
-                          rd_kafka_mock_cluster_bootstraps(it_fx.mc), err, sizeof(err));
-        rd_kafka_conf_set(conf, "group.id", "test-reader", err, sizeof(err));
-        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-        rd_kafka_poll_set_consumer(rk);
-        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(PARTS);
-        for (int p = 0; p < PARTS; p++)
-                rd_kafka_topic_partition_list_add(l, topic, p)->offset =
-                    RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_assign(rk, l);
-        rd_kafka_topic_partition_list_destroy(l);
-        rs_map_init(&o->ids);
-        o->total = 0;
-        for (int idle = 0; idle < 15;) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
-                if (!m || m->err) {
-                        idle++;
-                } else {
-                        idle = 0;
-                        rs_buf_t j;
-                        rs_buf_init(&j);
-                        assert_true(rs_codec_output_to_json(
-                            it_fx.codec, m->payload, m->len, &j, err, sizeof(err)));
-                        json_t *doc = json_loads(j.data, 0, NULL);
-                        const char *id =
-                            json_string_value(json_object_get(doc, "credit_id"));
-                        char *key = rs_strdup(id);
-                        intptr_t n = (intptr_t)rs_map_get(&o->ids, key);
-                        if (n)
-                                free(key);
-                        rs_map_put(&o->ids, n ? id : key, (void *)(n + 1));
-                        o->total++;
-                        rd_kafka_headers_t *h;
-                        const void *v;
-                        size_t len;
-                        if (!rd_kafka_message_headers(m, &h) &&
-                            !rd_kafka_header_get_last(h, "event_type", &v, &len))
-                                snprintf(o->header_event_type,
-                                         sizeof(o->header_event_type), "%.*s", (int)len,
-                                         (const char *)v);
-                        json_decref(doc);
-                        rs_buf_free(&j);
-                }
-                if (m)
-                        rd_kafka_message_destroy(m);
-        }
-        rd_kafka_consumer_close(rk);
-        rd_kafka_destroy(rk);
-}
-
-static void out_free(out_t *o)
-{
-        for (size_t i = 0; i < o->ids.cap; i++)
-                if (o->ids.slots[i].key)
-                        free((void *)o->ids.slots[i].key);
-        rs_map_free(&o->ids);
-}
-
-static long max_copies(const out_t *o)
-{
-        long max = 0;
-        for (size_t i = 0; i < o->ids.cap; i++)
-                if (o->ids.slots[i].key && (intptr_t)o->ids.slots[i].value > max)
-                        max = (long)(intptr_t)o->ids.slots[i].value;
-        return max;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 static void end_to_end(void **state)
@@ -108,12 +30,12 @@ static void end_to_end(void **state)
         it_await_count(40,
                        "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
         assert_int_equal(it_finish(r), 0);
-        out_t o;
-        read_topic("referral-credited", &o);
+        it_out_t o;
+        it_read_topic(it_fx.topics.credited, &o);
         assert_int_equal(o.total, 40); /* 20 referrer + 20 referee credits */
         assert_int_equal(o.ids.count, 40);
         assert_string_equal(o.header_event_type, "ReferralCredited");
-        out_free(&o);
+        it_out_free(&o);
         assert_int_equal(
             rs_it_count(it_fx.pg, "SELECT rewarded_count FROM rs_referrer_stats"), 20);
         rs_config_free(&cfg);
@@ -156,11 +78,11 @@ static void crash_after_commit(void **state)
         assert_int_equal(it_finish(r), 0);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_credits"), 60);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox"), 60);
-        out_t o;
-        read_topic("referral-credited", &o);
+        it_out_t o;
+        it_read_topic(it_fx.topics.credited, &o);
         assert_int_equal(o.ids.count, 60);
-        assert_int_equal(max_copies(&o), 1); /* the crashed batch was never produced */
-        out_free(&o);
+        assert_int_equal(it_max_copies(&o), 1); /* the crashed batch was never produced */
+        it_out_free(&o);
         rs_config_free(&cfg);
 }
 
@@ -198,13 +120,17 @@ static void postgres_outage(void **state)
         rs_config_free(&cfg);
 }
 
-/* The output topic refuses writes for a while: deliveries fail, rows stay
- * unpublished, and the sweep republishes them once the topic accepts again. */
+/* The output topic refuses writes for longer than message.timeout.ms:
+ * deliveries fail, rows stay unpublished, and the sweep republishes them once
+ * the topic accepts again. */
 static void output_topic_failure_is_republished(void **state)
 {
         it_fresh("it_proc_outfail");
         rs_config_t cfg;
         it_config(&cfg, it_fx.url);
+        char err[256];
+        assert_true(rs_config_add_rdkafka(&cfg, "message.timeout.ms=1000", "test", err,
+                                          sizeof(err)));
         rd_kafka_mock_topic_set_error(it_fx.mc, "referral-credited",
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
         it_referees(&cfg, 0, 5, "ALICE234");
@@ -221,10 +147,10 @@ static void output_topic_failure_is_republished(void **state)
                        "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
         assert_true(rs_it_count(it_fx.pg, "SELECT max(attempts) FROM rs_outbox") >= 1);
         assert_int_equal(it_finish(r), 0);
-        out_t o;
-        read_topic("referral-credited", &o);
+        it_out_t o;
+        it_read_topic(it_fx.topics.credited, &o);
         assert_int_equal(o.ids.count, 10);
-        out_free(&o);
+        it_out_free(&o);
         rs_config_free(&cfg);
 }
 
@@ -313,7 +239,7 @@ static void read_only_database_is_waited_out(void **state)
 
 int main(void)
 {
-        rs_log_set_level(RS_LOG_ERROR);
+        rs_log_set_level(getenv("RS_IT_LOG") ? RS_LOG_INFO : RS_LOG_ERROR);
         curl_global_init(CURL_GLOBAL_DEFAULT);
         const struct CMUnitTest tests[] = {
             cmocka_unit_test_teardown(end_to_end, it_teardown),

@@ -164,6 +164,72 @@ static void test_post_405(void **state)
         reply_free(&r);
 }
 
+/* Sends raw bytes on a new connection and returns the status of the reply
+ * (0: the server closed the connection without one). */
+static int raw_status(int port, const char *bytes, size_t len)
+{
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        struct timeval tv = {.tv_sec = 5};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        for (size_t off = 0; off < len;) {
+                ssize_t n = send(fd, bytes + off, len - off, MSG_NOSIGNAL);
+                if (n <= 0)
+                        break; /* the server may close early on garbage */
+                off += (size_t)n;
+        }
+        char buf[256] = "";
+        ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+        close(fd);
+        int status = 0;
+        if (n > 0)
+                sscanf(buf, "HTTP/1.%*d %d", &status);
+        return status;
+}
+
+/* Whatever a client sends, the server answers or closes that connection,
+ * and keeps serving everybody else. */
+static void test_malformed_requests(void **state)
+{
+        int port = rs_http_port(*state);
+        static const char *const methods[] = {"PUT", "DELETE", "OPTIONS", "PATCH"};
+        for (size_t i = 0; i < RS_ARRAY_SIZE(methods); i++) {
+                char req[128];
+                int n = snprintf(req, sizeof(req),
+                                 "%s /metrics HTTP/1.1\r\nHost: x\r\n"
+                                 "Content-Length: 3\r\n\r\nabc",
+                                 methods[i]);
+                assert_int_equal(raw_status(port, req, (size_t)n), 405);
+        }
+        static const char garbage[] = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03";
+        int st = raw_status(port, garbage, sizeof(garbage) - 1); /* a TLS hello */
+        assert_true(st == 0 || st == 400);
+        st = raw_status(port, "GET\r\n\r\n", 7);
+        assert_true(st == 0 || st == 400);
+        /* A 64 KiB header. */
+        rs_buf_t big;
+        rs_buf_init(&big);
+        rs_buf_puts(&big, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+        for (int i = 0; i < 65536; i++)
+                rs_buf_putc(&big, 'a');
+        rs_buf_puts(&big, "\r\n\r\n");
+        st = raw_status(port, big.data, big.len);
+        assert_true(st == 0 || st == 413 || st == 431 || st == 400);
+        rs_buf_free(&big);
+        /* A client that connects and says half a request holds only its
+         * own connection. */
+        int slow = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(connect(slow, (struct sockaddr *)&a, sizeof(a)), 0);
+        assert_int_equal(send(slow, "GET /metr", 9, 0), 9);
+        assert_get(*state, "/healthz", 200, "ok\n");
+        close(slow);
+        assert_get(*state, "/healthz", 200, "ok\n");
+}
+
 static void test_head(void **state)
 {
         reply_t r;
@@ -280,6 +346,7 @@ int main(void)
             cmocka_unit_test_setup_teardown(test_query_string_ignored, setup, teardown),
             cmocka_unit_test_setup_teardown(test_post_405, setup, teardown),
             cmocka_unit_test_setup_teardown(test_head, setup, teardown),
+            cmocka_unit_test_setup_teardown(test_malformed_requests, setup, teardown),
             cmocka_unit_test(test_bad_addresses),
             cmocka_unit_test(test_port_in_use),
             cmocka_unit_test(test_all_interfaces),

@@ -1,5 +1,6 @@
 /* Codes, deterministic ids, time parsing, Postgres array literals, maps. */
 #include "rs_codes.h"
+#include "rs_idset.h"
 #include "rs_ids.h"
 #include "rs_pg.h"
 #include "rs_util.h"
@@ -156,9 +157,42 @@ static void map_and_arena(void **state)
         rs_arena_destroy(&a);
 }
 
+/* Adds, deletes and re-adds many ids (growth and tombstones) against a
+ * plain array of truth. */
+static void idset(void **state)
+{
+        enum { N = 20000 };
+        static bool truth[N + 1];
+        rs_idset_t s = {0};
+        assert_false(rs_idset_has(&s, 1));
+        rs_idset_del(&s, 1); /* on an empty set */
+        uint64_t x = 88172645463325252u;
+        for (int round = 0; round < 200000; round++) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                int64_t id = (int64_t)(x % N) + 1;
+                if (x & (1u << 20)) {
+                        rs_idset_add(&s, id);
+                        truth[id] = true;
+                } else {
+                        rs_idset_del(&s, id);
+                        truth[id] = false;
+                }
+        }
+        size_t count = 0;
+        for (int64_t id = 1; id <= N; id++) {
+                assert_int_equal(rs_idset_has(&s, id), truth[id]);
+                count += truth[id];
+        }
+        assert_int_equal(s.count, count);
+        assert_true(s.used * 2 <= s.cap);
+        rs_idset_free(&s);
+        assert_int_equal(s.count, 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
+            cmocka_unit_test(idset),
             cmocka_unit_test(code_normalize_and_validate),
             cmocka_unit_test(generated_codes),
             cmocka_unit_test(sha256_vectors),
