@@ -1,6 +1,9 @@
 /* refstream: one binary, several subcommands (SPEC §4). */
 #include "rs_cli.h"
-#include "rs_commands.h"
+#include "cmd_admin.h"
+#include "rs_demo.h"
+#include "rs_processor.h"
+#include "rs_producer.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -8,7 +8,7 @@
  * the producer accepts them). */
 #include "rs_cli.h"
 #include "rs_codec.h"
-#include "rs_commands.h"
+#include "rs_producer.h"
 #include "rs_log.h"
 #include "rs_publisher.h"
 

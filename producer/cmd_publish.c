@@ -2,7 +2,7 @@
  * lines on stdin (each line is validated exactly as the processor would). */
 #include "rs_cli.h"
 #include "rs_codec.h"
-#include "rs_commands.h"
+#include "rs_producer.h"
 #include "rs_kafka.h"
 #include "rs_log.h"
 #include "rs_publisher.h"

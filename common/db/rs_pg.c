@@ -1,0 +1,297 @@
+#include "rs_pg.h"
+#include "rs_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms)
+{
+        rs_pg_t *pg = rs_calloc(1, sizeof(*pg));
+        pg->url = rs_strdup(url);
+        pg->statement_timeout_ms = statement_timeout_ms;
+        return pg;
+}
+
+void rs_pg_disconnect(rs_pg_t *pg)
+{
+        if (pg->conn)
+                PQfinish(pg->conn);
+        pg->conn = NULL;
+}
+
+void rs_pg_destroy(rs_pg_t *pg)
+{
+        if (!pg)
+                return;
+        rs_pg_disconnect(pg);
+        free(pg->url);
+        free(pg);
+}
+
+static void trim_newline(char *s)
+{
+        size_t n = strlen(s);
+        while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+                s[--n] = '\0';
+}
+
+bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
+{
+        if (pg->conn && !pg->broken && PQstatus(pg->conn) == CONNECTION_OK)
+                return true;
+        rs_pg_disconnect(pg);
+        pg->broken = false;
+        /* connect_timeout bounds a hung connect; the URL may set its own. */
+        const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
+        const char *vals[] = {pg->url, "refstream", "10", NULL};
+        pg->conn = PQconnectdbParams(keys, vals, 1 /* expand dbname as conninfo/URI */);
+        if (PQstatus(pg->conn) != CONNECTION_OK) {
+                snprintf(errstr, errstr_size, "cannot connect to Postgres: %s",
+                         PQerrorMessage(pg->conn));
+                trim_newline(errstr);
+                rs_pg_disconnect(pg);
+                rs_strlcpy(pg->sqlstate, "08006", sizeof(pg->sqlstate));
+                return false;
+        }
+        char timeout[32];
+        snprintf(timeout, sizeof(timeout), "%lld", (long long)pg->statement_timeout_ms);
+        const char *params[] = {timeout};
+        if (!rs_pg_cmd(pg,
+                       "SELECT set_config('TimeZone', 'UTC', false), "
+                       "set_config('statement_timeout', $1, false), "
+                       "set_config('lock_timeout', $1, false), "
+                       "set_config('client_min_messages', 'warning', false)",
+                       1, params, errstr, errstr_size)) {
+                rs_pg_disconnect(pg);
+                return false;
+        }
+        return true;
+}
+
+PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     char *errstr, size_t errstr_size)
+{
+        pg->sqlstate[0] = '\0';
+        if (!pg->conn) {
+                snprintf(errstr, errstr_size, "not connected to Postgres");
+                rs_strlcpy(pg->sqlstate, "08003", sizeof(pg->sqlstate));
+                pg->broken = true;
+                return NULL;
+        }
+        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+                return res;
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        rs_strlcpy(pg->sqlstate, state ? state : "08006", sizeof(pg->sqlstate));
+        snprintf(errstr, errstr_size, "%s",
+                 res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+                                                   : PQerrorMessage(pg->conn));
+        trim_newline(errstr);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+                pg->broken = true;
+        PQclear(res);
+        return NULL;
+}
+
+bool rs_pg_script(rs_pg_t *pg, const char *sql, char *errstr, size_t errstr_size)
+{
+        /* Several statements: the simple query protocol, no parameters. */
+        PGresult *res = PQexec(pg->conn, sql);
+        ExecStatusType st = PQresultStatus(res);
+        bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+        if (!ok) {
+                snprintf(errstr, errstr_size, "%s", PQresultErrorMessage(res));
+                trim_newline(errstr);
+        }
+        PQclear(res);
+        return ok;
+}
+
+bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size)
+{
+        PGresult *res = rs_pg_exec(pg, sql, nparams, params, errstr, errstr_size);
+        PQclear(res);
+        return res != NULL;
+}
+
+int64_t rs_pg_delete_older(rs_pg_t *pg, const char *table, const char *key,
+                           const char *at, int64_t hours, int limit, int rounds,
+                           char *errstr, size_t errstr_size)
+{
+        char sql[512], hours_text[24], limit_text[24];
+        snprintf(sql, sizeof(sql),
+                 "DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < now() -"
+                 " $1::bigint * interval '1 hour' LIMIT $2::int FOR UPDATE SKIP LOCKED)",
+                 table, key, key, table, at);
+        snprintf(hours_text, sizeof(hours_text), "%lld", (long long)hours);
+        snprintf(limit_text, sizeof(limit_text), "%d", limit);
+        const char *params[] = {hours_text, limit_text};
+        int64_t total = 0;
+        for (int round = 0; round < rounds; round++) {
+                PGresult *res = rs_pg_exec(pg, sql, 2, params, errstr, errstr_size);
+                if (!res)
+                        return -1;
+                int64_t n = strtoll(PQcmdTuples(res), NULL, 10);
+                PQclear(res);
+                total += n;
+                if (n < limit)
+                        break;
+        }
+        return total;
+}
+
+void rs_pg_rollback(rs_pg_t *pg)
+{
+        if (!pg->conn || pg->broken)
+                return;
+        PGresult *res = PQexec(pg->conn, "ROLLBACK");
+        PQclear(res);
+        if (PQstatus(pg->conn) != CONNECTION_OK)
+                pg->broken = true;
+}
+
+bool rs_pg_error_transient(const rs_pg_t *pg)
+{
+        /* Errors about the database or its environment, which no record
+         * causes and waiting may cure: retry. Everything else (data
+         * exceptions 22, integrity 23, raised exceptions P0, ...) is about
+         * the records: the batch is split to find the one at fault. */
+        static const char *const classes[] = {
+            "08", /* connection */
+            "28", /* authorization */
+            "3D", /* no such database */
+            "3F", /* no such schema */
+            "42", /* privileges, missing tables: a deployment problem */
+            "53", /* insufficient resources */
+            "58", /* system error */
+            "XX", /* internal error */
+        };
+        static const char *const states[] = {
+            "40001",                            /* serialization failure */
+            "40P01",                            /* deadlock */
+            "55P03",                            /* lock timeout */
+            "57014",                            /* statement timeout / cancelled */
+            "57P01", "57P02", "57P03", "57P04", /* shutdown, crash, starting */
+            "25P03",                            /* idle-in-transaction timeout */
+            "25006", /* read-only transaction: a replica after failover */
+        };
+        const char *s = pg->sqlstate;
+        if (pg->broken || !pg->conn)
+                return true;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(classes); i++)
+                if (strncmp(s, classes[i], 2) == 0)
+                        return true;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(states); i++)
+                if (strcmp(s, states[i]) == 0)
+                        return true;
+        return false;
+}
+
+bool rs_pg_error_timeout(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "57014") == 0 || strcmp(pg->sqlstate, "55P03") == 0;
+}
+
+const char *rs_pg_str(const PGresult *res, int r, int c)
+{
+        return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+}
+
+int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null)
+{
+        if (PQgetisnull(res, r, c))
+                return if_null;
+        return strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+/* ---------------------------------------------------------------- arrays */
+
+void rs_pgarr_init(rs_pgarr_t *a)
+{
+        rs_buf_init(&a->buf);
+        rs_pgarr_reset(a);
+}
+
+void rs_pgarr_reset(rs_pgarr_t *a)
+{
+        rs_buf_reset(&a->buf);
+        rs_buf_putc(&a->buf, '{');
+        a->count = 0;
+}
+
+void rs_pgarr_free(rs_pgarr_t *a)
+{
+        rs_buf_free(&a->buf);
+}
+
+static void sep(rs_pgarr_t *a)
+{
+        if (a->count++)
+                rs_buf_putc(&a->buf, ',');
+}
+
+void rs_pgarr_text(rs_pgarr_t *a, const char *s)
+{
+        sep(a);
+        if (!s) {
+                rs_buf_puts(&a->buf, "NULL");
+                return;
+        }
+        rs_buf_putc(&a->buf, '"');
+        for (; *s; s++) {
+                if (*s == '"' || *s == '\\')
+                        rs_buf_putc(&a->buf, '\\');
+                rs_buf_putc(&a->buf, *s);
+        }
+        rs_buf_putc(&a->buf, '"');
+}
+
+void rs_pgarr_int(rs_pgarr_t *a, int64_t v)
+{
+        sep(a);
+        rs_buf_printf(&a->buf, "%lld", (long long)v);
+}
+
+void rs_pgarr_int_or_null(rs_pgarr_t *a, int64_t v, int64_t null_value)
+{
+        if (v == null_value) {
+                sep(a);
+                rs_buf_puts(&a->buf, "NULL");
+        } else {
+                rs_pgarr_int(a, v);
+        }
+}
+
+void rs_pgarr_bool(rs_pgarr_t *a, bool v)
+{
+        sep(a);
+        rs_buf_putc(&a->buf, v ? 't' : 'f');
+}
+
+void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len)
+{
+        static const char hex[] = "0123456789abcdef";
+        sep(a);
+        if (!data) {
+                rs_buf_puts(&a->buf, "NULL");
+                return;
+        }
+        /* bytea hex format; the backslash is escaped for the array syntax. */
+        rs_buf_reserve(&a->buf, len * 2 + 6);
+        rs_buf_puts(&a->buf, "\"\\\\x");
+        const unsigned char *p = data;
+        for (size_t i = 0; i < len; i++) {
+                char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
+                rs_buf_append(&a->buf, h, 2);
+        }
+        rs_buf_putc(&a->buf, '"');
+}
+
+const char *rs_pgarr_get(rs_pgarr_t *a)
+{
+        rs_buf_putc(&a->buf, '}');
+        a->buf.len--; /* keep it open for more elements */
+        return a->buf.data;
+}

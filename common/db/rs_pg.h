@@ -1,0 +1,102 @@
+#ifndef RS_PG_H
+#define RS_PG_H
+/* Postgres access: one connection, parameterised statements only (never SQL
+ * built from data), array parameters for set-wise statements, error
+ * classification for the retry policy, and the embedded migrations. */
+#include "rs_util.h"
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+typedef struct rs_pg {
+        PGconn *conn;
+        char *url;
+        int64_t statement_timeout_ms;
+        char sqlstate[6]; /* of the last failed statement, "" if none */
+        bool broken;      /* connection lost: reconnect before next use */
+} rs_pg_t;
+
+rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms);
+void rs_pg_destroy(rs_pg_t *pg);
+/* Connects if not connected (or the connection broke). Sets application_name,
+ * TimeZone=UTC, statement_timeout and lock_timeout for the session. */
+bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+void rs_pg_disconnect(rs_pg_t *pg);
+
+/* Runs a statement with text parameters (NULL entries are SQL NULL). Returns
+ * the result (TUPLES_OK or COMMAND_OK; caller PQclear()s) or NULL + errstr.
+ * On failure pg->sqlstate is set and a lost connection marks pg->broken. */
+PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Same, for statements whose rows are not needed. */
+bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Runs a script of several statements (the simple query protocol: no
+ * parameters; only for SQL this binary carries, the migrations). */
+bool rs_pg_script(rs_pg_t *pg, const char *sql, char *errstr,
+                  size_t errstr_size) RS_WARN_UNUSED;
+/* Best-effort ROLLBACK after a failed statement inside a transaction. */
+void rs_pg_rollback(rs_pg_t *pg);
+
+/* True when the last failure is the database's or its environment's (lost
+ * connection, timeouts, deadlocks, shutdown, resources, privileges, a
+ * read-only replica): retrying the same work can succeed. False for errors
+ * the records cause (bad data, constraints), which retrying cannot cure. */
+bool rs_pg_error_transient(const rs_pg_t *pg);
+/* True when the last failure is a statement or lock timeout. */
+bool rs_pg_error_timeout(const rs_pg_t *pg);
+
+/* Retention: deletes the rows of `table` whose column `at` is older than
+ * `hours`, `limit` rows a statement (rows picked by `key`, a column list;
+ * rows another session has locked are skipped), repeating while a statement
+ * fills its limit, `rounds` statements at most. The names are trusted SQL
+ * identifiers. Returns the number deleted, -1 + errstr on error. */
+int64_t rs_pg_delete_older(rs_pg_t *pg, const char *table, const char *key,
+                           const char *at, int64_t hours, int limit, int rounds,
+                           char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+
+/* Column value helpers (row r, column c). */
+const char *rs_pg_str(const PGresult *res, int r, int c); /* NULL if SQL NULL */
+int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null);
+
+/* ---- array literals for "= ANY($1)" and "unnest($1::text[], ...)" ---- */
+typedef struct rs_pgarr {
+        rs_buf_t buf;
+        size_t count;
+} rs_pgarr_t;
+
+void rs_pgarr_init(rs_pgarr_t *a);
+void rs_pgarr_reset(rs_pgarr_t *a);
+void rs_pgarr_free(rs_pgarr_t *a);
+void rs_pgarr_text(rs_pgarr_t *a, const char *s); /* NULL -> SQL NULL */
+void rs_pgarr_int(rs_pgarr_t *a, int64_t v);
+void rs_pgarr_int_or_null(rs_pgarr_t *a, int64_t v, int64_t null_value);
+void rs_pgarr_bool(rs_pgarr_t *a, bool v);
+void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len); /* data NULL -> NULL */
+/* The literal, e.g. {"a","b",NULL}; valid until the next change. */
+const char *rs_pgarr_get(rs_pgarr_t *a);
+
+/* ---- migrations (sql/NNN_name.sql, compiled in; rs_migrate.c) ---- */
+/* Applies every migration not yet recorded, in order, each in its own
+ * transaction, under an advisory lock so concurrent runs are safe. Prints one
+ * line per applied migration to `out` (may be NULL). Refuses (errstr names
+ * the file) when an applied migration differs from the one this binary
+ * carries: an edited migration would never be applied to that database. */
+bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr,
+                   size_t errstr_size) RS_WARN_UNUSED;
+/* The newest migration this binary carries. */
+int rs_pg_schema_expected(void);
+
+typedef enum {
+        RS_SCHEMA_OK,       /* every migration of this binary applied, unchanged */
+        RS_SCHEMA_BEHIND,   /* some not applied yet (`refstream migrate`) */
+        RS_SCHEMA_MODIFIED, /* an applied migration was edited since: errstr */
+        RS_SCHEMA_ERROR,    /* the query failed: errstr, pg->sqlstate */
+} rs_schema_state_t;
+/* Compares the database's applied migrations with this binary's; *version
+ * is the newest applied (0 if none). Migrations newer than this binary (a
+ * later release's, during a rolling upgrade) are fine. */
+rs_schema_state_t rs_pg_schema_check(rs_pg_t *pg, int *version, char *errstr,
+                                     size_t errstr_size);
+
+#endif
