@@ -41,10 +41,13 @@ cleanup() {
 trap cleanup EXIT
 IFS=: read -r -a files <<<"$RS_STACK_ENV"
 set -a
-for f in "${files[@]}"; do . "$f"; done
+for f in "${files[@]}"; do
+        # shellcheck source=/dev/null # the stack's env file
+        . "$f"
+done
 set +a
 
-export REFSTREAM_HTTP_ADDR= REFSTREAM_LOG_LEVEL=warn
+export REFSTREAM_HTTP_ADDR='' REFSTREAM_LOG_LEVEL=warn
 printf '%-10s %8s %10s %12s %9s\n' batch events seconds events/s credits
 for size in "${SIZES[@]}"; do
         run=bench$RANDOM

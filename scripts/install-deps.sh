@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake ninja-build pkg-config git
   librdkafka-dev libavro-dev libhiredis-dev libpq-dev
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
-  clang-14 libclang-rt-14-dev clang-format-14
+  clang-14 libclang-rt-14-dev clang-format-14 shellcheck
   postgresql redis-server kcat
   default-jre-headless maven curl jq ca-certificates procps
   python3 python3-venv

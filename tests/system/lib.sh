@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the system tests: the refstream binary as a user runs it,
 # a real Kafka broker, Postgres and Redis from scripts/stack.sh, and kcat as an
 # independent Kafka client. Sourced by tests/system/test_*.sh.
@@ -49,6 +50,20 @@ fail() {
         exit 1
 }
 
+# wait_until SECONDS WHAT COMMAND...: runs COMMAND every 0.2 s (WAIT_STEP) until it
+# succeeds; fails the test after SECONDS, naming WHAT and, when COMMAND set
+# LAST (what it saw last), that too. Every wait of these tests is this one.
+wait_until() {
+        local secs=$1 what=$2 deadline
+        shift 2
+        LAST=
+        deadline=$((SECONDS + secs))
+        until "$@"; do
+                ((SECONDS < deadline)) || fail "waited ${secs}s for $what${LAST:+, last [$LAST]}"
+                sleep "${WAIT_STEP:-0.2}"
+        done
+}
+
 cleanup() {
         local rc=$?
         for pid in "${RS_PIDS[@]:-}"; do
@@ -88,14 +103,12 @@ create_topics() {
                         true
                 kcat -b "$BROKERS" -L -t "$t" -X allow.auto.create.topics=true >/dev/null 2>&1 || true
         done
-        local i
-        for i in $(seq 1 50); do
-                if [ "$(kcat -b "$BROKERS" -L 2>/dev/null | grep -c "topic \"t-$RS_TEST-$RUN_ID-")" -ge 5 ]; then
-                        return 0
-                fi
-                sleep 0.2
-        done
-        fail "topics were not created"
+        wait_until 10 "the test's topics" topics_created
+}
+
+topics_created() {
+        LAST=$(kcat -b "$BROKERS" -L 2>/dev/null | grep -c "topic \"t-$RS_TEST-$RUN_ID-" || true)
+        [ "$LAST" -ge 5 ]
 }
 
 setup() {
@@ -127,15 +140,14 @@ start_consumer() {
         CONSUMER_PID=$!
         RS_PIDS+=("$CONSUMER_PID")
         HTTP_PORT=
-        local i
-        for i in $(seq 1 100); do
-                HTTP_PORT=$(sed -n 's/.*serving .* (port \([0-9]*\)).*/\1/p' "$RS_TMP/$name.log" |
-                        head -n1)
-                [ -n "$HTTP_PORT" ] && return 0
-                kill -0 "$CONSUMER_PID" 2>/dev/null || fail "consumer $name exited early"
-                sleep 0.1
-        done
-        fail "consumer $name did not start"
+        wait_until 10 "consumer $name to serve HTTP" serving "$name"
+}
+
+serving() { # NAME: the consumer logged its HTTP port (sets HTTP_PORT)
+        HTTP_PORT=$(sed -n 's/.*serving .* (port \([0-9]*\)).*/\1/p' "$RS_TMP/$1.log" | head -n1)
+        [ -n "$HTTP_PORT" ] && return 0
+        kill -0 "$CONSUMER_PID" 2>/dev/null || fail "consumer $1 exited early"
+        return 1
 }
 
 # Stops a consumer with SIGTERM and checks it exits 0.
@@ -146,16 +158,18 @@ stop_consumer() {
         [ "$rc" -eq 0 ] || fail "consumer $pid exited $rc after SIGTERM"
 }
 
-# wait_sql SQL EXPECTED [SECONDS]: polls until the query prints EXPECTED.
-wait_sql() {
-        local sql=$1 want=$2 secs=${3:-60} got i
-        for i in $(seq 1 $((secs * 5))); do
-                got=$(psql_q "$sql" 2>/dev/null || true)
-                [ "$got" = "$want" ] && return 0
-                sleep 0.2
-        done
-        fail "waited ${secs}s for [$sql] = [$want], last [$got]"
+# sql_is SQL WANT / sql_ge SQL N: the query prints WANT / a number >= N.
+sql_is() {
+        LAST=$(psql_q "$1" 2>/dev/null || true)
+        [ "$LAST" = "$2" ]
 }
+sql_ge() {
+        LAST=$(psql_q "$1" 2>/dev/null || true)
+        [ -n "$LAST" ] && [ "$LAST" -ge "$2" ]
+}
+
+# wait_sql SQL EXPECTED [SECONDS]: polls until the query prints EXPECTED.
+wait_sql() { wait_until "${3:-60}" "[$1] = [$2]" sql_is "$1" "$2"; }
 
 expect_eq() { # ACTUAL EXPECTED WHAT
         [ "$1" = "$2" ] || fail "$3: expected [$2], got [$1]"
@@ -234,30 +248,14 @@ metric_sum() {
 # wait_metric PREFIX EXPECTED [SECONDS]: polls until metric_sum PREFIX prints
 # EXPECTED, e.g. until the consumer has seen every input record (replays and
 # duplicates included, which leave no trace in the database).
-wait_metric() {
-        local prefix=$1 want=$2 secs=${3:-60} got i
-        for i in $(seq 1 $((secs * 5))); do
-                got=$(metric_sum "$prefix" 2>/dev/null || true)
-                [ "$got" = "$want" ] && return 0
-                sleep 0.2
-        done
-        fail "waited ${secs}s for metric $prefix = $want, last [$got]"
+wait_metric() { wait_until "${3:-60}" "metric $1 = $2" metric_is "$1" "$2"; }
+metric_is() {
+        LAST=$(metric_sum "$1" 2>/dev/null || true)
+        [ "$LAST" = "$2" ]
 }
 
 http_get() { curl -fsS "http://127.0.0.1:$HTTP_PORT$1"; }
 http_text() { curl -sS "http://127.0.0.1:$HTTP_PORT$1" 2>/dev/null || true; }
-
-# wait_until SECONDS WHAT COMMAND...: polls COMMAND (every 0.2 s) until it
-# succeeds; fails the test naming WHAT after SECONDS.
-wait_until() {
-        local secs=$1 what=$2 i
-        shift 2
-        for i in $(seq 1 $((secs * 5))); do
-                "$@" && return 0
-                sleep 0.2
-        done
-        fail "waited ${secs}s for $what"
-}
 
 # says PATH TEXT: the consumer's PATH answers with a body containing TEXT.
 says() { [[ "$(http_text "$1")" == *"$2"* ]]; }
@@ -273,26 +271,14 @@ pass() { log "PASS"; }
 psql_at() { psql -X -q -At -v ON_ERROR_STOP=1 "$1" -c "$2"; }
 
 # wait_sql_ge SQL N [SECONDS]: polls until the query prints a number >= N.
-wait_sql_ge() {
-        local sql=$1 want=$2 secs=${3:-60} got i
-        for i in $(seq 1 $((secs * 5))); do
-                got=$(psql_q "$sql" 2>/dev/null || true)
-                [ -n "$got" ] && [ "$got" -ge "$want" ] && return 0
-                sleep 0.2
-        done
-        fail "waited ${secs}s for [$sql] >= $want, last [$got]"
-}
+wait_sql_ge() { wait_until "${3:-60}" "[$1] >= $2" sql_ge "$1" "$2"; }
 
 # wait_http PATH CODE [SECONDS]: polls the consumer's HTTP port until PATH
 # answers with status CODE.
-wait_http() {
-        local path=$1 want=$2 secs=${3:-60} got i
-        for i in $(seq 1 $((secs * 5))); do
-                got=$(http_code "$path")
-                [ "$got" = "$want" ] && return 0
-                sleep 0.2
-        done
-        fail "waited ${secs}s for $path to answer $want, last $got"
+wait_http() { wait_until "${3:-60}" "$1 to answer $2" answers "$1" "$2"; }
+answers() {
+        LAST=$(http_code "$1")
+        [ "$LAST" = "$2" ]
 }
 
 # metric 'NAME{LABELS}': the value of one series on /metrics (0 if absent);
@@ -303,17 +289,21 @@ metric() {
 }
 
 # wait_exit PID SECONDS: waits for a background process of this shell to end
-# and sets WAIT_RC to its exit status, or to "running" if it is still alive
-# after SECONDS. (Not for $(...): a subshell cannot wait for our children.)
+# and sets WAIT_RC to its exit status (fails the test if it is still alive
+# after SECONDS). (Not for $(...): a subshell cannot wait for our children.)
+# shellcheck disable=SC2034 # WAIT_RC is read by the tests
 wait_exit() {
-        local pid=$1 secs=$2 _
-        WAIT_RC=running
-        for _ in $(seq 1 $((secs * 10))); do
-                if ! kill -0 "$pid" 2>/dev/null; then
-                        WAIT_RC=0
-                        wait "$pid" || WAIT_RC=$?
-                        return 0
-                fi
-                sleep 0.1
+        wait_until "$2" "process $1 to exit" exited "$1"
+        WAIT_RC=0
+        wait "$1" || WAIT_RC=$?
+}
+exited() { ! kill -0 "$1" 2>/dev/null; }
+
+# term_delivered PID: no SIGTERM (signal 15) is pending for PID: its handler ran.
+term_delivered() {
+        local mask
+        for mask in $(awk '/^(SigPnd|ShdPnd):/ { print $2 }' "/proc/$1/status"); do
+                (((16#$mask >> 14) & 1)) && return 1
         done
+        return 0
 }

@@ -158,10 +158,8 @@ while [ "$(now_ms)" -le $((E_EXP + 100)) ]; do sleep 0.2; done
 su e2 "$E"
 wait_processed
 expect_eq "$(rejection_of su-e2)" CODE_EXPIRED "sign-up after the expiry"
-for _ in $(seq 1 50); do
-        [ "$(code_field "$E" status)" = expired ] && [ "$(code_field "$E2" status)" = expired ] && break
-        sleep 0.2
-done
+both_expired() { [ "$(code_field "$E" status)" = expired ] && [ "$(code_field "$E2" status)" = expired ]; }
+wait_until 10 "E and E2 to be marked expired" both_expired
 expect_eq "$(code_field "$E" status)" expired "E's status after its expiry"
 expect_eq "$(code_field "$E2" status)" expired "E2's status after its expiry"
 grep -q 'codes reached their expiry' "$RS_TMP/consumer.log" || fail "no sweep expired a code"

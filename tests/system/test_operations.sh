@@ -67,7 +67,7 @@ neg=$(metric 'refstream_cache_lookups_total{result="negative_hit"}')
         su_line u5 "" su-u5 # u5's sign-up (no code: no lookup) delivered again
 } | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
 wait_sql "$inbox" 10
-for _ in $(seq 1 50); do [ "$(ev signup duplicate)" = 1 ] && break; sleep 0.1; done
+wait_metric 'refstream_events_total{type="signup",outcome="duplicate"}' 1 10
 expect_eq "$(ev signup applied) $(ev signup duplicate)" "7 1" "signup applied, duplicate"
 expect_eq "$(metric 'refstream_cache_lookups_total{result="hit"}')" $((hits + 1)) "cache hits (the code)"
 expect_eq "$(metric 'refstream_cache_lookups_total{result="negative_hit"}')" $((neg + 1)) \

@@ -76,15 +76,11 @@ crash_now() {
 # (before the delivery reports are marked in the outbox, before the
 # auto-commit of its offsets).
 until_next_batch() {
-        local before now i
+        local before
         before=$(metric refstream_batches_total)
-        for i in $(seq 1 3000); do
-                now=$(metric refstream_batches_total)
-                [ "$now" != "$before" ] && return 0
-                sleep 0.01
-        done
-        fail "no batch committed in 30 s"
+        WAIT_STEP=0.01 wait_until 30 "a batch to be committed" batches_other_than "$before"
 }
+batches_other_than() { [ "$(metric refstream_batches_total)" != "$1" ]; }
 
 # 1. Early: as soon as the first batch is in Postgres.
 start_consumer crash1
@@ -121,12 +117,11 @@ wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
 replayed=$(metric 'refstream_events_total{type="signup",outcome="duplicate"}')
 replayed=$((replayed + $(metric 'refstream_events_total{type="payment",outcome="duplicate"}')))
 stop_consumer
-for i in $(seq 1 150); do
+reference_done() {
         [ "$(psql_at "$REF_URL" "$inbox")" = "$TOTAL" ] &&
-                [ "$(psql_at "$REF_URL" "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL")" = 0 ] &&
-                break
-        sleep 0.2
-done
+                [ "$(psql_at "$REF_URL" "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL")" = 0 ]
+}
+wait_until 30 "the reference consumer to finish" reference_done
 expect_eq "$(psql_at "$REF_URL" "$inbox")" "$TOTAL" "events processed by the reference consumer"
 stop_consumer "$REF_PID"
 

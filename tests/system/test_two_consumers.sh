@@ -58,11 +58,11 @@ for i in $(seq 11 20); do
 done
 wait_sql "$inbox" 40
 # The group rebalanced: A gave partitions up, both hold some now.
-for i in $(seq 1 150); do
+both_assigned() {
         grep -q 'revoked' "$RS_TMP/a.log" && [ "$(metric_of "$A_PORT" refstream_assigned_partitions)" -gt 0 ] &&
-                [ "$(metric_of "$B_PORT" refstream_assigned_partitions)" -gt 0 ] && break
-        sleep 0.2
-done
+                [ "$(metric_of "$B_PORT" refstream_assigned_partitions)" -gt 0 ]
+}
+wait_until 30 "A and B to share the partitions" both_assigned
 expect_eq "$(($(metric_of "$A_PORT" refstream_assigned_partitions) + $(metric_of "$B_PORT" refstream_assigned_partitions)))" \
         8 "partitions assigned to A and B together"
 [ "$(metric_of "$B_PORT" refstream_assigned_partitions)" -lt 8 ] || fail "B holds every partition"

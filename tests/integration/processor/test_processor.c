@@ -108,7 +108,9 @@ static void postgres_outage(void **state)
         it_referees(&cfg, 100, 10, "BOB23456");
         it_await_http(port, "/readyz", 503);
         assert_int_equal(it_http_status(port, "/healthz"), 200); /* alive, just waiting */
-        rs_sleep_ms(1500);
+        /* Two more failed attempts with the batch: it was tried, not applied. */
+        const char *retries = "refstream_batch_retries_total{reason=\"unavailable\"}";
+        it_await_metric(port, retries, it_metric(port, retries) + 2);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_credits"), 20);
 
         rs_it_proxy_cut(px, false);
@@ -135,8 +137,11 @@ static void output_topic_failure_is_republished(void **state)
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
         it_referees(&cfg, 0, 5, "ALICE234");
         runner_t *r = it_start(&cfg, NULL);
+        int port = rs_processor_http_port(r->p);
         it_await_count(10, "SELECT count(*) FROM rs_credits");
-        rs_sleep_ms(2500); /* deliveries fail meanwhile */
+        /* Every row's delivery failed, and a sweep has tried again. */
+        it_await_metric(port, "refstream_outbox_delivery_failures_total", 10);
+        it_await_count(1, "SELECT (max(attempts) >= 1)::int FROM rs_outbox");
         assert_int_equal(rs_it_count(it_fx.pg,
                                      "SELECT count(*) FROM rs_outbox WHERE published_at"
                                      " IS NOT NULL"),
@@ -225,7 +230,8 @@ static void read_only_database_is_waited_out(void **state)
         runner_t *r = it_start(&cfg, NULL);
         int port = rs_processor_http_port(r->p);
         it_await_http(port, "/readyz", 503);
-        rs_sleep_ms(1000);
+        /* Tried three times, never split or dead-lettered. */
+        it_await_metric(port, "refstream_batch_retries_total{reason=\"unavailable\"}", 3);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_outbox"), 0);
         free(rs_it_sql(it_fx.pg, "DROP TRIGGER read_only ON rs_inbox"));
         it_await_count(10, "SELECT count(*) FROM rs_credits");

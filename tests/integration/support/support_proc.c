@@ -1,5 +1,6 @@
 /* Processor tests' fixture: see support_proc.h. */
 #include "support_proc.h"
+#include "rs_metrics.h"
 #include "rs_publisher.h"
 #include "rs_util.h"
 
@@ -85,6 +86,7 @@ void it_program(void)
 
 int it_teardown(void **state)
 {
+        rs_metrics_reset(); /* each test counts from zero */
         rs_codec_destroy(it_fx.codec);
         rs_pg_destroy(it_fx.pg);
         if (it_fx.mc) {
@@ -333,4 +335,27 @@ void it_http_body(int port, const char *path, char *out, size_t size)
         curl_easy_cleanup(c);
         rs_strlcpy(out, ok && b.data ? b.data : "", size);
         rs_buf_free(&b);
+}
+
+double it_metric(int port, const char *series)
+{
+        static char body[1 << 17];
+        it_http_body(port, "/metrics", body, sizeof(body));
+        size_t n = strlen(series);
+        for (const char *l = body; l && *l;
+             l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+                if (strncmp(l, series, n) == 0 && l[n] == ' ')
+                        return strtod(l + n + 1, NULL);
+        return 0;
+}
+
+void it_await_metric(int port, const char *series, double want)
+{
+        double got = 0;
+        for (int i = 0; i < 300; i++) {
+                if ((got = it_metric(port, series)) >= want)
+                        return;
+                rs_sleep_ms(100);
+        }
+        fail_msg("waited 30 s for %s >= %g, have %g", series, want, got);
 }

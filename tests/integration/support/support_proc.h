@@ -72,5 +72,11 @@ long it_max_copies(const it_out_t *o);
 long it_http_status(int port, const char *path);
 void it_await_http(int port, const char *path, long want);
 void it_http_body(int port, const char *path, char *out, size_t size);
+/* The value of one series on /metrics, exactly as exposed, e.g.
+ * "refstream_batch_retries_total{reason=\"unavailable\"}" (0 if absent). */
+double it_metric(int port, const char *series);
+/* Waits until that series reaches at least want (or fails after 30 s): proof
+ * that something happened, where a sleep would only hope so. */
+void it_await_metric(int port, const char *series, double want);
 
 #endif
