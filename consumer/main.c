@@ -1,4 +1,4 @@
-/* refstream: one binary, several subcommands (SPEC §4). */
+/* refstream: one binary, several subcommands (docs/commands.md). */
 #include "rs_cli.h"
 #include "cmd_admin.h"
 #include "rs_demo.h"

@@ -195,7 +195,8 @@ int rs_cmd_publish(int argc, char **argv)
             .usage =
                 "refstream publish signup|payment [OPTIONS] [SETTINGS]\n\n"
                 "Publishes one event built from the options, or, without --user, one "
-                "event per JSON line\non stdin (the fields of SPEC §2.2). Events are "
+                "event per JSON line\non stdin (the fields of docs/events.md §3). Events "
+                "are "
                 "validated first; the key is the user id.\nPrints the event id of a "
                 "single event. Exit 1 if any line was invalid or undelivered.",
             .opts = opts,

@@ -1,6 +1,6 @@
 #ifndef RS_CACHE_H
 #define RS_CACHE_H
-/* Read-through Redis cache of referral codes (ARCHITECTURE §1).
+/* Read-through Redis cache of referral codes (docs/design.md §1).
  *
  * What is cached is only what never changes for a code: that it exists, its
  * program and its owner ("<program_id>\t<owner>"), or that it does not exist

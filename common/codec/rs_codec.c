@@ -114,8 +114,7 @@ static bool load_manifest(rs_codec_t *c, char *errstr, size_t errstr_size)
         }
         size_t i;
         json_t *item;
-        json_array_foreach(list, i, item)
-        {
+        json_array_foreach (list, i, item) {
                 if (!load_entry(c, item, errstr, errstr_size))
                         goto out;
         }

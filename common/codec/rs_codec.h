@@ -1,10 +1,10 @@
 #ifndef RS_CODEC_H
 #define RS_CODEC_H
-/* Wire formats (SPEC §2.1): Confluent-framed Avro (0x00, 4-byte big-endian
+/* Wire formats (docs/events.md §2): Confluent-framed Avro (0x00, 4-byte big-endian
  * schema id, Avro binary) and JSON objects on input; framed Avro on output.
  * Schema ids come from schemas/manifest.json, compiled into the binary.
  *
- * The decoder treats input as hostile (ARCHITECTURE §3): input size is bounded,
+ * The decoder treats input as hostile (docs/design.md §4): input size is bounded,
  * avro-c allocations are capped by an allocator installed in rs_codec_new(),
  * enum ordinals and union branches are range-checked, and every field is
  * validated (lengths, ranges, currency shape) before an event is returned. */

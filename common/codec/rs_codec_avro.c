@@ -1,4 +1,4 @@
-/* Defences around avro-c 1.11.1 (ARCHITECTURE §3) and a generic value printer.
+/* Defences around avro-c 1.11.1 (docs/design.md §4) and a generic value printer.
  *
  * avro-c 1.11.1 trusts the payload: a string length is passed to malloc as is
  * (2^60 asks for an exabyte; a negative one wraps to a huge size_t), enum

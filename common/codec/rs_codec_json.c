@@ -1,4 +1,4 @@
-/* JSON input (SPEC §2.1, format 2) and the JSON rendering of input events.
+/* JSON input (docs/events.md §2, format 2) and the JSON rendering of input events.
  * jansson does the parsing: it rejects invalid UTF-8, lone surrogates and
  * "\u0000" (we never pass JSON_ALLOW_NUL), and with JSON_REJECT_DUPLICATES an
  * object that names a field twice, so an attacker cannot make the validator

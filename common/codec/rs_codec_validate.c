@@ -1,4 +1,4 @@
-/* Field validation shared by the Avro and JSON decoders (SPEC §2.2), plus the
+/* Field validation shared by the Avro and JSON decoders (docs/events.md §3), plus the
  * UTF-8 helpers both need. Everything here is pure code over rs_raw_event_t. */
 #include "rs_codec_internal.h"
 

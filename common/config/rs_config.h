@@ -1,8 +1,8 @@
 #ifndef RS_CONFIG_H
 #define RS_CONFIG_H
-/* Configuration (SPEC §5), table-driven like PgBouncer's: every setting has an
- * environment name (REFSTREAM_*), a flag (--name), a type, a default and a doc
- * line; the README's reference table is checked against this table in CI
+/* Configuration (docs/operations.md §1), table-driven like PgBouncer's: every setting has
+ * an environment name (REFSTREAM_*), a flag (--name), a type, a default and a doc line;
+ * the README's reference table is checked against this table in CI
  * (tests/unit/config/test_config.c).
  *
  * Precedence, lowest first: defaults, config file (REFSTREAM_CONFIG or

@@ -1,6 +1,7 @@
 /* The migrations of sql/, compiled in (see rs_pg.h): applied in order, each
  * once and in its own transaction, under an advisory lock; checked against
  * what the database recorded, checksums included. */
+#include "rs_db_sql.h"
 #include "rs_embed.h"
 #include "rs_log.h"
 #include "rs_pg.h"
@@ -64,7 +65,7 @@ static size_t embedded_migrations(const rs_embedded_file_t **files, size_t max)
 static int applied_row(const PGresult *res, int v)
 {
         for (int r = 0; res && r < PQntuples(res); r++)
-                if (rs_pg_int(res, r, 0, 0) == v)
+                if (rs_pg_int(res, r, APPLIED_VERSION, 0) == v)
                         return r;
         return -1;
 }
@@ -77,7 +78,7 @@ static rs_schema_state_t compare_applied(const PGresult *res, int *newest, char 
         size_t n = embedded_migrations(files, RS_ARRAY_SIZE(files));
         *newest = 0;
         for (int r = 0; res && r < PQntuples(res); r++)
-                *newest = RS_MAX(*newest, (int)rs_pg_int(res, r, 0, 0));
+                *newest = RS_MAX(*newest, (int)rs_pg_int(res, r, APPLIED_VERSION, 0));
         bool behind = false;
         for (size_t i = 0; i < n; i++) {
                 int r = applied_row(res, migration_version(files[i]->name));
@@ -87,12 +88,13 @@ static rs_schema_state_t compare_applied(const PGresult *res, int *newest, char 
                 }
                 char sum[32];
                 checksum_of(files[i], sum, sizeof(sum));
-                if (strcmp(sum, PQgetvalue(res, r, 1)) != 0) {
+                if (strcmp(sum, PQgetvalue(res, r, APPLIED_CHECKSUM)) != 0) {
                         snprintf(errstr, errstr_size,
                                  "migration %s was changed after it was applied to this "
                                  "database (checksum %s there, %s in this binary): "
                                  "restore it and put the change in a new migration",
-                                 files[i]->name, PQgetvalue(res, r, 1), sum);
+                                 files[i]->name, PQgetvalue(res, r, APPLIED_CHECKSUM),
+                                 sum);
                         return RS_SCHEMA_MODIFIED;
                 }
         }
@@ -107,18 +109,15 @@ static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FIL
         checksum_of(f, sum, sizeof(sum));
         const char *params[] = {vbuf, f->name + 4, sum};
         char err[1024];
-        if (!rs_pg_cmd(pg, "BEGIN", 0, NULL, errstr, errstr_size))
+        if (!rs_pg_cmd(pg, SQL_DB_BEGIN, 0, NULL, errstr, errstr_size))
                 return false;
         if (!rs_pg_script(pg, f->data, err, sizeof(err))) {
                 rs_pg_rollback(pg);
                 snprintf(errstr, errstr_size, "migration %s failed: %s", f->name, err);
                 return false;
         }
-        if (!rs_pg_cmd(pg,
-                       "INSERT INTO rs_schema_migrations (version, name, checksum) "
-                       "VALUES ($1::int, $2, $3)",
-                       3, params, errstr, errstr_size) ||
-            !rs_pg_cmd(pg, "COMMIT", 0, NULL, errstr, errstr_size)) {
+        if (!rs_pg_cmd(pg, SQL_MIGRATION_RECORD, 3, params, errstr, errstr_size) ||
+            !rs_pg_cmd(pg, SQL_DB_COMMIT, 0, NULL, errstr, errstr_size)) {
                 rs_pg_rollback(pg);
                 return false;
         }
@@ -127,11 +126,10 @@ static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FIL
         return true;
 }
 
-#define APPLIED_SQL "SELECT version, checksum FROM rs_schema_migrations"
-
 static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
-        PGresult *res = rs_pg_exec(pg, APPLIED_SQL, 0, NULL, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(pg, SQL_MIGRATIONS_APPLIED, 0, NULL, errstr, errstr_size);
         if (!res)
                 return false;
         int newest;
@@ -157,19 +155,12 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
         const char *lock_params[] = {MIGRATE_LOCK_KEY};
-        if (!rs_pg_cmd(
-                pg,
-                "CREATE TABLE IF NOT EXISTS rs_schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL,"
-                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())",
-                0, NULL, errstr, errstr_size) ||
-            !rs_pg_cmd(pg, "SELECT pg_advisory_lock($1::bigint)", 1, lock_params, errstr,
-                       errstr_size))
+        if (!rs_pg_cmd(pg, SQL_MIGRATIONS_CREATE, 0, NULL, errstr, errstr_size) ||
+            !rs_pg_cmd(pg, SQL_MIGRATE_LOCK, 1, lock_params, errstr, errstr_size))
                 return false;
         bool ok = migrate_locked(pg, out, errstr, errstr_size);
         char ignore[256];
-        if (!rs_pg_cmd(pg, "SELECT pg_advisory_unlock($1::bigint)", 1, lock_params,
-                       ignore, sizeof(ignore)))
+        if (!rs_pg_cmd(pg, SQL_MIGRATE_UNLOCK, 1, lock_params, ignore, sizeof(ignore)))
                 rs_warn("pg", "cannot release the migration lock: %s", ignore);
         return ok;
 }
@@ -177,16 +168,15 @@ bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 rs_schema_state_t rs_pg_schema_check(rs_pg_t *pg, int *version, char *errstr,
                                      size_t errstr_size)
 {
-        /* Two steps: a missing table cannot appear in a query, even in a CASE. */
         *version = 0;
         PGresult *res =
-            rs_pg_exec(pg, "SELECT to_regclass('rs_schema_migrations') IS NOT NULL", 0,
-                       NULL, errstr, errstr_size);
+            rs_pg_exec(pg, SQL_MIGRATIONS_EXIST, 0, NULL, errstr, errstr_size);
         if (!res)
                 return RS_SCHEMA_ERROR;
         bool exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
-        if (exists && !(res = rs_pg_exec(pg, APPLIED_SQL, 0, NULL, errstr, errstr_size)))
+        if (exists &&
+            !(res = rs_pg_exec(pg, SQL_MIGRATIONS_APPLIED, 0, NULL, errstr, errstr_size)))
                 return RS_SCHEMA_ERROR;
         rs_schema_state_t st =
             compare_applied(exists ? res : NULL, version, errstr, errstr_size);

@@ -1,4 +1,5 @@
 #include "rs_pg.h"
+#include "rs_db_sql.h"
 #include "rs_log.h"
 
 #include <stdlib.h>
@@ -56,12 +57,7 @@ bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
         char timeout[32];
         snprintf(timeout, sizeof(timeout), "%lld", (long long)pg->statement_timeout_ms);
         const char *params[] = {timeout};
-        if (!rs_pg_cmd(pg,
-                       "SELECT set_config('TimeZone', 'UTC', false), "
-                       "set_config('statement_timeout', $1, false), "
-                       "set_config('lock_timeout', $1, false), "
-                       "set_config('client_min_messages', 'warning', false)",
-                       1, params, errstr, errstr_size)) {
+        if (!rs_pg_cmd(pg, SQL_DB_SESSION, 1, params, errstr, errstr_size)) {
                 rs_pg_disconnect(pg);
                 return false;
         }
@@ -116,15 +112,10 @@ bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *par
         return res != NULL;
 }
 
-int64_t rs_pg_delete_older(rs_pg_t *pg, const char *table, const char *key,
-                           const char *at, int64_t hours, int limit, int rounds,
-                           char *errstr, size_t errstr_size)
+int64_t rs_pg_delete_older(rs_pg_t *pg, const char *sql, int64_t hours, int limit,
+                           int rounds, char *errstr, size_t errstr_size)
 {
-        char sql[512], hours_text[24], limit_text[24];
-        snprintf(sql, sizeof(sql),
-                 "DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s < now() -"
-                 " $1::bigint * interval '1 hour' LIMIT $2::int FOR UPDATE SKIP LOCKED)",
-                 table, key, key, table, at);
+        char hours_text[24], limit_text[24];
         snprintf(hours_text, sizeof(hours_text), "%lld", (long long)hours);
         snprintf(limit_text, sizeof(limit_text), "%d", limit);
         const char *params[] = {hours_text, limit_text};
@@ -146,7 +137,7 @@ void rs_pg_rollback(rs_pg_t *pg)
 {
         if (!pg->conn || pg->broken)
                 return;
-        PGresult *res = PQexec(pg->conn, "ROLLBACK");
+        PGresult *res = PQexec(pg->conn, SQL_DB_ROLLBACK);
         PQclear(res);
         if (PQstatus(pg->conn) != CONNECTION_OK)
                 pg->broken = true;

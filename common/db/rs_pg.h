@@ -46,14 +46,12 @@ bool rs_pg_error_transient(const rs_pg_t *pg);
 /* True when the last failure is a statement or lock timeout. */
 bool rs_pg_error_timeout(const rs_pg_t *pg);
 
-/* Retention: deletes the rows of `table` whose column `at` is older than
- * `hours`, `limit` rows a statement (rows picked by `key`, a column list;
- * rows another session has locked are skipped), repeating while a statement
- * fills its limit, `rounds` statements at most. The names are trusted SQL
- * identifiers. Returns the number deleted, -1 + errstr on error. */
-int64_t rs_pg_delete_older(rs_pg_t *pg, const char *table, const char *key,
-                           const char *at, int64_t hours, int limit, int rounds,
-                           char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Retention: runs sql, a DELETE of up to $2 rows older than $1 hours
+ * (skipping rows another session has locked), repeating while a statement
+ * fills its limit, `rounds` statements at most. Returns the number deleted,
+ * -1 + errstr on error. */
+int64_t rs_pg_delete_older(rs_pg_t *pg, const char *sql, int64_t hours, int limit,
+                           int rounds, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 
 /* Column value helpers (row r, column c). */
 const char *rs_pg_str(const PGresult *res, int r, int c); /* NULL if SQL NULL */

@@ -1,6 +1,6 @@
 #ifndef RS_CODES_H
 #define RS_CODES_H
-/* Referral codes (SPEC §1): case-insensitive, stored upper-case, input trimmed.
+/* Referral codes (docs/rules.md §1): case-insensitive, stored upper-case, input trimmed.
  * Generated codes are 8 characters of Crockford base32 (0-9A-Z without I L O U)
  * from the OS CSPRNG; vanity codes are 4-32 characters of A-Z 0-9 - _. */
 #include <stdbool.h>

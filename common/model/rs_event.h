@@ -1,6 +1,6 @@
 #ifndef RS_EVENT_H
 #define RS_EVENT_H
-/* The records refstream reads and writes (SPEC §2.2-2.3), as plain C structs.
+/* The records refstream reads and writes (docs/events.md §3-2.3), as plain C structs.
  * Strings of decoded input events live in the batch arena. */
 #include <stdbool.h>
 #include <stdint.h>
@@ -15,7 +15,7 @@ typedef enum {
         RS_PAY_REFUND = 1,
 } rs_pay_kind_t;
 
-/* Field limits (SPEC §2.2). */
+/* Field limits (docs/events.md §3). */
 #define RS_EVENT_ID_MAX   64
 #define RS_USER_ID_MAX    128
 #define RS_PAYMENT_ID_MAX 128

@@ -1,6 +1,6 @@
 #ifndef RS_IDS_H
 #define RS_IDS_H
-/* Deterministic identifiers (SPEC §2.3): a retry of the same work produces the
+/* Deterministic identifiers (docs/events.md §4): a retry of the same work produces the
  * same id, so downstream consumers can deduplicate.
  *
  *   referral_id = uuid8(SHA-256("refstream/referral\x1f" program_key "\x1f" referee))

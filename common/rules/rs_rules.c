@@ -1,4 +1,4 @@
-/* SPEC §3: sign-up attribution, payment qualification, rewards, refunds. */
+/* docs/rules.md: sign-up attribution, payment qualification, rewards, refunds. */
 #include "rs_rules.h"
 #include "rs_codes.h"
 #include "rs_ids.h"

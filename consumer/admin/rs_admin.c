@@ -2,6 +2,7 @@
  * and the helpers the other rs_admin*.c files share. */
 #include "rs_admin.h"
 #include "rs_admin_int.h"
+#include "rs_admin_sql.h"
 #include "rs_log.h"
 
 #include <stdarg.h>
@@ -66,11 +67,11 @@ json_t *rs_admin_query_json(rs_admin_t *a, const char *sql, int nparams,
                 rs_admin_db_error(a->pg, "query failed", err, errstr, errstr_size);
                 goto out;
         }
-        if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        if (PQntuples(res) != 1 || PQgetisnull(res, 0, ADMIN_JSON_DOC)) {
                 snprintf(errstr, errstr_size, "%s", not_found);
                 goto out;
         }
-        j = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, &jerr);
+        j = json_loads(PQgetvalue(res, 0, ADMIN_JSON_DOC), JSON_DECODE_ANY, &jerr);
         if (!j)
                 snprintf(errstr, errstr_size, "cannot parse the report: %s", jerr.text);
 out:
@@ -109,8 +110,7 @@ bool rs_admin_find_program(rs_admin_t *a, const char *key, char id[24], char sta
         char err[1024];
         const char *params[] = {key};
         PGresult *res =
-            rs_pg_exec(a->pg, "SELECT id, status FROM rs_programs WHERE key = $1", 1,
-                       params, err, sizeof(err));
+            rs_pg_exec(a->pg, SQL_ADMIN_PROGRAM_LOOKUP, 1, params, err, sizeof(err));
         if (!res) {
                 rs_admin_db_error(a->pg, "cannot look the program up", err, errstr,
                                   errstr_size);
@@ -118,8 +118,8 @@ bool rs_admin_find_program(rs_admin_t *a, const char *key, char id[24], char sta
         }
         bool found = PQntuples(res) == 1;
         if (found) {
-                rs_strlcpy(id, PQgetvalue(res, 0, 0), 24);
-                rs_strlcpy(status, PQgetvalue(res, 0, 1), 16);
+                rs_strlcpy(id, PQgetvalue(res, 0, PROG_LOOKUP_ID), 24);
+                rs_strlcpy(status, PQgetvalue(res, 0, PROG_LOOKUP_STATUS), 16);
         } else {
                 snprintf(errstr, errstr_size, "program %s not found", key);
         }
@@ -143,7 +143,7 @@ bool rs_admin_transition_unchanged(rs_admin_t *a, const rs_admin_transition_t *t
                 snprintf(errstr, errstr_size, "%s %s not found", t->what, id);
                 goto out;
         }
-        const char *status = PQgetvalue(res, 0, 0);
+        const char *status = PQgetvalue(res, 0, TRANSITION_STATUS);
         rs_strlcpy(status_out, status, status_size);
         ok = strcmp(status, t->noop) == 0;
         if (!ok && strcmp(status, t->final) == 0)
@@ -174,7 +174,7 @@ bool rs_admin_transition(rs_admin_t *a, const rs_admin_transition_t *t, const ch
                 return rs_admin_transition_unchanged(a, t, id, changed, status_out,
                                                      status_size, errstr, errstr_size);
         }
-        rs_strlcpy(status_out, PQgetvalue(res, 0, 0), status_size);
+        rs_strlcpy(status_out, PQgetvalue(res, 0, TRANSITION_STATUS), status_size);
         *changed = true;
         PQclear(res);
         return true;
@@ -412,18 +412,8 @@ bool rs_admin_program_create(rs_admin_t *a, const char *key, const rs_admin_prog
         rs_admin_params_t ps = {.n = 0};
         create_params(key, p, &ps);
         char err[1024];
-        /* The defaults repeat the schema's (SPEC §1): a static statement
-         * cannot say "DEFAULT unless given". */
-        PGresult *res = rs_pg_exec(
-            a->pg,
-            "INSERT INTO rs_programs (key, name, currency, reward_kind, reward_value,"
-            " reward_cap, referee_reward, min_payment, window_days, referral_goal,"
-            " max_rewarded, starts_at, ends_at)"
-            " VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint,"
-            " coalesce($8::bigint, 0), coalesce($9::int, 30), coalesce($10::int, 10),"
-            " $11::int, rs_ms_to_ts($12::bigint), rs_ms_to_ts($13::bigint))"
-            " ON CONFLICT (key) DO NOTHING RETURNING id",
-            ps.n, ps.v, err, sizeof(err));
+        PGresult *res =
+            rs_pg_exec(a->pg, SQL_ADMIN_PROGRAM_INSERT, ps.n, ps.v, err, sizeof(err));
         if (!res) {
                 program_db_error(a->pg, key, err, errstr, errstr_size);
                 return false;
@@ -434,25 +424,6 @@ bool rs_admin_program_create(rs_admin_t *a, const char *key, const rs_admin_prog
         PQclear(res);
         return created;
 }
-
-/* One static UPDATE: each column keeps its value unless its flag is set, so
- * the statement never depends on which options were given. */
-static const char program_update_sql[] =
-    "UPDATE rs_programs SET"
-    " name = CASE WHEN $2::bool THEN $3 ELSE name END,"
-    " currency = CASE WHEN $4::bool THEN $5 ELSE currency END,"
-    " reward_kind = CASE WHEN $6::bool THEN $7 ELSE reward_kind END,"
-    " reward_value = CASE WHEN $6::bool THEN $8::bigint ELSE reward_value END,"
-    " reward_cap = CASE WHEN $9::bool THEN $10::bigint ELSE reward_cap END,"
-    " referee_reward = CASE WHEN $11::bool THEN $12::bigint ELSE referee_reward END,"
-    " min_payment = CASE WHEN $13::bool THEN $14::bigint ELSE min_payment END,"
-    " window_days = CASE WHEN $15::bool THEN $16::int ELSE window_days END,"
-    " referral_goal = CASE WHEN $17::bool THEN $18::int ELSE referral_goal END,"
-    " max_rewarded = CASE WHEN $19::bool THEN $20::int ELSE max_rewarded END,"
-    " starts_at = CASE WHEN $21::bool THEN rs_ms_to_ts($22::bigint) ELSE starts_at END,"
-    " ends_at = CASE WHEN $23::bool THEN rs_ms_to_ts($24::bigint) ELSE ends_at END,"
-    " updated_at = now()"
-    " WHERE key = $1 RETURNING id";
 
 static void update_params(const char *key, const rs_admin_program_t *p,
                           rs_admin_params_t *ps)
@@ -485,7 +456,7 @@ bool rs_admin_program_update(rs_admin_t *a, const char *key, const rs_admin_prog
         update_params(key, p, &ps);
         char err[1024];
         PGresult *res =
-            rs_pg_exec(a->pg, program_update_sql, ps.n, ps.v, err, sizeof(err));
+            rs_pg_exec(a->pg, SQL_ADMIN_PROGRAM_UPDATE, ps.n, ps.v, err, sizeof(err));
         if (!res) {
                 program_db_error(a->pg, key, err, errstr, errstr_size);
                 return false;
@@ -498,21 +469,12 @@ bool rs_admin_program_update(rs_admin_t *a, const char *key, const rs_admin_prog
 }
 
 static const rs_admin_transition_t program_transitions[] = {
-    [RS_ADMIN_PAUSE] = {"program", "pause",
-                        "UPDATE rs_programs SET status = 'paused', updated_at = now()"
-                        " WHERE key = $1 AND status = 'active' RETURNING status",
-                        "SELECT status FROM rs_programs WHERE key = $1", "paused",
-                        "ended", NULL},
-    [RS_ADMIN_RESUME] = {"program", "resume",
-                         "UPDATE rs_programs SET status = 'active', updated_at = now()"
-                         " WHERE key = $1 AND status = 'paused' RETURNING status",
-                         "SELECT status FROM rs_programs WHERE key = $1", "active",
-                         "ended", NULL},
-    [RS_ADMIN_END] = {"program", "end",
-                      "UPDATE rs_programs SET status = 'ended', updated_at = now()"
-                      " WHERE key = $1 AND status <> 'ended' RETURNING status",
-                      "SELECT status FROM rs_programs WHERE key = $1", "ended", "ended",
-                      NULL},
+    [RS_ADMIN_PAUSE] = {"program", "pause", SQL_ADMIN_PROGRAM_PAUSE,
+                        SQL_ADMIN_PROGRAM_STATUS, "paused", "ended", NULL},
+    [RS_ADMIN_RESUME] = {"program", "resume", SQL_ADMIN_PROGRAM_RESUME,
+                         SQL_ADMIN_PROGRAM_STATUS, "active", "ended", NULL},
+    [RS_ADMIN_END] = {"program", "end", SQL_ADMIN_PROGRAM_END, SQL_ADMIN_PROGRAM_STATUS,
+                      "ended", "ended", NULL},
 };
 
 bool rs_admin_program_set_status(rs_admin_t *a, const char *key, rs_admin_action_t action,
@@ -527,26 +489,18 @@ bool rs_admin_program_set_status(rs_admin_t *a, const char *key, rs_admin_action
                                    sizeof(status), errstr, errstr_size);
 }
 
-/* clang-format off */
-static const char program_show_sql[] =
-        "SELECT " RS_ADMIN_PROGRAM_JSON("p") " FROM rs_programs p WHERE p.key = $1";
-static const char program_list_sql[] =
-        "SELECT coalesce(json_agg(" RS_ADMIN_PROGRAM_JSON("p") " ORDER BY p.key), '[]')"
-        " FROM rs_programs p";
-/* clang-format on */
-
 json_t *rs_admin_program_show(rs_admin_t *a, const char *key, char *errstr,
                               size_t errstr_size)
 {
         char not_found[128];
         snprintf(not_found, sizeof(not_found), "program %s not found", key);
         const char *params[] = {key};
-        return rs_admin_query_json(a, program_show_sql, 1, params, not_found, errstr,
-                                   errstr_size);
+        return rs_admin_query_json(a, SQL_ADMIN_PROGRAM_SHOW, 1, params, not_found,
+                                   errstr, errstr_size);
 }
 
 json_t *rs_admin_program_list(rs_admin_t *a, char *errstr, size_t errstr_size)
 {
-        return rs_admin_query_json(a, program_list_sql, 0, NULL, "no result", errstr,
-                                   errstr_size);
+        return rs_admin_query_json(a, SQL_ADMIN_PROGRAM_LIST, 0, NULL, "no result",
+                                   errstr, errstr_size);
 }

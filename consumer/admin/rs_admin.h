@@ -1,7 +1,7 @@
 #ifndef RS_ADMIN_H
 #define RS_ADMIN_H
 /* Operator actions on programs and codes, and the stats/history reports
- * (SPEC §4 `refstream admin`), as a library: `refstream admin` is a thin
+ * (docs/commands.md `refstream admin`), as a library: `refstream admin` is a thin
  * command line over it, and `refstream demo` and the tests call it directly.
  *
  * Every statement is parameterised and static (optional changes are "is set"
@@ -42,8 +42,9 @@ typedef struct rs_admin_i64 {
         int64_t v; /* when SET; timestamps are epoch milliseconds */
 } rs_admin_i64_t;
 
-/* The settable fields of a program. On create, UNSET takes the SPEC default
- * (min payment 0, window 30 days, goal 10, everything optional absent). */
+/* The settable fields of a program. On create, UNSET takes the default of
+ * docs/rules.md §1 (min payment 0, window 30 days, goal 10, everything
+ * optional absent). */
 typedef struct rs_admin_program {
         const char *name;              /* NULL: not given */
         const char *currency;          /* NULL: not given */
@@ -89,7 +90,7 @@ bool rs_admin_program_update(rs_admin_t *a, const char *key, const rs_admin_prog
 bool rs_admin_program_set_status(rs_admin_t *a, const char *key, rs_admin_action_t action,
                                  bool *changed, char *errstr,
                                  size_t errstr_size) RS_WARN_UNUSED;
-/* A program as JSON (see program_json in rs_admin.c; fields documented in
+/* A program as JSON (RS_ADMIN_PROGRAM_JSON in rs_admin_sql.c; fields documented in
  * `refstream admin program show --help`); NULL + errstr if absent. */
 json_t *rs_admin_program_show(rs_admin_t *a, const char *key, char *errstr,
                               size_t errstr_size) RS_WARN_UNUSED;

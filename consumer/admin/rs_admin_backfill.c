@@ -1,7 +1,8 @@
-/* Backfill (SPEC §1): codes in bulk for users who exist before the program,
+/* Backfill (docs/rules.md §1): codes in bulk for users who exist before the program,
  * set-wise (arrays + unnest), idempotent, and safe to run concurrently. */
 #include "rs_admin.h"
 #include "rs_admin_int.h"
+#include "rs_admin_sql.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,13 +73,8 @@ static bool load_existing(rs_admin_t *a, const char *program_id, chunk_t *c,
         for (size_t i = 0; i < c->n; i++)
                 rs_pgarr_text(&arr, c->users[i]);
         const char *params[] = {program_id, rs_pgarr_get(&arr)};
-        PGresult *res = rs_pg_exec(
-            a->pg,
-            "SELECT DISTINCT ON (owner_user_id) owner_user_id, code, status = 'revoked'"
-            " FROM rs_codes WHERE program_id = $1::bigint AND owner_user_id = "
-            "ANY($2::text[])"
-            " ORDER BY owner_user_id, status = 'revoked', created_at, code",
-            2, params, err, sizeof(err));
+        PGresult *res =
+            rs_pg_exec(a->pg, SQL_ADMIN_BACKFILL_EXISTING, 2, params, err, sizeof(err));
         rs_pgarr_free(&arr);
         if (!res) {
                 rs_admin_db_error(a->pg, "cannot read existing codes", err, errstr,
@@ -86,14 +82,16 @@ static bool load_existing(rs_admin_t *a, const char *program_id, chunk_t *c,
                 return false;
         }
         for (int r = 0; r < PQntuples(res); r++) {
-                size_t i = chunk_find(c, PQgetvalue(res, r, 0));
+                size_t i = chunk_find(c, PQgetvalue(res, r, BACKFILL_EXISTING_USER));
                 if (i < c->n)
-                        rs_strlcpy(c->codes[i], PQgetvalue(res, r, 1),
+                        rs_strlcpy(c->codes[i],
+                                   PQgetvalue(res, r, BACKFILL_EXISTING_CODE),
                                    RS_CODE_MAX_LEN + 1);
         }
         st->existing += (size_t)PQntuples(res);
         for (int r = 0; r < PQntuples(res); r++)
-                st->revoked_only += PQgetvalue(res, r, 2)[0] == 't';
+                st->revoked_only +=
+                    PQgetvalue(res, r, BACKFILL_EXISTING_REVOKED)[0] == 't';
         PQclear(res);
         for (size_t i = 0; i < c->n; i++) {
                 if (!c->codes[i][0])
@@ -107,7 +105,7 @@ static bool load_existing(rs_admin_t *a, const char *program_id, chunk_t *c,
 static void mark_inserted(chunk_t *c, const PGresult *res, rs_admin_backfill_stats_t *st)
 {
         for (int r = 0; r < PQntuples(res); r++) {
-                size_t i = chunk_find(c, PQgetvalue(res, r, 0));
+                size_t i = chunk_find(c, PQgetvalue(res, r, BACKFILL_INSERT_USER));
                 if (i < c->n)
                         c->fresh[i] = true;
         }
@@ -145,13 +143,7 @@ static bool insert_round(rs_admin_t *a, const char *program_id, chunk_t *c,
                 goto out;
         }
         const char *params[] = {program_id, rs_pgarr_get(&users), rs_pgarr_get(&codes)};
-        /* DO NOTHING also skips a code drawn twice within this statement. */
-        res = rs_pg_exec(
-            a->pg,
-            "INSERT INTO rs_codes (code, program_id, owner_user_id)"
-            " SELECT c, $1::bigint, u FROM unnest($2::text[], $3::text[]) AS t(u, c)"
-            " ON CONFLICT (code) DO NOTHING RETURNING owner_user_id",
-            3, params, err, sizeof(err));
+        res = rs_pg_exec(a->pg, SQL_ADMIN_BACKFILL_INSERT, 3, params, err, sizeof(err));
         if (res)
                 mark_inserted(c, res, st);
         else
@@ -171,14 +163,10 @@ static bool run_chunk(rs_admin_t *a, const char *program_id, chunk_t *c,
                       rs_admin_backfill_stats_t *st, char *errstr, size_t errstr_size)
 {
         const char *params[] = {program_id};
-        bool ok =
-            cmd(a, "BEGIN", 0, NULL, "cannot begin", errstr, errstr_size) &&
-            cmd(a,
-                "SELECT pg_advisory_xact_lock(hashtextextended('refstream.backfill.' || "
-                "$1,"
-                " 0))",
-                1, params, "cannot lock the program", errstr, errstr_size) &&
-            load_existing(a, program_id, c, st, errstr, errstr_size);
+        bool ok = cmd(a, SQL_ADMIN_BEGIN, 0, NULL, "cannot begin", errstr, errstr_size) &&
+                  cmd(a, SQL_ADMIN_BACKFILL_LOCK, 1, params, "cannot lock the program",
+                      errstr, errstr_size) &&
+                  load_existing(a, program_id, c, st, errstr, errstr_size);
         for (int round = 0; ok && c->nmissing > 0 && round < BACKFILL_ROUNDS; round++)
                 ok = insert_round(a, program_id, c, st, errstr, errstr_size);
         if (ok && c->nmissing > 0) {
@@ -187,7 +175,8 @@ static bool run_chunk(rs_admin_t *a, const char *program_id, chunk_t *c,
                          BACKFILL_ROUNDS);
                 ok = false;
         }
-        ok = ok && cmd(a, "COMMIT", 0, NULL, "cannot commit", errstr, errstr_size);
+        ok =
+            ok && cmd(a, SQL_ADMIN_COMMIT, 0, NULL, "cannot commit", errstr, errstr_size);
         if (!ok)
                 rs_pg_rollback(a->pg);
         return ok;

@@ -2,6 +2,7 @@
  * re-derive the status, show. Every change deletes the code's cache entry. */
 #include "rs_admin.h"
 #include "rs_admin_int.h"
+#include "rs_admin_sql.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +37,6 @@ static bool check_limits(const rs_admin_code_limits_t *l, char *errstr,
 
 /* ---------------------------------------------------------------- issue */
 
-/* clang-format off */
-static const char insert_code_sql[] =
-        "INSERT INTO rs_codes (code, program_id, owner_user_id, vanity, max_uses,"
-        " expires_at, status)"
-        " VALUES ($1, $2::bigint, $3, $4::bool, $5::int, rs_ms_to_ts($6::bigint), "
-        RS_ADMIN_LIMIT_STATUS("0", "$5::int", "rs_ms_to_ts($6::bigint)") ")"
-        " ON CONFLICT (code) DO NOTHING RETURNING status";
-/* clang-format on */
-
 /* Inserts one code; *taken (and true) when the code already exists. */
 static bool insert_code(rs_admin_t *a, const char *code, const char *program_id,
                         const char *user, bool vanity, const rs_admin_code_limits_t *l,
@@ -58,7 +50,8 @@ static bool insert_code(rs_admin_t *a, const char *code, const char *program_id,
         rs_admin_param_opt(&ps, &l->max_uses);
         rs_admin_param_opt(&ps, &l->expires_at);
         char err[1024];
-        PGresult *res = rs_pg_exec(a->pg, insert_code_sql, ps.n, ps.v, err, sizeof(err));
+        PGresult *res =
+            rs_pg_exec(a->pg, SQL_ADMIN_CODE_INSERT, ps.n, ps.v, err, sizeof(err));
         if (!res) {
                 rs_admin_db_error(a->pg, "cannot insert the code", err, errstr,
                                   errstr_size);
@@ -66,7 +59,7 @@ static bool insert_code(rs_admin_t *a, const char *code, const char *program_id,
         }
         *taken = PQntuples(res) == 0;
         if (!*taken)
-                rs_strlcpy(status, PQgetvalue(res, 0, 0), 16);
+                rs_strlcpy(status, PQgetvalue(res, 0, CODE_INSERT_STATUS), 16);
         PQclear(res);
         return true;
 }
@@ -135,30 +128,16 @@ bool rs_admin_code_issue(rs_admin_t *a, const char *program_key, const char *use
 
 /* ---------------------------------------------------------------- status */
 
-#define CODE_LOOKUP "SELECT status FROM rs_codes WHERE code = $1"
-
-/* clang-format off */
 static const rs_admin_transition_t code_transitions[] = {
-        [RS_ADMIN_PAUSE] = {
-                "code", "pause",
-                "UPDATE rs_codes SET status = 'paused', updated_at = now()"
-                " WHERE code = $1 AND status = 'active' RETURNING status",
-                CODE_LOOKUP, "paused", "revoked", " (only an active code can be paused)"},
-        [RS_ADMIN_RESUME] = {
-                "code", "resume",
-                "UPDATE rs_codes SET status = "
-                RS_ADMIN_LIMIT_STATUS("uses_count", "max_uses", "expires_at") ","
-                " updated_at = now() WHERE code = $1 AND status = 'paused' RETURNING status",
-                CODE_LOOKUP, "active", "revoked",
-                " (it becomes active again through `codes update` with a later"
-                " --expires-at or a higher --max-uses)"},
-        [RS_ADMIN_REVOKE] = {
-                "code", "revoke",
-                "UPDATE rs_codes SET status = 'revoked', updated_at = now()"
-                " WHERE code = $1 AND status <> 'revoked' RETURNING status",
-                CODE_LOOKUP, "revoked", "revoked", NULL},
+    [RS_ADMIN_PAUSE] = {"code", "pause", SQL_ADMIN_CODE_PAUSE, SQL_ADMIN_CODE_STATUS,
+                        "paused", "revoked", " (only an active code can be paused)"},
+    [RS_ADMIN_RESUME] = {"code", "resume", SQL_ADMIN_CODE_RESUME, SQL_ADMIN_CODE_STATUS,
+                         "active", "revoked",
+                         " (it becomes active again through `codes update` with a later"
+                         " --expires-at or a higher --max-uses)"},
+    [RS_ADMIN_REVOKE] = {"code", "revoke", SQL_ADMIN_CODE_REVOKE, SQL_ADMIN_CODE_STATUS,
+                         "revoked", "revoked", NULL},
 };
-/* clang-format on */
 
 bool rs_admin_code_set_status(rs_admin_t *a, const char *code, rs_admin_action_t action,
                               bool *changed, char *status_out, size_t status_size,
@@ -184,28 +163,6 @@ bool rs_admin_code_set_status(rs_admin_t *a, const char *code, rs_admin_action_t
 
 /* ---------------------------------------------------------------- update */
 
-/* New limits ($2/$4 are the "is set" flags). A max below the uses already
- * made is raised to uses_count: the schema keeps uses_count <= max_uses, and
- * "no further use" is what lowering it means. */
-#define NEW_MAX                                                                          \
-        "CASE WHEN NOT $2::bool THEN c.max_uses WHEN $3::int IS NULL THEN NULL"          \
-        " ELSE GREATEST($3::int, c.uses_count) END"
-#define NEW_EXP "CASE WHEN $4::bool THEN rs_ms_to_ts($5::bigint) ELSE c.expires_at END"
-
-/* Paused stays paused (the operator's decision, undone by resume); revoked
- * is final. The subquery locks the row first so old.status is the status
- * this update replaced. */
-/* clang-format off */
-static const char code_update_sql[] =
-        "UPDATE rs_codes c SET max_uses = " NEW_MAX ", expires_at = " NEW_EXP ","
-        " status = CASE WHEN c.status = 'paused' THEN 'paused'"
-        " ELSE " RS_ADMIN_LIMIT_STATUS("c.uses_count", NEW_MAX, NEW_EXP) " END,"
-        " updated_at = now()"
-        " FROM (SELECT code, status FROM rs_codes WHERE code = $1 FOR UPDATE) old"
-        " WHERE c.code = old.code AND c.status <> 'revoked'"
-        " RETURNING old.status, c.status, c.uses_count, c.max_uses";
-/* clang-format on */
-
 static bool code_update_exec(rs_admin_t *a, const char *code,
                              const rs_admin_code_limits_t *l, char *status_out,
                              size_t status_size, char *errstr, size_t errstr_size)
@@ -217,7 +174,8 @@ static bool code_update_exec(rs_admin_t *a, const char *code,
         rs_admin_param_flag(&ps, l->expires_at.state != RS_ADMIN_UNSET);
         rs_admin_param_opt(&ps, &l->expires_at);
         char err[1024];
-        PGresult *res = rs_pg_exec(a->pg, code_update_sql, ps.n, ps.v, err, sizeof(err));
+        PGresult *res =
+            rs_pg_exec(a->pg, SQL_ADMIN_CODE_UPDATE, ps.n, ps.v, err, sizeof(err));
         if (!res) {
                 rs_admin_db_error(a->pg, "cannot update the code", err, errstr,
                                   errstr_size);
@@ -225,8 +183,10 @@ static bool code_update_exec(rs_admin_t *a, const char *code,
         }
         bool found = PQntuples(res) == 1;
         if (found) {
-                rs_strlcpy(status_out, PQgetvalue(res, 0, 1), status_size);
-                int64_t uses = rs_pg_int(res, 0, 2, 0), max = rs_pg_int(res, 0, 3, -1);
+                rs_strlcpy(status_out, PQgetvalue(res, 0, CODE_UPDATE_STATUS),
+                           status_size);
+                int64_t uses = rs_pg_int(res, 0, CODE_UPDATE_USES, 0);
+                int64_t max = rs_pg_int(res, 0, CODE_UPDATE_MAX_USES, -1);
                 if (l->max_uses.state == RS_ADMIN_SET && max > l->max_uses.v)
                         rs_admin_warnf(
                             a,
@@ -239,8 +199,8 @@ static bool code_update_exec(rs_admin_t *a, const char *code,
         if (!found) {
                 /* Absent or revoked: the transition lookup words it. */
                 bool changed;
-                const rs_admin_transition_t t = {"code", "update",  NULL, CODE_LOOKUP,
-                                                 "",     "revoked", NULL};
+                const rs_admin_transition_t t = {
+                    "code", "update", NULL, SQL_ADMIN_CODE_STATUS, "", "revoked", NULL};
                 return rs_admin_transition_unchanged(a, &t, code, &changed, status_out,
                                                      status_size, errstr, errstr_size);
         }
@@ -270,19 +230,6 @@ bool rs_admin_code_update(rs_admin_t *a, const char *code,
 
 /* ---------------------------------------------------------------- show */
 
-/* clang-format off */
-static const char code_show_sql[] =
-        "SELECT json_build_object('code', c.code, 'program', p.key,"
-        " 'program_status', p.status, 'owner_user_id', c.owner_user_id,"
-        " 'status', c.status, 'vanity', c.vanity, 'uses_count', c.uses_count,"
-        " 'max_uses', c.max_uses, 'expires_at', " RS_ADMIN_TS("c.expires_at") ","
-        " 'created_at', " RS_ADMIN_TS("c.created_at") ","
-        " 'updated_at', " RS_ADMIN_TS("c.updated_at") ","
-        " 'referrals', (SELECT " RS_ADMIN_REFERRAL_COUNTS("r")
-        " FROM rs_referrals r WHERE r.code = c.code))"
-        " FROM rs_codes c JOIN rs_programs p ON p.id = c.program_id WHERE c.code = $1";
-/* clang-format on */
-
 json_t *rs_admin_code_show(rs_admin_t *a, const char *code, char *errstr,
                            size_t errstr_size)
 {
@@ -291,6 +238,6 @@ json_t *rs_admin_code_show(rs_admin_t *a, const char *code, char *errstr,
                 return NULL;
         snprintf(not_found, sizeof(not_found), "code %s not found", norm);
         const char *params[] = {norm};
-        return rs_admin_query_json(a, code_show_sql, 1, params, not_found, errstr,
+        return rs_admin_query_json(a, SQL_ADMIN_CODE_SHOW, 1, params, not_found, errstr,
                                    errstr_size);
 }

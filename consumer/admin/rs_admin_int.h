@@ -1,9 +1,8 @@
 #ifndef RS_ADMIN_INT_H
 #define RS_ADMIN_INT_H
 /* Internals shared by the rs_admin*.c files: warnings, cache invalidation,
- * error wording, statement parameters and SQL fragments. The fragments are
- * string literals pasted at compile time, so every statement stays static
- * text with $n parameters. */
+ * error wording and statement parameters. The statements themselves are in
+ * rs_admin_sql.h. */
 #include "rs_admin.h"
 
 /* Sends a warning to a->warn (or the log). */
@@ -42,7 +41,8 @@ bool rs_admin_find_program(rs_admin_t *a, const char *key, char id[24], char sta
 
 /* A status change done as one conditional UPDATE (sql: $1 = key/code,
  * RETURNING status); when no row changed, lookup_sql ($1, returning status)
- * tells "not found", "already there" (noop) and "not allowed" apart. */
+ * tells "not found", "already there" (noop) and "not allowed" apart. Both
+ * return the status as column TRANSITION_STATUS (rs_admin_sql.h). */
 typedef struct rs_admin_transition {
         const char *what; /* "program", "code" */
         const char *verb; /* "pause" */
@@ -62,43 +62,5 @@ bool rs_admin_transition_unchanged(rs_admin_t *a, const rs_admin_transition_t *t
                                    const char *id, bool *changed, char *status_out,
                                    size_t status_size, char *errstr,
                                    size_t errstr_size) RS_WARN_UNUSED;
-
-/* The SQL fragments below are kept as written: clang-format would break
- * the string literals apart at the macro arguments. */
-/* clang-format off */
-
-/* timestamptz -> "2026-01-02T03:04:05.678Z" (NULL stays NULL): the same
- * format as rs_format_rfc3339, independent of the session time zone. */
-#define RS_ADMIN_TS(x) \
-        "to_char((" x ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
-/* The status an active/expired/exhausted code has under its limits. Expiry
- * first, in the order the processor checks them (common/rules/rs_rules.c). */
-#define RS_ADMIN_LIMIT_STATUS(uses, max, exp) \
-        "(CASE WHEN (" exp ") IS NOT NULL AND (" exp ") <= now() THEN 'expired'" \
-        " WHEN (" max ") IS NOT NULL AND (" uses ") >= (" max ") THEN 'exhausted'" \
-        " ELSE 'active' END)"
-
-/* A program row (alias p) as a JSON object. */
-#define RS_ADMIN_PROGRAM_JSON(p) \
-        "json_build_object('key', " p ".key, 'name', " p ".name," \
-        " 'status', " p ".status, 'currency', " p ".currency," \
-        " 'reward_kind', " p ".reward_kind, 'reward_value', " p ".reward_value," \
-        " 'reward_cap', " p ".reward_cap, 'referee_reward', " p ".referee_reward," \
-        " 'min_payment', " p ".min_payment, 'window_days', " p ".window_days," \
-        " 'referral_goal', " p ".referral_goal, 'max_rewarded', " p ".max_rewarded," \
-        " 'starts_at', " RS_ADMIN_TS(p ".starts_at") "," \
-        " 'ends_at', " RS_ADMIN_TS(p ".ends_at") "," \
-        " 'created_at', " RS_ADMIN_TS(p ".created_at") "," \
-        " 'updated_at', " RS_ADMIN_TS(p ".updated_at") ")"
-
-/* Counts of referral rows (alias r, may be NULL-extended) by status. */
-#define RS_ADMIN_REFERRAL_COUNTS(r) \
-        "json_build_object('total', count(" r ".id)," \
-        " 'pending', count(*) FILTER (WHERE " r ".status = 'pending')," \
-        " 'credited', count(*) FILTER (WHERE " r ".status = 'credited')," \
-        " 'reversed', count(*) FILTER (WHERE " r ".status = 'reversed'))"
-
-/* clang-format on */
 
 #endif

@@ -1,5 +1,5 @@
 /* Text rendering of the admin JSON documents (shapes in rs_admin_stats.c and
- * rs_admin_int.h). Rendering reads the same JSON that --json prints, so the
+ * rs_admin_sql.c). Rendering reads the same JSON that --json prints, so the
  * two outputs cannot disagree. Missing or null values print as "-". */
 #include "rs_admin.h"
 
@@ -87,8 +87,7 @@ void rs_admin_print_program_list(FILE *out, const json_t *programs)
         char reward[96];
         fprintf(out, "%-24s %-7s %-4s %-28s %s\n", "KEY", "STATUS", "CUR", "REWARD",
                 "NAME");
-        json_array_foreach(programs, i, p)
-        {
+        json_array_foreach (programs, i, p) {
                 reward_text(p, reward, sizeof(reward));
                 fprintf(out, "%-24s %-7s %-4s %-28s %s\n", str(p, "key"),
                         str(p, "status"), str(p, "currency"), reward, str(p, "name"));
@@ -138,8 +137,7 @@ static void print_credits(FILE *out, const json_t *credits, bool with_program)
         const json_t *k;
         if (json_array_size(credits) == 0)
                 fprintf(out, "  none\n");
-        json_array_foreach(credits, i, k)
-        {
+        json_array_foreach (credits, i, k) {
                 if (with_program)
                         fprintf(out, "  %-16s ", str(k, "program"));
                 else
@@ -155,8 +153,7 @@ static void print_rejection_list(FILE *out, const json_t *recent, bool with_as)
 {
         size_t i;
         const json_t *j;
-        json_array_foreach(recent, i, j)
-        {
+        json_array_foreach (recent, i, j) {
                 fprintf(out, "    %s  %-20s ", str(j, "at"), str(j, "reason"));
                 if (with_as)
                         fprintf(out, "as %-8s program %s  ", str(j, "as"),
@@ -177,8 +174,7 @@ static void print_top(FILE *out, const json_t *top)
         }
         fprintf(out, "  %-24s %9s %8s %8s  %s\n", "USER", "REFERRALS", "CREDITED",
                 "REVERSED", "GOAL");
-        json_array_foreach(top, i, t)
-        {
+        json_array_foreach (top, i, t) {
                 fprintf(out, "  %-24s %9lld %8lld %8lld  %s%s\n", str(t, "user_id"),
                         num(t, "referrals"), num(t, "credited"), num(t, "reversed"),
                         str(t, "goal_progress"),
@@ -209,8 +205,8 @@ void rs_admin_print_stats_program(FILE *out, const json_t *s)
         fprintf(out, "rejections: %lld\n", num(rej, "total"));
         const char *reason;
         const json_t *n;
-        json_object_foreach((json_t *)json_object_get(rej, "by_reason"), reason, n)
-            fprintf(out, "  %-22s %lld\n", reason, (long long)json_integer_value(n));
+        json_object_foreach ((json_t *)json_object_get(rej, "by_reason"), reason, n)
+                fprintf(out, "  %-22s %lld\n", reason, (long long)json_integer_value(n));
         if (json_array_size(json_object_get(rej, "recent")) > 0) {
                 fprintf(out, "  most recent:\n");
                 print_rejection_list(out, json_object_get(rej, "recent"), false);
@@ -226,8 +222,7 @@ static void print_user_codes(FILE *out, const json_t *codes)
         fprintf(out, "codes:\n");
         if (json_array_size(codes) == 0)
                 fprintf(out, "  none\n");
-        json_array_foreach(codes, i, c)
-        {
+        json_array_foreach (codes, i, c) {
                 uses_text(c, uses, sizeof(uses));
                 fprintf(out, "  %-14s program %-16s %-9s uses %s%s%s\n", str(c, "code"),
                         str(c, "program"), str(c, "status"), uses,
@@ -244,8 +239,7 @@ static void print_as_referrer(FILE *out, const json_t *rows)
         fprintf(out, "as referrer:\n");
         if (json_array_size(rows) == 0)
                 fprintf(out, "  none\n");
-        json_array_foreach(rows, i, r)
-        {
+        json_array_foreach (rows, i, r) {
                 counts_text(json_object_get(r, "referrals"), refs, sizeof(refs));
                 fprintf(out, "  program %s: referrals %s; goal %s%s\n", str(r, "program"),
                         refs, str(r, "goal_progress"),
@@ -261,8 +255,7 @@ static void print_referred_by(FILE *out, const json_t *rows)
         fprintf(out, "referred by:\n");
         if (json_array_size(rows) == 0)
                 fprintf(out, "  nobody\n");
-        json_array_foreach(rows, i, r)
-        {
+        json_array_foreach (rows, i, r) {
                 fprintf(out, "  program %s: %s with code %s, %s, signed up %s\n",
                         str(r, "program"), str(r, "referrer_user_id"), str(r, "code"),
                         str(r, "status"), str(r, "signup_at"));
@@ -289,8 +282,7 @@ void rs_admin_print_referrals(FILE *out, const json_t *h)
         const json_t *list = json_object_get(h, "referrals");
         fprintf(out, "referrals of %s: %lld (showing %zu, newest first)\n",
                 str(h, "user_id"), num(h, "total"), json_array_size(list));
-        json_array_foreach(list, i, r)
-        {
+        json_array_foreach (list, i, r) {
                 fprintf(out, "%s  %-8s program %s  code %s (%s)  %s -> %s  %s\n",
                         str(r, "signup_at"), str(r, "role"), str(r, "program"),
                         str(r, "code"),
@@ -302,8 +294,7 @@ void rs_admin_print_referrals(FILE *out, const json_t *h)
                                 str(r, "qualified_at"), str(r, "payment_id"));
                 if (has(r, "reversed_at"))
                         fprintf(out, "    reversed %s\n", str(r, "reversed_at"));
-                json_array_foreach(json_object_get(r, "credits"), k, c)
-                {
+                json_array_foreach (json_object_get(r, "credits"), k, c) {
                         fprintf(out, "    credit %-8s to %s: %lld %s, %s\n",
                                 str(c, "role"), str(c, "beneficiary_user_id"),
                                 num(c, "amount_minor"), str(c, "currency"),

@@ -1,7 +1,7 @@
 #ifndef RS_LOCALSTACK_H
 #define RS_LOCALSTACK_H
 /* A throw-away Postgres and Redis for `refstream demo`, in a temp directory on
- * free loopback ports (ARCHITECTURE §4). Postgres comes from Debian's
+ * free loopback ports (docs/design.md §5). Postgres comes from Debian's
  * postgresql package (/usr/lib/postgresql/<v>/bin, or $RS_PG_BINDIR); when
  * running as root, initdb and the server run as the `postgres` user. Only the
  * processes started here are stopped, by PID; they also receive a signal when

@@ -1,4 +1,5 @@
 #include "rs_outbox.h"
+#include "rs_outbox_sql.h"
 #include "rs_idset.h"
 #include "rs_outbox_find.h"
 #include "rs_kafka.h"
@@ -198,11 +199,7 @@ static bool renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
         char lease[24];
         snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
         const char *params[] = {rs_pgarr_get(&ids), lease};
-        bool ok = rs_pg_cmd(o->pg,
-                            "UPDATE rs_outbox SET claimed_until = now() + $2::bigint *"
-                            " interval '1 millisecond' WHERE id = ANY($1::bigint[]) AND"
-                            " published_at IS NULL",
-                            2, params, errstr, errstr_size);
+        bool ok = rs_pg_cmd(o->pg, SQL_OUTBOX_RENEW, 2, params, errstr, errstr_size);
         rs_pgarr_free(&ids);
         if (ok)
                 o->last_renew_ms = now;
@@ -221,10 +218,8 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 for (size_t i = 0; i < o->n_delivered; i++)
                         rs_pgarr_int(&ids, o->delivered[i]);
                 const char *params[] = {rs_pgarr_get(&ids)};
-                bool ok = rs_pg_cmd(o->pg,
-                                    "UPDATE rs_outbox SET published_at = now() WHERE id ="
-                                    " ANY($1::bigint[]) AND published_at IS NULL",
-                                    1, params, errstr, errstr_size);
+                bool ok =
+                    rs_pg_cmd(o->pg, SQL_OUTBOX_MARK, 1, params, errstr, errstr_size);
                 rs_pgarr_free(&ids);
                 if (!ok)
                         return false;
@@ -255,17 +250,18 @@ static bool unescape(rs_arena_t *a, const char *hex, const void **out, size_t *l
 static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m)
 {
         memset(m, 0, sizeof(*m));
-        m->outbox_id = rs_pg_int(res, r, 0, 0);
-        if (!rs_dest_parse(PQgetvalue(res, r, 1), &m->dest))
+        m->outbox_id = rs_pg_int(res, r, CLAIM_ID, 0);
+        if (!rs_dest_parse(PQgetvalue(res, r, CLAIM_DESTINATION), &m->dest))
                 return false;
-        m->event_type = rs_arena_strdup(a, PQgetvalue(res, r, 4));
-        m->source_topic = rs_arena_strdup(a, PQgetvalue(res, r, 5));
-        m->source_partition = (int32_t)rs_pg_int(res, r, 6, -1);
-        m->source_offset = rs_pg_int(res, r, 7, -1);
-        m->error_class = rs_arena_strdup(a, rs_pg_str(res, r, 8));
-        m->error_message = rs_arena_strdup(a, rs_pg_str(res, r, 9));
-        return unescape(a, rs_pg_str(res, r, 2), &m->key, &m->key_len) &&
-               unescape(a, rs_pg_str(res, r, 3), &m->payload, &m->payload_len);
+        m->event_type = rs_arena_strdup(a, PQgetvalue(res, r, CLAIM_EVENT_TYPE));
+        m->source_topic = rs_arena_strdup(a, PQgetvalue(res, r, CLAIM_SOURCE_TOPIC));
+        m->source_partition = (int32_t)rs_pg_int(res, r, CLAIM_SOURCE_PARTITION, -1);
+        m->source_offset = rs_pg_int(res, r, CLAIM_SOURCE_OFFSET, -1);
+        m->error_class = rs_arena_strdup(a, rs_pg_str(res, r, CLAIM_ERROR_CLASS));
+        m->error_message = rs_arena_strdup(a, rs_pg_str(res, r, CLAIM_ERROR_MESSAGE));
+        return unescape(a, rs_pg_str(res, r, CLAIM_KEY), &m->key, &m->key_len) &&
+               unescape(a, rs_pg_str(res, r, CLAIM_PAYLOAD), &m->payload,
+                        &m->payload_len);
 }
 
 /* Of the claimed rows, those already on their topics (see rs_outbox_find.h),
@@ -306,16 +302,8 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         const char *params[] = {lease, limit};
         /* SKIP LOCKED + the new lease: concurrent sweeps of several instances
          * claim disjoint rows. */
-        PGresult *res = rs_pg_exec(
-            o->pg,
-            "UPDATE rs_outbox SET claimed_until = now() + $1::bigint * interval"
-            " '1 millisecond', attempts = attempts + 1 WHERE id IN (SELECT id FROM "
-            "rs_outbox"
-            " WHERE published_at IS NULL AND (claimed_until IS NULL OR claimed_until <"
-            " now()) ORDER BY id LIMIT $2::int FOR UPDATE SKIP LOCKED) RETURNING id,"
-            " destination, msg_key, payload, event_type, source_topic, source_partition,"
-            " source_offset, error_class, error_message, rs_ts_to_ms(created_at)",
-            2, params, errstr, errstr_size);
+        PGresult *res =
+            rs_pg_exec(o->pg, SQL_OUTBOX_CLAIM, 2, params, errstr, errstr_size);
         if (!res)
                 return -1;
         int rows = PQntuples(res), n = 0, found_n = 0;
@@ -326,10 +314,10 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         for (int r = 0; r < rows; r++) {
                 if (!row_to_msg(res, r, &a, &msgs[n])) {
                         rs_error("outbox", "outbox row %s is unreadable; skipped",
-                                 PQgetvalue(res, r, 0));
+                                 PQgetvalue(res, r, CLAIM_ID));
                         continue;
                 }
-                created[n++] = rs_pg_int(res, r, 10, 0);
+                created[n++] = rs_pg_int(res, r, CLAIM_CREATED_AT, 0);
         }
         PQclear(res);
         rs_idset_t found = {0};
@@ -361,16 +349,15 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
 static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
         PGresult *res =
-            rs_pg_exec(o->pg, "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL",
-                       0, NULL, errstr, errstr_size);
+            rs_pg_exec(o->pg, SQL_OUTBOX_PENDING, 0, NULL, errstr, errstr_size);
         if (!res)
                 return false;
         o->stats.pending = rs_pg_int(res, 0, 0, 0);
         PQclear(res);
         /* One bounded delete a sweep keeps each sweep short. */
         return o->retention_hours == 0 ||
-               rs_pg_delete_older(o->pg, "rs_outbox", "id", "published_at",
-                                  o->retention_hours, 10000, 1, errstr, errstr_size) >= 0;
+               rs_pg_delete_older(o->pg, SQL_OUTBOX_RETENTION, o->retention_hours, 10000,
+                                  1, errstr, errstr_size) >= 0;
 }
 
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size)

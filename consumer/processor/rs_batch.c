@@ -1,4 +1,6 @@
 #include "rs_batch.h"
+#include "rs_pgrows.h"
+#include "rs_store_sql.h"
 #include "rs_codes.h"
 #include "rs_ids.h"
 #include "rs_log.h"
@@ -201,12 +203,7 @@ static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_
                 rs_pgarr_text(&ids, id);
         }
         const char *params[] = {rs_pgarr_get(&kinds), rs_pgarr_get(&ids)};
-        PGresult *res =
-            rs_pg_exec(pg,
-                       "INSERT INTO rs_inbox (kind, event_id) SELECT * FROM"
-                       " unnest($1::text[], $2::text[]) ON CONFLICT DO NOTHING"
-                       " RETURNING kind, event_id",
-                       2, params, errstr, errstr_size);
+        PGresult *res = rs_pg_exec(pg, SQL_INBOX_CLAIM, 2, params, errstr, errstr_size);
         for (int r = 0; res && r < PQntuples(res); r++) {
                 char k[512];
                 snprintf(k, sizeof(k), "%s\x1f%s", PQgetvalue(res, r, 0),
@@ -406,18 +403,32 @@ static void dlq_out(rs_batch_t *b, const rs_batch_msg_t *m)
         o->error_message = clean_text(&b->arena, m->err.message);
 }
 
-static void outbox_row(rs_pgarr_t *c, const rs_outmsg_t *o)
+static void outbox_destination(rs_pgarr_t *a, const void *row)
 {
-        rs_pgarr_text(&c[0], rs_dest_name(o->dest));
-        rs_pgarr_bytea(&c[1], o->key, o->key_len);
-        rs_pgarr_bytea(&c[2], o->payload, o->payload_len);
-        rs_pgarr_text(&c[3], o->event_type);
-        rs_pgarr_text(&c[4], o->source_topic);
-        rs_pgarr_int(&c[5], o->source_partition);
-        rs_pgarr_int(&c[6], o->source_offset);
-        rs_pgarr_text(&c[7], o->error_class);
-        rs_pgarr_text(&c[8], o->error_message);
+        rs_pgarr_text(a, rs_dest_name(((const rs_outmsg_t *)row)->dest));
 }
+static void outbox_key(rs_pgarr_t *a, const void *row)
+{
+        const rs_outmsg_t *o = row;
+        rs_pgarr_bytea(a, o->key, o->key_len);
+}
+static void outbox_payload(rs_pgarr_t *a, const void *row)
+{
+        const rs_outmsg_t *o = row;
+        rs_pgarr_bytea(a, o->payload, o->payload_len);
+}
+
+static const rs_pgcol_t outbox_cols[] = {
+    RS_PGCOL_FN("destination", "text", outbox_destination),
+    RS_PGCOL_FN("msg_key", "bytea", outbox_key),
+    RS_PGCOL_FN("payload", "bytea", outbox_payload),
+    RS_PGCOL(rs_outmsg_t, event_type, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_outmsg_t, source_topic, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_outmsg_t, source_partition, "int", RS_PGCOL_I32),
+    RS_PGCOL(rs_outmsg_t, source_offset, "bigint", RS_PGCOL_I64),
+    RS_PGCOL(rs_outmsg_t, error_class, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_outmsg_t, error_message, "text", RS_PGCOL_TEXT),
+};
 
 static int cmp_int64(const void *a, const void *b)
 {
@@ -433,33 +444,16 @@ static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *err
 {
         if (b->n_out == 0)
                 return true;
-        rs_pgarr_t c[9];
-        for (int i = 0; i < 9; i++)
-                rs_pgarr_init(&c[i]);
+        rs_pgrows_t rows;
+        rs_pgrows_init(&rows, outbox_cols, RS_ARRAY_SIZE(outbox_cols));
         for (size_t i = 0; i < b->n_out; i++)
-                outbox_row(c, &b->out[i]);
+                rs_pgrows_add(&rows, &b->out[i]);
         char lease[24];
         snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
-        const char *params[10];
-        for (int i = 0; i < 9; i++)
-                params[i] = rs_pgarr_get(&c[i]);
-        params[9] = lease;
-        /* WITH ORDINALITY + ORDER BY: rows are inserted in the order of b->out. */
-        PGresult *res = rs_pg_exec(
-            pg,
-            "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, "
-            "source_topic,"
-            " source_partition, source_offset, error_class, error_message, claimed_until)"
-            " SELECT d, k, p, et, st, sp, so, ec, em,"
-            " clock_timestamp() + $10::bigint * interval '1 millisecond' FROM "
-            "unnest($1::text[],"
-            " $2::bytea[], $3::bytea[], $4::text[], $5::text[], $6::int[], $7::bigint[],"
-            " $8::text[], $9::text[]) WITH ORDINALITY AS v(d, k, p, et, st, sp, so, ec, "
-            "em,"
-            " ord) ORDER BY ord RETURNING id",
-            10, params, errstr, errstr_size);
-        for (int i = 0; i < 9; i++)
-                rs_pgarr_free(&c[i]);
+        const char *extra[] = {lease};
+        PGresult *res =
+            rs_pgrows_query(pg, SQL_OUTBOX_INSERT, &rows, extra, 1, errstr, errstr_size);
+        rs_pgrows_free(&rows);
         if (!res)
                 return false;
         /* The sequence hands out increasing ids in insertion order, so the
@@ -542,13 +536,12 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
                   resolve_codes(env, b, &x.cl, errstr, errstr_size) &&
                   /* Lock-then-read needs a fresh snapshot per statement,
                    * whatever the database's default isolation is. */
-                  rs_pg_cmd(pg, "BEGIN ISOLATION LEVEL READ COMMITTED", 0, NULL, errstr,
-                            errstr_size);
+                  rs_pg_cmd(pg, SQL_BEGIN, 0, NULL, errstr, errstr_size);
         if (ok) {
                 ok = claim_inbox(pg, b, errstr, errstr_size) &&
                      apply_rules(&x, errstr, errstr_size) &&
                      build_outbox(&x, errstr, errstr_size) &&
-                     rs_pg_cmd(pg, "COMMIT", 0, NULL, errstr, errstr_size);
+                     rs_pg_cmd(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size);
                 if (!ok)
                         rs_pg_rollback(pg);
         }

@@ -1,7 +1,7 @@
 #ifndef RS_BATCH_H
 #define RS_BATCH_H
 /* One batch of input records, processed in ONE Postgres transaction
- * (ARCHITECTURE §1):
+ * (docs/design.md §1):
  *
  *   decode + validate each record              (rs_batch_add; bad -> DLQ)
  *   resolve the batch's codes                  (one Redis MGET, misses: one SQL)

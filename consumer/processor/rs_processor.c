@@ -2,6 +2,7 @@
  * dependencies, the main loop, upkeep, readiness. */
 #include "rs_log.h"
 #include "rs_processor_int.h"
+#include "rs_store_sql.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,7 @@
 static void expire_codes(rs_processor_t *p)
 {
         char err[512];
-        PGresult *res =
-            rs_pg_exec(p->pg,
-                       "UPDATE rs_codes SET status = 'expired', updated_at = now()"
-                       " WHERE status = 'active' AND expires_at <= now()"
-                       " RETURNING code",
-                       0, NULL, err, sizeof(err));
+        PGresult *res = rs_pg_exec(p->pg, SQL_CODES_EXPIRE, 0, NULL, err, sizeof(err));
         if (!res) {
                 rs_warn("consumer", "cannot expire codes: %s", err);
                 return;
@@ -44,16 +40,15 @@ static void expire_codes(rs_processor_t *p)
         PQclear(res);
 }
 
-/* Deletes rows of table older than the inbox retention; -1 on error (logged). */
-static int64_t expire_rows(rs_processor_t *p, const char *table, const char *key,
-                           const char *at)
+/* Deletes rows older than the inbox retention with sql; -1 on error (logged). */
+static int64_t expire_rows(rs_processor_t *p, const char *what, const char *sql)
 {
         char err[512];
         int64_t n =
-            rs_pg_delete_older(p->pg, table, key, at, p->cfg->inbox_retention_hours,
-                               RETENTION_BATCH, RETENTION_ROUNDS, err, sizeof(err));
+            rs_pg_delete_older(p->pg, sql, p->cfg->inbox_retention_hours, RETENTION_BATCH,
+                               RETENTION_ROUNDS, err, sizeof(err));
         if (n < 0)
-                rs_warn("consumer", "retention of %s: %s", table, err);
+                rs_warn("consumer", "retention of %s: %s", what, err);
         return n;
 }
 
@@ -61,9 +56,8 @@ static void retention(rs_processor_t *p)
 {
         if (p->cfg->inbox_retention_hours == 0)
                 return;
-        int64_t inbox = expire_rows(p, "rs_inbox", "kind, event_id", "processed_at");
-        int64_t held =
-            expire_rows(p, "rs_held_refunds", "user_id, refund_of", "created_at");
+        int64_t inbox = expire_rows(p, "the inbox", SQL_INBOX_RETENTION);
+        int64_t held = expire_rows(p, "held refunds", SQL_HELD_RETENTION);
         if (inbox > 0 || held > 0)
                 rs_info("consumer",
                         "retention: deleted %lld inbox rows and %lld held refunds older "

@@ -1,6 +1,6 @@
 #ifndef RS_PROCESSOR_H
 #define RS_PROCESSOR_H
-/* `refstream consume`: the processor daemon (ARCHITECTURE §1).
+/* `refstream consume`: the processor daemon (docs/design.md §1).
  *
  *   poll records into a batch (batch size or linger, single consumer_poll calls)
  *   run the batch transaction (rs_batch_run)

@@ -253,11 +253,9 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         json_t *topics = json_object_get(root, "topics"), *t, *parts, *part;
         const char *name, *id;
         json_int_t lag = 0;
-        json_object_foreach(topics, name, t)
-        {
+        json_object_foreach (topics, name, t) {
                 parts = json_object_get(t, "partitions");
-                json_object_foreach(parts, id, part)
-                {
+                json_object_foreach (parts, id, part) {
                         if (in_list(p->assignment, name, (int32_t)atoi(id)))
                                 lag += partition_lag(part);
                 }

@@ -1,4 +1,4 @@
-/* libFuzzer target for the input decoder (ARCHITECTURE §3: fuzz the decoder).
+/* libFuzzer target for the input decoder (docs/design.md §4: fuzz the decoder).
  *
  * Every input is decoded as both a SignupEvent and a PaymentEvent and rendered
  * with rs_codec_output_to_json(). Beyond "no crash, no leak, no UB" (the

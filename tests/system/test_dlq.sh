@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §3.4, malformed records: each goes to the DLQ topic with its original
+# docs/guarantees.md, malformed records: each goes to the DLQ topic with its original
 # bytes and key, and headers saying what was wrong and where it came from;
 # consumption continues behind it in the same partition; replaying the same
 # offsets (a new consumer group reading from the beginning) does not

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §3.4, idempotency by event_id: the same events delivered several times
+# docs/guarantees.md, idempotency by event_id: the same events delivered several times
 # (other offsets, same event ids; in the same batch, in later batches, as JSON
 # and as Avro) have one effect: one referral each, one pair of credits each,
 # every credit_id once on the credited topic, one inbox row per distinct event.

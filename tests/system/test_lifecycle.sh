@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# An operator's day (SPEC §1, §3.1, §4 admin; issue "code lifecycle"): programs
+# An operator's day (docs/rules.md §1, §3.1, §4 admin; issue "code lifecycle"): programs
 # created, updated, paused, resumed and ended; several programs live at once;
 # codes issued, vanity, paused, resumed, revoked, updated; cache invalidation
 # that takes effect at once; expiry and exhaustion applied by the processor;

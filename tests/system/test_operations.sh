@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What an operator watches (SPEC §3.4, §5): /healthz, /readyz, /metrics in
+# What an operator watches (docs/guarantees.md, §5): /healthz, /readyz, /metrics in
 # Prometheus text format with counters that match the traffic; Redis down
 # (lookups go to Postgres, counted as cache errors, processing goes on);
 # JSON logs (every line an object with ts/level/msg); librdkafka properties

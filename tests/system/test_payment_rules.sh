@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §3.2 through the binary: which charges qualify a pending referral and
+# docs/rules.md §3 through the binary: which charges qualify a pending referral and
 # what is credited (ReferralCredited on the credited topic), which are
 # rejected and why, goal progress and the referrer cap, a payment processed
 # before its sign-up, and refunds (ReferralCreditReversed), including a refund

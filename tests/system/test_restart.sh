@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Exactly-once effects under crashes (SPEC §3.4). A seeded `refstream loadgen`
+# Exactly-once effects under crashes (docs/guarantees.md). A seeded `refstream loadgen`
 # stream is published while a consumer runs; the consumer is killed with
 # SIGKILL four times (early, mid-stream, right after a batch commit, right
 # after the first batch of a restart) and restarted each time. A reference

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §4 (SIGTERM, exit codes, --help, migrate) and §5 (configuration):
+# docs/commands.md (SIGTERM, exit codes, --help, migrate) and §5 (configuration):
 #  - SIGTERM finishes the batch in flight, commits, exits 0; a restarted
 #    consumer of the same group re-reads nothing;
 #  - a second SIGTERM during shutdown exits at once;

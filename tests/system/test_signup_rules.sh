@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# SPEC §3.1 through the binary: which sign-ups with a referral code create a
+# docs/rules.md §2 through the binary: which sign-ups with a referral code create a
 # pending referral (and use up the code), and which are rejected, with which
 # reason, as recorded in rs_rejections and reported by `refstream admin stats`.
 # Sign-ups arrive as JSON (kcat) and as Avro (`refstream publish`). Events that

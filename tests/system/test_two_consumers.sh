@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Horizontal scale (SPEC §3.1, §3.2, §3.4; ARCHITECTURE §1): two `refstream
+# Horizontal scale (docs/rules.md §2, §3.2, §3.4; docs/design.md §1): two `refstream
 # consume` processes in one group share the 4 partitions of each topic.
 #  - a code with max_uses=1 and 110 referees on all partitions: one winner,
 #    uses_count 1, status exhausted, CODE_EXHAUSTED for everybody else;

@@ -89,6 +89,8 @@ static long long topic_records(const char *topic)
 static bool publish_then_crash(void *opaque, const rs_batch_t *b)
 {
         (void)opaque;
+        if (b->n_out == 0)
+                return true; /* a batch of sign-ups only: go on to the credits */
         for (int i = 0;
              i < 300 && topic_records(it_fx.topics.credited) < (long long)b->n_out; i++)
                 rs_sleep_ms(100);

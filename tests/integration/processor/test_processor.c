@@ -130,12 +130,13 @@ static void output_topic_failure_is_republished(void **state)
         it_fresh("it_proc_outfail");
         rs_config_t cfg;
         it_config(&cfg, it_fx.url);
-        char err[256];
-        assert_true(rs_config_add_rdkafka(&cfg, "message.timeout.ms=1000", "test", err,
-                                          sizeof(err)));
         rd_kafka_mock_topic_set_error(it_fx.mc, "referral-credited",
                                       RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
         it_referees(&cfg, 0, 5, "ALICE234");
+        /* The processor's deliveries give up after 1 s (not the publisher's). */
+        char err[256];
+        assert_true(rs_config_add_rdkafka(&cfg, "message.timeout.ms=1000", "test", err,
+                                          sizeof(err)));
         runner_t *r = it_start(&cfg, NULL);
         int port = rs_processor_http_port(r->p);
         it_await_count(10, "SELECT count(*) FROM rs_credits");

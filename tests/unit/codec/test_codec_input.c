@@ -1,5 +1,5 @@
-/* Codec unit tests, part 2: JSON input, and every validation rule of SPEC
- * §2.2, checked in both input formats where the format can express the case
+/* Codec unit tests, part 2: JSON input, and every validation rule of
+ * docs/events.md §3, checked in both input formats where the format can express the case
  * (same error class, and the message names the field). */
 #include "codec_test.h"
 

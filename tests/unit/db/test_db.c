@@ -1,6 +1,7 @@
 /* common/db without a server: array literals, the embedded migrations. */
 #include "rs_embed.h"
 #include "rs_pg.h"
+#include "rs_pgrows.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -56,11 +57,61 @@ static void migrations_embedded(void **state)
         assert_int_equal(rs_pg_schema_expected(), n);
 }
 
+typedef struct row {
+        int64_t id;
+        const char *name;
+        int64_t at_ms;
+        int32_t n;
+        bool flag;
+} row_t;
+
+static void upper_name(rs_pgarr_t *a, const void *r)
+{
+        const char *name = ((const row_t *)r)->name;
+        rs_pgarr_text(a, name ? (name[0] == 'a' ? "A" : "B") : NULL);
+}
+
+/* The column table makes the unnest, the aliases and the parameters; a row
+ * becomes one element of each column's array. */
+static void rows_from_a_column_table(void **state)
+{
+        static const rs_pgcol_t cols[] = {
+            RS_PGCOL(row_t, id, "bigint", RS_PGCOL_ID),
+            RS_PGCOL(row_t, name, "text", RS_PGCOL_TEXT),
+            RS_PGCOL(row_t, at_ms, "bigint", RS_PGCOL_TIME),
+            RS_PGCOL(row_t, n, "int", RS_PGCOL_I32),
+            RS_PGCOL(row_t, flag, "bool", RS_PGCOL_BOOL),
+            RS_PGCOL_FN("initial", "text", upper_name),
+        };
+        char *sql = rs_pgrows_sql("SELECT * FROM {rows} WHERE x = {p1} {q}", cols, 6);
+        assert_string_equal(sql, "SELECT * FROM unnest($1::bigint[], $2::text[], "
+                                 "$3::bigint[], $4::int[], $5::bool[], $6::text[]) AS "
+                                 "v(id, name, at_ms, n, flag, initial) WHERE x = $7 {q}");
+        free(sql);
+        sql = rs_pgrows_sql("{rows_numbered}", cols, 2);
+        assert_string_equal(sql, "unnest($1::bigint[], $2::text[]) WITH ORDINALITY AS "
+                                 "v(id, name, ord)");
+        free(sql);
+        rs_pgrows_t r;
+        rs_pgrows_init(&r, cols, RS_ARRAY_SIZE(cols));
+        rs_pgrows_add(&r, &(row_t){7, "alice", 1000, -3, true});
+        rs_pgrows_add(&r, &(row_t){0, NULL, RS_TS_NONE, 5, false});
+        assert_int_equal(r.n, 2);
+        assert_string_equal(rs_pgarr_get(&r.arr[0]), "{7,NULL}");
+        assert_string_equal(rs_pgarr_get(&r.arr[1]), "{\"alice\",NULL}");
+        assert_string_equal(rs_pgarr_get(&r.arr[2]), "{1000,NULL}");
+        assert_string_equal(rs_pgarr_get(&r.arr[3]), "{-3,5}");
+        assert_string_equal(rs_pgarr_get(&r.arr[4]), "{t,f}");
+        assert_string_equal(rs_pgarr_get(&r.arr[5]), "{\"A\",NULL}");
+        rs_pgrows_free(&r);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
             cmocka_unit_test(pg_array_literals),
             cmocka_unit_test(migrations_embedded),
+            cmocka_unit_test(rows_from_a_column_table),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* The rules of SPEC §3, one test per rule and rejection reason, on hand-built
+/* The rules of docs/rules.md, one test per rule and rejection reason, on hand-built
  * state (no servers). */
 #include "rs_ids.h"
 #include "rs_rules.h"

@@ -1,0 +1,494 @@
+/* The statements of the admin component (see rs_admin_sql.h). The fragment
+ * macros are string literals pasted at compile time, so every statement
+ * stays static text with $n parameters. Fragments start at column 0 of their
+ * own text; a fragment used inside a statement keeps its own indentation. */
+#include "rs_admin_sql.h"
+#include "rs_admin.h"
+
+/* ---------------------------------------------------------------- fragments */
+
+/* RS_ADMIN_RECENT as SQL text. */
+#define STR2(x) #x
+#define STR(x)  STR2(x)
+#define RECENT  STR(RS_ADMIN_RECENT)
+
+/* to_char(TS " RFC3339_UTC ") turns a timestamptz into
+ * "2026-01-02T03:04:05.678Z" (NULL stays NULL): the same format as
+ * rs_format_rfc3339, independent of the session time zone. */
+#define RFC3339_UTC "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+
+/* The status an active/expired/exhausted code has under its limits. Expiry
+ * first, in the order the processor checks them (common/rules/rs_rules.c). */
+#define RS_ADMIN_LIMIT_STATUS(uses, max, exp)                                            \
+        "(CASE WHEN (" exp ") IS NOT NULL AND (" exp ") <= now()\n"                      \
+        "      THEN 'expired'\n"                                                         \
+        "      WHEN (" max ") IS NOT NULL AND (" uses ") >= (" max ")\n"                 \
+        "      THEN 'exhausted'\n"                                                       \
+        "      ELSE 'active'\n"                                                          \
+        "  END)"
+
+/* A program row (alias p) as a JSON object. */
+#define RS_ADMIN_PROGRAM_JSON                                                            \
+        "json_build_object(\n"                                                           \
+        "    'key', p.key, 'name', p.name, 'status', p.status,\n"                        \
+        "    'currency', p.currency, 'reward_kind', p.reward_kind,\n"                    \
+        "    'reward_value', p.reward_value, 'reward_cap', p.reward_cap,\n"              \
+        "    'referee_reward', p.referee_reward, 'min_payment', p.min_payment,\n"        \
+        "    'window_days', p.window_days, 'referral_goal', p.referral_goal,\n"          \
+        "    'max_rewarded', p.max_rewarded,\n"                                          \
+        "    'starts_at', to_char(p.starts_at " RFC3339_UTC "),\n"                       \
+        "    'ends_at', to_char(p.ends_at " RFC3339_UTC "),\n"                           \
+        "    'created_at', to_char(p.created_at " RFC3339_UTC "),\n"                     \
+        "    'updated_at', to_char(p.updated_at " RFC3339_UTC "))"
+
+/* Counts of referral rows (alias r, may be NULL-extended) by status. */
+#define RS_ADMIN_REFERRAL_COUNTS                                                         \
+        "json_build_object(\n"                                                           \
+        "    'total', count(r.id),\n"                                                    \
+        "    'pending', count(*) FILTER (WHERE r.status = 'pending'),\n"                 \
+        "    'credited', count(*) FILTER (WHERE r.status = 'credited'),\n"               \
+        "    'reversed', count(*) FILTER (WHERE r.status = 'reversed'))"
+
+/* A rejection row (alias j; its program alias jp, may be NULL-extended) as
+ * JSON fields. */
+#define REJECTION_FIELDS                                                                 \
+        "'at', to_char(j.occurred_at " RFC3339_UTC "),\n"                                \
+        "'recorded_at', to_char(j.created_at " RFC3339_UTC "),\n"                        \
+        "'reason', j.reason, 'event_type', j.event_type, 'event_id', j.event_id,\n"      \
+        "'user_id', j.user_id, 'referrer_user_id', j.referrer_user_id,\n"                \
+        "'code', j.code, 'program', jp.key, 'detail', j.detail"
+
+/* Credit sums of rows (alias k) grouped by the caller. */
+#define CREDIT_SUMS                                                                      \
+        "count(*) FILTER (WHERE k.status = 'issued') AS issued_count,\n"                 \
+        "coalesce(sum(k.amount_minor) FILTER (WHERE k.status = 'issued'), 0)\n"          \
+        "    AS issued_minor,\n"                                                         \
+        "count(*) FILTER (WHERE k.status = 'reversed') AS reversed_count,\n"             \
+        "coalesce(sum(k.amount_minor) FILTER (WHERE k.status = 'reversed'), 0)\n"        \
+        "    AS reversed_minor"
+
+/* The CREDIT_SUMS of a grouped row (alias x) as JSON fields. */
+#define CREDIT_FIELDS                                                                    \
+        "'role', x.role, 'currency', x.currency,\n"                                      \
+        "'issued_count', x.issued_count, 'issued_minor', x.issued_minor,\n"              \
+        "'reversed_count', x.reversed_count, 'reversed_minor', x.reversed_minor"
+
+/* Goal progress of rewarded count n against program p's goal, as JSON
+ * fields. */
+#define GOAL_FIELDS(n)                                                                   \
+        "'rewarded_count', " n ", 'referral_goal', p.referral_goal,\n"                   \
+        "'goal_reached', " n " >= p.referral_goal,\n"                                    \
+        "'goal_progress', " n " || ' of ' || p.referral_goal"
+
+/* ---------------------------------------------------------------- programs */
+
+const char SQL_ADMIN_PROGRAM_LOOKUP[] = "SELECT id, status\n"
+                                        "  FROM rs_programs\n"
+                                        " WHERE key = $1";
+
+const char SQL_ADMIN_PROGRAM_STATUS[] = "SELECT status\n"
+                                        "  FROM rs_programs\n"
+                                        " WHERE key = $1";
+
+/* The defaults repeat the schema's (docs/rules.md §1): a static statement cannot say
+ * "DEFAULT unless given". */
+const char SQL_ADMIN_PROGRAM_INSERT[] =
+    "INSERT INTO rs_programs (key, name, currency, reward_kind, reward_value,\n"
+    "                         reward_cap, referee_reward, min_payment, window_days,\n"
+    "                         referral_goal, max_rewarded, starts_at, ends_at)\n"
+    "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint,\n"
+    "        coalesce($8::bigint, 0), coalesce($9::int, 30), coalesce($10::int, 10),\n"
+    "        $11::int, rs_ms_to_ts($12::bigint), rs_ms_to_ts($13::bigint))\n"
+    "    ON CONFLICT (key) DO NOTHING\n"
+    "RETURNING id";
+
+/* One static UPDATE: each column keeps its value unless its flag is set, so
+ * the statement never depends on which options were given. */
+const char SQL_ADMIN_PROGRAM_UPDATE[] =
+    "UPDATE rs_programs\n"
+    "   SET name = CASE WHEN $2::bool THEN $3 ELSE name END,\n"
+    "       currency = CASE WHEN $4::bool THEN $5 ELSE currency END,\n"
+    "       reward_kind = CASE WHEN $6::bool THEN $7 ELSE reward_kind END,\n"
+    "       reward_value = CASE WHEN $6::bool THEN $8::bigint ELSE reward_value END,\n"
+    "       reward_cap = CASE WHEN $9::bool THEN $10::bigint ELSE reward_cap END,\n"
+    "       referee_reward = CASE WHEN $11::bool THEN $12::bigint\n"
+    "                        ELSE referee_reward END,\n"
+    "       min_payment = CASE WHEN $13::bool THEN $14::bigint ELSE min_payment END,\n"
+    "       window_days = CASE WHEN $15::bool THEN $16::int ELSE window_days END,\n"
+    "       referral_goal = CASE WHEN $17::bool THEN $18::int ELSE referral_goal END,\n"
+    "       max_rewarded = CASE WHEN $19::bool THEN $20::int ELSE max_rewarded END,\n"
+    "       starts_at = CASE WHEN $21::bool THEN rs_ms_to_ts($22::bigint)\n"
+    "                   ELSE starts_at END,\n"
+    "       ends_at = CASE WHEN $23::bool THEN rs_ms_to_ts($24::bigint)\n"
+    "                 ELSE ends_at END,\n"
+    "       updated_at = now()\n"
+    " WHERE key = $1\n"
+    "RETURNING id";
+
+const char SQL_ADMIN_PROGRAM_PAUSE[] = "UPDATE rs_programs\n"
+                                       "   SET status = 'paused', updated_at = now()\n"
+                                       " WHERE key = $1\n"
+                                       "   AND status = 'active'\n"
+                                       "RETURNING status";
+
+const char SQL_ADMIN_PROGRAM_RESUME[] = "UPDATE rs_programs\n"
+                                        "   SET status = 'active', updated_at = now()\n"
+                                        " WHERE key = $1\n"
+                                        "   AND status = 'paused'\n"
+                                        "RETURNING status";
+
+const char SQL_ADMIN_PROGRAM_END[] = "UPDATE rs_programs\n"
+                                     "   SET status = 'ended', updated_at = now()\n"
+                                     " WHERE key = $1\n"
+                                     "   AND status <> 'ended'\n"
+                                     "RETURNING status";
+
+const char SQL_ADMIN_PROGRAM_SHOW[] = "SELECT " RS_ADMIN_PROGRAM_JSON "\n"
+                                      "  FROM rs_programs p\n"
+                                      " WHERE p.key = $1";
+
+const char SQL_ADMIN_PROGRAM_LIST[] =
+    "SELECT coalesce(json_agg(" RS_ADMIN_PROGRAM_JSON "\n"
+    "                ORDER BY p.key), '[]')\n"
+    "  FROM rs_programs p";
+
+/* ---------------------------------------------------------------- codes */
+
+/* The initial status: no use yet, the limits given ($5 max uses, $6 expiry). */
+#define NEW_CODE_STATUS RS_ADMIN_LIMIT_STATUS("0", "$5::int", "rs_ms_to_ts($6::bigint)")
+
+const char SQL_ADMIN_CODE_INSERT[] =
+    "INSERT INTO rs_codes (code, program_id, owner_user_id, vanity, max_uses,\n"
+    "                      expires_at, status)\n"
+    "VALUES ($1, $2::bigint, $3, $4::bool, $5::int, rs_ms_to_ts($6::bigint),\n"
+    "        " NEW_CODE_STATUS ")\n"
+    "    ON CONFLICT (code) DO NOTHING\n"
+    "RETURNING status";
+
+const char SQL_ADMIN_CODE_STATUS[] = "SELECT status\n"
+                                     "  FROM rs_codes\n"
+                                     " WHERE code = $1";
+
+const char SQL_ADMIN_CODE_PAUSE[] = "UPDATE rs_codes\n"
+                                    "   SET status = 'paused', updated_at = now()\n"
+                                    " WHERE code = $1\n"
+                                    "   AND status = 'active'\n"
+                                    "RETURNING status";
+
+/* The status under the code's current limits and uses. */
+#define CODE_LIMIT_STATUS RS_ADMIN_LIMIT_STATUS("uses_count", "max_uses", "expires_at")
+
+const char SQL_ADMIN_CODE_RESUME[] = "UPDATE rs_codes\n"
+                                     "   SET status = " CODE_LIMIT_STATUS ",\n"
+                                     "       updated_at = now()\n"
+                                     " WHERE code = $1\n"
+                                     "   AND status = 'paused'\n"
+                                     "RETURNING status";
+
+const char SQL_ADMIN_CODE_REVOKE[] = "UPDATE rs_codes\n"
+                                     "   SET status = 'revoked', updated_at = now()\n"
+                                     " WHERE code = $1\n"
+                                     "   AND status <> 'revoked'\n"
+                                     "RETURNING status";
+
+/* New limits ($2/$4 are the "is set" flags). A max below the uses already
+ * made is raised to uses_count: the schema keeps uses_count <= max_uses, and
+ * "no further use" is what lowering it means. */
+#define NEW_MAX                                                                          \
+        "CASE WHEN NOT $2::bool THEN c.max_uses\n"                                       \
+        "     WHEN $3::int IS NULL THEN NULL\n"                                          \
+        "     ELSE GREATEST($3::int, c.uses_count)\n"                                    \
+        " END"
+#define NEW_EXP                                                                          \
+        "CASE WHEN $4::bool THEN rs_ms_to_ts($5::bigint)\n"                              \
+        "     ELSE c.expires_at\n"                                                       \
+        " END"
+/* The status under the new limits. */
+#define NEW_LIMIT_STATUS RS_ADMIN_LIMIT_STATUS("c.uses_count", NEW_MAX, NEW_EXP)
+
+/* Paused stays paused (the operator's decision, undone by resume); revoked
+ * is final. The subquery locks the row first so old.status is the status
+ * this update replaced. */
+const char SQL_ADMIN_CODE_UPDATE[] =
+    "UPDATE rs_codes c\n"
+    "   SET max_uses = " NEW_MAX ",\n"
+    "       expires_at = " NEW_EXP ",\n"
+    "       status = CASE WHEN c.status = 'paused' THEN 'paused'\n"
+    "                ELSE " NEW_LIMIT_STATUS "\n"
+    "                 END,\n"
+    "       updated_at = now()\n"
+    "  FROM (SELECT code, status\n"
+    "          FROM rs_codes\n"
+    "         WHERE code = $1\n"
+    "           FOR UPDATE) old\n"
+    " WHERE c.code = old.code\n"
+    "   AND c.status <> 'revoked'\n"
+    "RETURNING old.status, c.status, c.uses_count, c.max_uses";
+
+const char SQL_ADMIN_CODE_SHOW[] =
+    "SELECT json_build_object(\n"
+    "           'code', c.code, 'program', p.key, 'program_status', p.status,\n"
+    "           'owner_user_id', c.owner_user_id, 'status', c.status,\n"
+    "           'vanity', c.vanity, 'uses_count', c.uses_count,\n"
+    "           'max_uses', c.max_uses,\n"
+    "           'expires_at', to_char(c.expires_at " RFC3339_UTC "),\n"
+    "           'created_at', to_char(c.created_at " RFC3339_UTC "),\n"
+    "           'updated_at', to_char(c.updated_at " RFC3339_UTC "),\n"
+    "           'referrals', (SELECT " RS_ADMIN_REFERRAL_COUNTS "\n"
+    "                           FROM rs_referrals r\n"
+    "                          WHERE r.code = c.code))\n"
+    "  FROM rs_codes c\n"
+    "  JOIN rs_programs p ON p.id = c.program_id\n"
+    " WHERE c.code = $1";
+
+/* ---------------------------------------------------------------- backfill */
+
+const char SQL_ADMIN_BEGIN[] = "BEGIN";
+const char SQL_ADMIN_COMMIT[] = "COMMIT";
+
+const char SQL_ADMIN_BACKFILL_LOCK[] =
+    "SELECT pg_advisory_xact_lock(hashtextextended('refstream.backfill.' || $1, 0))";
+
+/* Any code counts (a user whose code was revoked is not silently given a new
+ * one), preferring one that is not revoked, then the oldest. */
+const char SQL_ADMIN_BACKFILL_EXISTING[] =
+    "SELECT DISTINCT ON (owner_user_id) owner_user_id, code, status = 'revoked'\n"
+    "  FROM rs_codes\n"
+    " WHERE program_id = $1::bigint\n"
+    "   AND owner_user_id = ANY($2::text[])\n"
+    " ORDER BY owner_user_id, status = 'revoked', created_at, code";
+
+/* DO NOTHING also skips a code drawn twice within this statement. */
+const char SQL_ADMIN_BACKFILL_INSERT[] =
+    "INSERT INTO rs_codes (code, program_id, owner_user_id)\n"
+    "SELECT c, $1::bigint, u\n"
+    "  FROM unnest($2::text[], $3::text[]) AS t(u, c)\n"
+    "    ON CONFLICT (code) DO NOTHING\n"
+    "RETURNING owner_user_id";
+
+/* ---------------------------------------------------------------- stats --program */
+
+#define PROGRAM_CODES                                                                    \
+        "(SELECT json_build_object(\n"                                                   \
+        "            'total', count(*),\n"                                               \
+        "            'active', count(*) FILTER (WHERE c.status = 'active'),\n"           \
+        "            'paused', count(*) FILTER (WHERE c.status = 'paused'),\n"           \
+        "            'revoked', count(*) FILTER (WHERE c.status = 'revoked'),\n"         \
+        "            'expired', count(*) FILTER (WHERE c.status = 'expired'),\n"         \
+        "            'exhausted', count(*) FILTER (WHERE c.status = 'exhausted'),\n"     \
+        "            'uses', coalesce(sum(c.uses_count), 0))\n"                          \
+        "   FROM rs_codes c\n"                                                           \
+        "  WHERE c.program_id = p.id)"
+
+#define PROGRAM_CREDITS                                                                  \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            " CREDIT_FIELDS ")\n"                                               \
+        "            ORDER BY x.role DESC, x.currency), '[]')\n"                         \
+        "   FROM (SELECT k.role, k.currency,\n"                                          \
+        "                " CREDIT_SUMS "\n"                                              \
+        "           FROM rs_credits k\n"                                                 \
+        "          WHERE k.program_id = p.id\n"                                          \
+        "          GROUP BY k.role, k.currency) x)"
+
+#define PROGRAM_REJECTIONS                                                               \
+        "json_build_object(\n"                                                           \
+        "    'total', (SELECT count(*)\n"                                                \
+        "                FROM rs_rejections j\n"                                         \
+        "               WHERE j.program_id = p.id),\n"                                   \
+        "    'by_reason', (SELECT coalesce(json_object_agg(x.reason, x.n\n"              \
+        "                             ORDER BY x.n DESC, x.reason), '{}')\n"             \
+        "                    FROM (SELECT j.reason, count(*) AS n\n"                     \
+        "                            FROM rs_rejections j\n"                             \
+        "                           WHERE j.program_id = p.id\n"                         \
+        "                           GROUP BY j.reason) x),\n"                            \
+        "    'recent', (SELECT coalesce(json_agg(json_build_object(\n"                   \
+        "                          " REJECTION_FIELDS ")\n"                              \
+        "                          ORDER BY j.id DESC), '[]')\n"                         \
+        "                 FROM (SELECT *\n"                                              \
+        "                         FROM rs_rejections\n"                                  \
+        "                        WHERE program_id = p.id\n"                              \
+        "                        ORDER BY id DESC\n"                                     \
+        "                        LIMIT " RECENT ") j\n"                                  \
+        "                 JOIN rs_programs jp ON jp.id = j.program_id))"
+
+/* Goal progress of a top referrer (alias t). */
+#define TOP_GOAL_FIELDS GOAL_FIELDS("t.rewarded")
+
+/* Referrers ranked by rewarded referrals (the goal), then by referrals. */
+#define PROGRAM_TOP                                                                      \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'user_id', t.referrer_user_id, 'referrals', t.total,\n"             \
+        "            'pending', t.pending, 'credited', t.credited,\n"                    \
+        "            'reversed', t.reversed,\n"                                          \
+        "            " TOP_GOAL_FIELDS ")\n"                                             \
+        "            ORDER BY t.rewarded DESC, t.total DESC, t.referrer_user_id),\n"     \
+        "        '[]')\n"                                                                \
+        "   FROM (SELECT r.referrer_user_id, count(*) AS total,\n"                       \
+        "                count(*) FILTER (WHERE r.status = 'pending') AS pending,\n"     \
+        "                count(*) FILTER (WHERE r.status = 'credited') AS credited,\n"   \
+        "                count(*) FILTER (WHERE r.status = 'reversed') AS reversed,\n"   \
+        "                coalesce(max(s.rewarded_count), 0) AS rewarded\n"               \
+        "           FROM rs_referrals r\n"                                               \
+        "           LEFT JOIN rs_referrer_stats s\n"                                     \
+        "             ON s.program_id = r.program_id\n"                                  \
+        "            AND s.referrer_user_id = r.referrer_user_id\n"                      \
+        "          WHERE r.program_id = p.id\n"                                          \
+        "          GROUP BY r.referrer_user_id\n"                                        \
+        "          ORDER BY rewarded DESC, total DESC, r.referrer_user_id\n"             \
+        "          LIMIT " RECENT ") t)"
+
+const char SQL_ADMIN_STATS_PROGRAM[] =
+    "SELECT json_build_object(\n"
+    "           'program', " RS_ADMIN_PROGRAM_JSON ",\n"
+    "           'codes', " PROGRAM_CODES ",\n"
+    "           'referrals', (SELECT " RS_ADMIN_REFERRAL_COUNTS "\n"
+    "                           FROM rs_referrals r\n"
+    "                          WHERE r.program_id = p.id),\n"
+    "           'credits', " PROGRAM_CREDITS ",\n"
+    "           'rejections', " PROGRAM_REJECTIONS ",\n"
+    "           'top_referrers', " PROGRAM_TOP ")\n"
+    "  FROM rs_programs p\n"
+    " WHERE p.key = $1";
+
+/* ---------------------------------------------------------------- stats --user */
+
+#define USER_CODES                                                                       \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'code', c.code, 'program', p.key, 'status', c.status,\n"            \
+        "            'uses_count', c.uses_count, 'max_uses', c.max_uses,\n"              \
+        "            'expires_at', to_char(c.expires_at " RFC3339_UTC "),\n"             \
+        "            'vanity', c.vanity,\n"                                              \
+        "            'created_at', to_char(c.created_at " RFC3339_UTC "))\n"             \
+        "            ORDER BY c.created_at, c.code), '[]')\n"                            \
+        "   FROM rs_codes c\n"                                                           \
+        "   JOIN rs_programs p ON p.id = c.program_id\n"                                 \
+        "  WHERE c.owner_user_id = $1)"
+
+/* Goal progress of the user (rewarded count s, may be NULL-extended). */
+#define USER_GOAL_FIELDS GOAL_FIELDS("coalesce(s.rewarded_count, 0)")
+
+/* Every program in which the user can refer: has a code, referrals or a
+ * rewarded count there. */
+#define USER_AS_REFERRER                                                                 \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'program', p.key, 'program_status', p.status,\n"                    \
+        "            'referrals', rc.counts,\n"                                          \
+        "            " USER_GOAL_FIELDS ",\n"                                            \
+        "            'max_rewarded', p.max_rewarded)\n"                                  \
+        "            ORDER BY p.key), '[]')\n"                                           \
+        "   FROM (SELECT program_id\n"                                                   \
+        "           FROM rs_codes\n"                                                     \
+        "          WHERE owner_user_id = $1\n"                                           \
+        "          UNION\n"                                                              \
+        "         SELECT program_id\n"                                                   \
+        "           FROM rs_referrals\n"                                                 \
+        "          WHERE referrer_user_id = $1\n"                                        \
+        "          UNION\n"                                                              \
+        "         SELECT program_id\n"                                                   \
+        "           FROM rs_referrer_stats\n"                                            \
+        "          WHERE referrer_user_id = $1) ids\n"                                   \
+        "   JOIN rs_programs p ON p.id = ids.program_id\n"                               \
+        "   LEFT JOIN rs_referrer_stats s\n"                                             \
+        "     ON s.program_id = p.id AND s.referrer_user_id = $1\n"                      \
+        "  CROSS JOIN LATERAL\n"                                                         \
+        "        (SELECT " RS_ADMIN_REFERRAL_COUNTS " AS counts\n"                       \
+        "           FROM rs_referrals r\n"                                               \
+        "          WHERE r.program_id = p.id\n"                                          \
+        "            AND r.referrer_user_id = $1) rc)"
+
+#define USER_CREDITS                                                                     \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'program', p.key, " CREDIT_FIELDS ")\n"                             \
+        "            ORDER BY p.key, x.role DESC, x.currency), '[]')\n"                  \
+        "   FROM (SELECT k.program_id, k.role, k.currency,\n"                            \
+        "                " CREDIT_SUMS "\n"                                              \
+        "           FROM rs_credits k\n"                                                 \
+        "          WHERE k.beneficiary_user_id = $1\n"                                   \
+        "          GROUP BY k.program_id, k.role, k.currency) x\n"                       \
+        "   JOIN rs_programs p ON p.id = x.program_id)"
+
+#define USER_REFERRED_BY                                                                 \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'program', p.key, 'referrer_user_id', r.referrer_user_id,\n"        \
+        "            'code', r.code, 'status', r.status,\n"                              \
+        "            'signup_at', to_char(r.signup_at " RFC3339_UTC "),\n"               \
+        "            'qualified_at', to_char(r.qualified_at " RFC3339_UTC "))\n"         \
+        "            ORDER BY r.signup_at, p.key), '[]')\n"                              \
+        "   FROM rs_referrals r\n"                                                       \
+        "   JOIN rs_programs p ON p.id = r.program_id\n"                                 \
+        "  WHERE r.referee_user_id = $1)"
+
+#define USER_REJECTIONS                                                                  \
+        "json_build_object(\n"                                                           \
+        "    'total', (SELECT count(*)\n"                                                \
+        "                FROM rs_rejections\n"                                           \
+        "               WHERE user_id = $1 OR referrer_user_id = $1),\n"                 \
+        "    'recent', (SELECT coalesce(json_agg(json_build_object(\n"                   \
+        "                          " REJECTION_FIELDS ",\n"                              \
+        "                          'as', CASE WHEN j.user_id = $1 THEN 'referee'\n"      \
+        "                                     ELSE 'referrer' END)\n"                    \
+        "                          ORDER BY j.id DESC), '[]')\n"                         \
+        "                 FROM (SELECT *\n"                                              \
+        "                         FROM rs_rejections\n"                                  \
+        "                        WHERE user_id = $1 OR referrer_user_id = $1\n"          \
+        "                        ORDER BY id DESC\n"                                     \
+        "                        LIMIT " RECENT ") j\n"                                  \
+        "                 LEFT JOIN rs_programs jp ON jp.id = j.program_id))"
+
+const char SQL_ADMIN_STATS_USER[] = "SELECT json_build_object(\n"
+                                    "           'user_id', $1::text,\n"
+                                    "           'codes', " USER_CODES ",\n"
+                                    "           'as_referrer', " USER_AS_REFERRER ",\n"
+                                    "           'credits', " USER_CREDITS ",\n"
+                                    "           'referred_by', " USER_REFERRED_BY ",\n"
+                                    "           'rejections', " USER_REJECTIONS ")";
+
+/* ---------------------------------------------------------------- referrals */
+
+/* The credits of a referral (alias r). */
+#define REFERRAL_CREDITS                                                                 \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'credit_id', k.id, 'role', k.role,\n"                               \
+        "            'beneficiary_user_id', k.beneficiary_user_id,\n"                    \
+        "            'amount_minor', k.amount_minor, 'currency', k.currency,\n"          \
+        "            'status', k.status,\n"                                              \
+        "            'credited_at', to_char(k.created_at " RFC3339_UTC "),\n"            \
+        "            'reversed_at', to_char(k.reversed_at " RFC3339_UTC "))\n"           \
+        "            ORDER BY k.role DESC), '[]')\n"                                     \
+        "   FROM rs_credits k\n"                                                         \
+        "  WHERE k.referral_id = r.id)"
+
+/* Referrals where $1 is referrer or referee, newest first, at most $2, with
+ * their credits. The code is joined, not required: history outlives revoked
+ * (or deleted) codes, and code_status shows what became of it. */
+#define REFERRAL_LIST                                                                    \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'referral_id', r.id, 'program', p.key,\n"                           \
+        "            'role', CASE WHEN r.referrer_user_id = $1 THEN 'referrer'\n"        \
+        "                         ELSE 'referee' END,\n"                                 \
+        "            'code', r.code, 'code_status', c.status,\n"                         \
+        "            'referrer_user_id', r.referrer_user_id,\n"                          \
+        "            'referee_user_id', r.referee_user_id,\n"                            \
+        "            'status', r.status,\n"                                              \
+        "            'signup_at', to_char(r.signup_at " RFC3339_UTC "),\n"               \
+        "            'qualified_at', to_char(r.qualified_at " RFC3339_UTC "),\n"         \
+        "            'reversed_at', to_char(r.reversed_at " RFC3339_UTC "),\n"           \
+        "            'payment_id', r.payment_id,\n"                                      \
+        "            'credits', " REFERRAL_CREDITS ")\n"                                 \
+        "            ORDER BY r.signup_at DESC, r.id), '[]')\n"                          \
+        "   FROM (SELECT *\n"                                                            \
+        "           FROM rs_referrals\n"                                                 \
+        "          WHERE referrer_user_id = $1 OR referee_user_id = $1\n"                \
+        "          ORDER BY signup_at DESC, id\n"                                        \
+        "          LIMIT $2::bigint) r\n"                                                \
+        "   JOIN rs_programs p ON p.id = r.program_id\n"                                 \
+        "   LEFT JOIN rs_codes c ON c.code = r.code)"
+
+const char SQL_ADMIN_REFERRALS[] =
+    "SELECT json_build_object(\n"
+    "           'user_id', $1::text,\n"
+    "           'total', (SELECT count(*)\n"
+    "                       FROM rs_referrals\n"
+    "                      WHERE referrer_user_id = $1 OR referee_user_id = $1),\n"
+    "           'limit', $2::bigint,\n"
+    "           'referrals', " REFERRAL_LIST ")";

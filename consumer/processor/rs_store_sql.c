@@ -1,0 +1,192 @@
+/* The statements of consumer/processor (see rs_store_sql.h). */
+#include "rs_store_sql.h"
+
+const char SQL_BEGIN[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
+const char SQL_COMMIT[] = "COMMIT";
+
+const char SQL_INBOX_CLAIM[] = "INSERT INTO rs_inbox (kind, event_id)\n"
+                               "SELECT * FROM unnest($1::text[], $2::text[])\n"
+                               "    ON CONFLICT DO NOTHING\n"
+                               "RETURNING kind, event_id";
+
+const char SQL_USERS_CREATE[] = "INSERT INTO rs_users (user_id)\n"
+                                "SELECT u FROM unnest($1::text[]) AS u\n"
+                                " ORDER BY u\n"
+                                "    ON CONFLICT DO NOTHING";
+
+const char SQL_USERS_LOCK[] =
+    "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at)\n"
+    "  FROM rs_users\n"
+    " WHERE user_id = ANY($1::text[])\n"
+    " ORDER BY user_id\n"
+    "   FOR UPDATE";
+
+const char SQL_CODES_LOCK[] = "SELECT code, program_id, owner_user_id, status,\n"
+                              "       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
+                              "  FROM rs_codes\n"
+                              " WHERE code = ANY($1::text[])\n"
+                              " ORDER BY code\n"
+                              "   FOR UPDATE";
+
+const char SQL_REFERRERS_OF[] = "SELECT DISTINCT referrer_user_id\n"
+                                "  FROM rs_referrals\n"
+                                " WHERE referee_user_id = ANY($1::text[])";
+
+const char SQL_CODES_FIND[] = "SELECT code, program_id, owner_user_id\n"
+                              "  FROM rs_codes\n"
+                              " WHERE code = ANY($1::text[])";
+
+const char SQL_REFERRALS_OF[] =
+    "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,\n"
+    "       signup_event_id, rs_ts_to_ms(signup_at), payment_id, payment_event_id,\n"
+    "       rs_ts_to_ms(qualified_at), rs_ts_to_ms(reversed_at), reversal_event_id\n"
+    "  FROM rs_referrals\n"
+    " WHERE referee_user_id = ANY($1::text[])";
+
+const char SQL_PROGRAMS[] =
+    "SELECT id, key, status, currency, reward_kind, reward_value, reward_cap,\n"
+    "       referee_reward, min_payment, window_days, referral_goal, max_rewarded,\n"
+    "       rs_ts_to_ms(starts_at), rs_ts_to_ms(ends_at)\n"
+    "  FROM rs_programs\n"
+    " WHERE id = ANY($1::bigint[])";
+
+const char SQL_REFSTATS[] =
+    "SELECT s.program_id, s.referrer_user_id, s.rewarded_count\n"
+    "  FROM rs_referrer_stats s\n"
+    "  JOIN (SELECT DISTINCT * FROM {rows}) AS k\n"
+    "    ON s.program_id = k.program_id AND s.referrer_user_id = k.referrer";
+
+const char SQL_FIRST_CHARGES[] =
+    "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
+    "       rs_ts_to_ms(occurred_at)\n"
+    "  FROM rs_first_charges\n"
+    " WHERE user_id = ANY($1::text[])";
+
+const char SQL_HELD_REFUNDS[] =
+    "SELECT user_id, refund_of, event_id, rs_ts_to_ms(occurred_at)\n"
+    "  FROM rs_held_refunds\n"
+    " WHERE user_id = ANY($1::text[])";
+
+const char SQL_CREDITS_OF[] =
+    "SELECT id, referral_id, role, beneficiary_user_id, amount_minor, currency,\n"
+    "       status, source_event_id, rs_ts_to_ms(created_at),\n"
+    "       referrer_rewarded_count, goal_reached\n"
+    "  FROM rs_credits\n"
+    " WHERE referral_id = ANY($1::uuid[])";
+
+const char SQL_USERS_UPDATE[] =
+    "UPDATE rs_users u\n"
+    "   SET email_hash = v.email_hash, signup_event_id = v.signup_event_id,\n"
+    "       signed_up_at = rs_ms_to_ts(v.signed_up_at_ms)\n"
+    "  FROM {rows}\n"
+    " WHERE u.user_id = v.user_id";
+
+const char SQL_CODES_UPDATE[] =
+    "UPDATE rs_codes c\n"
+    "   SET uses_count = v.uses_count, status = v.status, updated_at = now()\n"
+    "  FROM {rows}\n"
+    " WHERE c.code = v.code";
+
+const char SQL_REFERRALS_INSERT[] =
+    "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id, qualified_at,\n"
+    "                          reversed_at, reversal_event_id, program_id, code,\n"
+    "                          referrer_user_id, referee_user_id, signup_event_id,\n"
+    "                          signup_at)\n"
+    "SELECT id, status, payment_id, payment_event_id, rs_ms_to_ts(qualified_at_ms),\n"
+    "       rs_ms_to_ts(reversed_at_ms), reversal_event_id, program_id, code, referrer,\n"
+    "       referee, signup_event_id, rs_ms_to_ts(signup_at_ms)\n"
+    "  FROM {rows}";
+
+const char SQL_REFERRALS_UPDATE[] =
+    "UPDATE rs_referrals f\n"
+    "   SET status = v.status, payment_id = v.payment_id,\n"
+    "       payment_event_id = v.payment_event_id,\n"
+    "       qualified_at = rs_ms_to_ts(v.qualified_at_ms),\n"
+    "       reversed_at = rs_ms_to_ts(v.reversed_at_ms),\n"
+    "       reversal_event_id = v.reversal_event_id, updated_at = now()\n"
+    "  FROM {rows}\n"
+    " WHERE f.id = v.id";
+
+const char SQL_REFSTATS_UPSERT[] =
+    "INSERT INTO rs_referrer_stats (program_id, referrer_user_id, rewarded_count)\n"
+    "SELECT program_id, referrer, rewarded_count FROM {rows}\n"
+    "    ON CONFLICT (program_id, referrer_user_id) DO UPDATE\n"
+    "   SET rewarded_count = EXCLUDED.rewarded_count, updated_at = now()";
+
+const char SQL_CREDITS_INSERT[] =
+    "INSERT INTO rs_credits (id, referral_id, program_id, beneficiary_user_id, role,\n"
+    "                        amount_minor, currency, status, source_event_id,\n"
+    "                        referrer_rewarded_count, goal_reached, created_at,\n"
+    "                        reversed_at, reversal_event_id)\n"
+    "SELECT id, referral_id, program_id, beneficiary, role, amount_minor, currency,\n"
+    "       status, source_event_id, rewarded_count, goal_reached,\n"
+    "       rs_ms_to_ts(created_at_ms), rs_ms_to_ts(reversed_at_ms), reversal_event_id\n"
+    "  FROM {rows}";
+
+const char SQL_CREDITS_REVERSE[] =
+    "UPDATE rs_credits c\n"
+    "   SET status = 'reversed', reversed_at = rs_ms_to_ts(v.reversed_at_ms),\n"
+    "       reversal_event_id = v.reversal_event_id\n"
+    "  FROM {rows}\n"
+    " WHERE c.id = v.id";
+
+const char SQL_REJECTIONS_INSERT[] =
+    "INSERT INTO rs_rejections (event_id, event_type, reason, user_id, code,\n"
+    "                           program_id, referrer_user_id, detail, occurred_at)\n"
+    "SELECT event_id, event_type, reason, user_id, code, program_id, referrer, detail,\n"
+    "       rs_ms_to_ts(occurred_at_ms)\n"
+    "  FROM {rows}";
+
+const char SQL_FIRST_CHARGES_UPSERT[] =
+    "INSERT INTO rs_first_charges (user_id, payment_id, event_id, amount_minor,\n"
+    "                              currency, occurred_at)\n"
+    "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
+    "       rs_ms_to_ts(occurred_at_ms)\n"
+    "  FROM {rows}\n"
+    "    ON CONFLICT (user_id) DO UPDATE\n"
+    "   SET payment_id = EXCLUDED.payment_id, event_id = EXCLUDED.event_id,\n"
+    "       amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,\n"
+    "       occurred_at = EXCLUDED.occurred_at\n"
+    " WHERE EXCLUDED.occurred_at < rs_first_charges.occurred_at";
+
+const char SQL_HELD_INSERT[] =
+    "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, occurred_at)\n"
+    "SELECT user_id, refund_of, event_id, rs_ms_to_ts(occurred_at_ms) FROM {rows}\n"
+    "    ON CONFLICT DO NOTHING";
+
+const char SQL_HELD_DELETE[] = "DELETE FROM rs_held_refunds h\n"
+                               " USING {rows}\n"
+                               " WHERE h.user_id = v.user_id\n"
+                               "   AND h.refund_of = v.refund_of";
+
+const char SQL_OUTBOX_INSERT[] =
+    "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, source_topic,\n"
+    "                       source_partition, source_offset, error_class,\n"
+    "                       error_message, claimed_until)\n"
+    "SELECT destination, msg_key, payload, event_type, source_topic,\n"
+    "       source_partition, source_offset, error_class, error_message,\n"
+    "       clock_timestamp() + {p1}::bigint * interval '1 millisecond'\n"
+    "  FROM {rows_numbered}\n"
+    " ORDER BY ord\n"
+    "RETURNING id";
+
+const char SQL_CODES_EXPIRE[] =
+    "UPDATE rs_codes SET status = 'expired', updated_at = now()\n"
+    " WHERE status = 'active' AND expires_at <= now()\n"
+    "RETURNING code";
+
+const char SQL_INBOX_RETENTION[] =
+    "DELETE FROM rs_inbox\n"
+    " WHERE (kind, event_id) IN (SELECT kind, event_id FROM rs_inbox\n"
+    "                             WHERE processed_at < now() - $1::bigint * interval '1 "
+    "hour'\n"
+    "                             LIMIT $2::int\n"
+    "                               FOR UPDATE SKIP LOCKED)";
+
+const char SQL_HELD_RETENTION[] =
+    "DELETE FROM rs_held_refunds\n"
+    " WHERE (user_id, refund_of) IN (SELECT user_id, refund_of FROM rs_held_refunds\n"
+    "                                 WHERE created_at < now() - $1::bigint * interval "
+    "'1 hour'\n"
+    "                                 LIMIT $2::int\n"
+    "                                   FOR UPDATE SKIP LOCKED)";

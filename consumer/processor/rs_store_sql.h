@@ -1,0 +1,152 @@
+#ifndef RS_STORE_SQL_H
+#define RS_STORE_SQL_H
+/* The statements of the batch transaction (rs_store.c, rs_batch.c) and of the
+ * processor's housekeeping (rs_processor.c), named and laid out for reading.
+ * "{rows}" is expanded by rs_pgrows.h from the writer's column table; the
+ * result columns of a load are listed by the enum beside it, in order. The
+ * tables are those of sql/. */
+
+/* ---- the batch transaction: lock, then read a fresh snapshot per statement */
+
+extern const char SQL_BEGIN[];
+extern const char SQL_COMMIT[];
+
+/* ---- the inbox: which records of the batch are new */
+
+/* $1 kinds, $2 event ids (parallel arrays); returns the pairs inserted. */
+extern const char SQL_INBOX_CLAIM[];
+
+/* ---- locks and loads ($1: an array of keys) */
+
+/* Creates the rows of users not seen yet, in key order: instances locking
+ * overlapping users queue instead of deadlocking. */
+extern const char SQL_USERS_CREATE[];
+
+enum { USER_ID, USER_EMAIL_HASH, USER_SIGNUP_EVENT, USER_SIGNED_UP_AT };
+extern const char SQL_USERS_LOCK[];
+
+enum {
+        CODE_CODE,
+        CODE_PROGRAM,
+        CODE_OWNER,
+        CODE_STATUS,
+        CODE_USES,
+        CODE_MAX_USES,
+        CODE_EXPIRES_AT
+};
+extern const char SQL_CODES_LOCK[];
+
+/* Outside the transaction: a hint of whom to lock. */
+extern const char SQL_REFERRERS_OF[];
+
+enum { FOUND_CODE, FOUND_PROGRAM, FOUND_OWNER };
+extern const char SQL_CODES_FIND[];
+
+enum {
+        REF_ID,
+        REF_PROGRAM,
+        REF_CODE,
+        REF_REFERRER,
+        REF_REFEREE,
+        REF_STATUS,
+        REF_SIGNUP_EVENT,
+        REF_SIGNUP_AT,
+        REF_PAYMENT,
+        REF_PAYMENT_EVENT,
+        REF_QUALIFIED_AT,
+        REF_REVERSED_AT,
+        REF_REVERSAL_EVENT
+};
+extern const char SQL_REFERRALS_OF[];
+
+enum {
+        PROG_ID,
+        PROG_KEY,
+        PROG_STATUS,
+        PROG_CURRENCY,
+        PROG_REWARD_KIND,
+        PROG_REWARD,
+        PROG_CAP,
+        PROG_REFEREE_REWARD,
+        PROG_MIN_PAYMENT,
+        PROG_WINDOW,
+        PROG_GOAL,
+        PROG_MAX_REWARDED,
+        PROG_STARTS_AT,
+        PROG_ENDS_AT
+};
+extern const char SQL_PROGRAMS[];
+
+/* {rows}: the (program_id, referrer) pairs wanted. */
+enum { STAT_PROGRAM, STAT_REFERRER, STAT_COUNT };
+extern const char SQL_REFSTATS[];
+
+enum {
+        CHARGE_USER,
+        CHARGE_PAYMENT,
+        CHARGE_EVENT,
+        CHARGE_AMOUNT,
+        CHARGE_CURRENCY,
+        CHARGE_AT
+};
+extern const char SQL_FIRST_CHARGES[];
+
+enum { HELD_USER, HELD_REFUND_OF, HELD_EVENT, HELD_AT };
+extern const char SQL_HELD_REFUNDS[];
+
+enum {
+        CREDIT_ID,
+        CREDIT_REFERRAL,
+        CREDIT_ROLE,
+        CREDIT_BENEFICIARY,
+        CREDIT_AMOUNT,
+        CREDIT_CURRENCY,
+        CREDIT_STATUS,
+        CREDIT_SOURCE,
+        CREDIT_CREATED_AT,
+        CREDIT_COUNT,
+        CREDIT_GOAL_REACHED
+};
+extern const char SQL_CREDITS_OF[];
+
+/* ---- writes ({rows}: the writer's column table in rs_store.c) */
+
+extern const char SQL_USERS_UPDATE[];
+
+extern const char SQL_CODES_UPDATE[];
+
+/* A plain INSERT: a conflict would mean the rules saw stale state, which must
+ * fail loudly rather than overwrite. */
+extern const char SQL_REFERRALS_INSERT[];
+
+extern const char SQL_REFERRALS_UPDATE[];
+
+extern const char SQL_REFSTATS_UPSERT[];
+
+extern const char SQL_CREDITS_INSERT[];
+
+extern const char SQL_CREDITS_REVERSE[];
+
+extern const char SQL_REJECTIONS_INSERT[];
+
+/* Keeps each user's earliest charge. */
+extern const char SQL_FIRST_CHARGES_UPSERT[];
+
+extern const char SQL_HELD_INSERT[];
+
+extern const char SQL_HELD_DELETE[];
+
+/* The batch's output, in its order (ids increase with it), claimed by this
+ * process for {p1} ms so no sweep republishes it while it is published. */
+extern const char SQL_OUTBOX_INSERT[];
+
+/* ---- housekeeping */
+
+/* Retention: up to $2 rows older than $1 hours (rows another session has
+ * locked are skipped: instances share the work). */
+extern const char SQL_INBOX_RETENTION[];
+extern const char SQL_HELD_RETENTION[];
+
+extern const char SQL_CODES_EXPIRE[];
+
+#endif
