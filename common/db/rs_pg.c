@@ -185,6 +185,21 @@ bool rs_pg_error_timeout(const rs_pg_t *pg)
         return strcmp(pg->sqlstate, "57014") == 0 || strcmp(pg->sqlstate, "55P03") == 0;
 }
 
+bool rs_pg_error_conflict(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "40P01") == 0 || strcmp(pg->sqlstate, "40001") == 0;
+}
+
+bool rs_pg_error_check(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "23514") == 0;
+}
+
+bool rs_pg_error_no_table(const rs_pg_t *pg)
+{
+        return strcmp(pg->sqlstate, "42P01") == 0;
+}
+
 const char *rs_pg_str(const PGresult *res, int r, int c)
 {
         return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);

@@ -43,8 +43,12 @@ void rs_pg_rollback(rs_pg_t *pg);
  * read-only replica): retrying the same work can succeed. False for errors
  * the records cause (bad data, constraints), which retrying cannot cure. */
 bool rs_pg_error_transient(const rs_pg_t *pg);
-/* True when the last failure is a statement or lock timeout. */
-bool rs_pg_error_timeout(const rs_pg_t *pg);
+/* What the last failure was, by SQLSTATE (the classes used elsewhere live
+ * here, not as literals scattered over the callers): */
+bool rs_pg_error_timeout(const rs_pg_t *pg);  /* statement or lock timeout */
+bool rs_pg_error_conflict(const rs_pg_t *pg); /* deadlock or serialization failure */
+bool rs_pg_error_check(const rs_pg_t *pg);    /* a CHECK constraint refused a row */
+bool rs_pg_error_no_table(const rs_pg_t *pg); /* a table is missing: no migrations */
 
 /* Retention: runs sql, a DELETE of up to $2 rows older than $1 hours
  * (skipping rows another session has locked), repeating while a statement

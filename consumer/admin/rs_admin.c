@@ -50,7 +50,7 @@ void rs_admin_db_error(const rs_pg_t *pg, const char *what, const char *err, cha
         if (strncmp(err, "ERROR:  ", 8) == 0)
                 err += 8;
         int len = (int)strcspn(err, "\n");
-        bool no_schema = strcmp(pg->sqlstate, "42P01") == 0; /* undefined table */
+        bool no_schema = rs_pg_error_no_table(pg);
         snprintf(errstr, errstr_size, "%s: %.*s%s", what, len, err,
                  no_schema ? " (is the schema there? run `refstream migrate`)" : "");
 }
@@ -358,8 +358,7 @@ static void program_db_error(const rs_pg_t *pg, const char *key, const char *err
             {"\"rs_programs_check1\"", "--ends-at must be after --starts-at"},
             {"\"rs_programs_check\"", "a percent reward must be at most 10000 bps"},
         };
-        for (size_t i = 0;
-             strcmp(pg->sqlstate, "23514") == 0 && i < RS_ARRAY_SIZE(checks); i++) {
+        for (size_t i = 0; rs_pg_error_check(pg) && i < RS_ARRAY_SIZE(checks); i++) {
                 if (strstr(err, checks[i].constraint)) {
                         snprintf(errstr, errstr_size, "program %s: %s", key,
                                  checks[i].msg);

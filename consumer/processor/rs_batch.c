@@ -558,8 +558,7 @@ bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errst
         for (int attempt = 1;; attempt++) {
                 if (run_once(env, b, errstr, errstr_size))
                         return true;
-                bool conflict = strcmp(env->pg->sqlstate, "40P01") == 0 ||
-                                strcmp(env->pg->sqlstate, "40001") == 0;
+                bool conflict = rs_pg_error_conflict(env->pg);
                 if (!conflict || attempt >= MAX_ATTEMPTS)
                         return false;
                 b->stats.deadlock_retries++;
