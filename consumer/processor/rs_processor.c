@@ -317,16 +317,8 @@ int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idl
                         if (!first)
                                 break; /* nothing yet: do upkeep, check stop */
                 }
-                if (p->batch.n > 0) {
-                        /* Mark what the previous batch delivered first: a crash
-                         * between the broker's acknowledgement and the mark is
-                         * what makes the sweep publish a row twice. */
-                        rs_outbox_poll(p->outbox, 0);
-                        if (!rs_outbox_mark(p->outbox, err, sizeof(err)))
-                                rs_debug("outbox", "marking later: %s", err);
-                        if (!rs_proc_process(p, stop))
-                                break;
-                }
+                if (p->batch.n > 0 && !rs_proc_process(p, stop))
+                        break;
                 upkeep(p);
         }
         return p->fatal ? 1 : 0;
