@@ -82,21 +82,30 @@ static const char *value_end(const char *v)
         return *v ? v + 1 : v;
 }
 
-/* Appends s to b with the value of every "password=" keyword (at the start,
- * after a space, '&' or '?') replaced by "***". */
+static bool keyword_start(const char *s, const char *at)
+{
+        return at == s || at[-1] == ' ' || at[-1] == '&' || at[-1] == '?';
+}
+
+/* Appends s to b with the value of every "password" or "sslpassword"
+ * keyword (at the start, after a space, '&' or '?'; blanks allowed around
+ * its '=') replaced by "***". */
 static void put_redacting_keywords(rs_buf_t *b, const char *s)
 {
-        static const char kw[] = "password=";
-        const size_t kwlen = sizeof(kw) - 1;
+        static const char kw[] = "password";
         const char *p = s, *hit;
         while ((hit = strcasestr(p, kw)) != NULL) {
-                const char *v = hit + kwlen;
-                if (hit != s && hit[-1] != ' ' && hit[-1] != '&' && hit[-1] != '?') {
-                        rs_buf_append(b, p, (size_t)(v - p)); /* "xpassword=" */
-                        p = v;
+                const char *start = hit, *v = hit + sizeof(kw) - 1;
+                if (hit - s >= 3 && strncasecmp(hit - 3, "ssl", 3) == 0)
+                        start = hit - 3;
+                while (*v == ' ')
+                        v++;
+                if (!keyword_start(s, start) || *v != '=') {
+                        rs_buf_append(b, p, (size_t)(hit + 1 - p));
+                        p = hit + 1;
                         continue;
                 }
-                while (*v == ' ')
+                for (v++; *v == ' ';)
                         v++;
                 rs_buf_append(b, p, (size_t)(v - p));
                 rs_buf_puts(b, "***");
@@ -111,17 +120,20 @@ char *rs_redact_url(const char *url, char *out, size_t size)
         rs_buf_init(&uri);
         rs_buf_init(&red);
         url = url ? url : "";
-        /* scheme://user:password@host -> scheme://user:***@host; the last '@'
-         * of the authority ends the userinfo. */
+        /* scheme://user:password@host -> scheme://user:***@host. The userinfo
+         * ends at the last '@' before the path (a Redis URL: the last '@' of
+         * all, as rs_redis_url_parse reads it), so a password holding '?',
+         * '#' or another '@' is covered whole. */
         const char *scheme = strstr(url, "://");
         const char *auth = scheme ? scheme + 3 : NULL;
+        bool redis = strncmp(url, "redis", 5) == 0;
         const char *at = NULL;
-        for (const char *c = auth; c && *c && !strchr("/?#", *c); c++)
+        for (const char *c = auth; c && *c && (redis || *c != '/'); c++)
                 if (*c == '@')
                         at = c;
         if (at) {
                 const char *colon = memchr(auth, ':', (size_t)(at - auth));
-                if (colon || strncmp(url, "redis", 5) == 0) {
+                if (colon || redis) {
                         /* redis://password@host: the whole userinfo is the secret */
                         const char *keep = colon ? colon + 1 : auth;
                         rs_buf_append(&uri, url, (size_t)(keep - url));

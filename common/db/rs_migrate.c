@@ -155,10 +155,11 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
         const char *lock_params[] = {MIGRATE_LOCK_KEY};
-        if (!rs_pg_cmd(pg, SQL_MIGRATIONS_CREATE, 0, NULL, errstr, errstr_size) ||
-            !rs_pg_cmd(pg, SQL_MIGRATE_LOCK, 1, lock_params, errstr, errstr_size))
+        /* The lock first: two sessions creating the table at once can fail. */
+        if (!rs_pg_cmd(pg, SQL_MIGRATE_LOCK, 1, lock_params, errstr, errstr_size))
                 return false;
-        bool ok = migrate_locked(pg, out, errstr, errstr_size);
+        bool ok = rs_pg_cmd(pg, SQL_MIGRATIONS_CREATE, 0, NULL, errstr, errstr_size) &&
+                  migrate_locked(pg, out, errstr, errstr_size);
         char ignore[256];
         if (!rs_pg_cmd(pg, SQL_MIGRATE_UNLOCK, 1, lock_params, ignore, sizeof(ignore)))
                 rs_warn("pg", "cannot release the migration lock: %s", ignore);

@@ -16,7 +16,8 @@
  * is renewed, so no sweep republishes it. */
 #define DELIVERY_TIMEOUT_MS "300000"
 
-/* How long a sweep may read an output topic looking for unconfirmed rows. */
+/* How long a sweep may read the output topics looking for unconfirmed rows
+ * (at most a third of the lease, see find_delivered). */
 #define FIND_TIMEOUT_MS 15000
 
 struct rs_outbox {
@@ -161,7 +162,9 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                 }
                 rd_kafka_headers_destroy(h);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-                        /* Left unpublished; the sweep retries after the lease. */
+                        /* Left unpublished, lease not renewed: the sweep
+                         * retries after the lease. */
+                        rs_idset_del(&o->held, m->outbox_id);
                         o->stats.failed++;
                         rs_warn("outbox", "cannot produce outbox row %lld: %s",
                                 (long long)m->outbox_id, rd_kafka_err2str(err));
@@ -266,11 +269,15 @@ static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m
 
 /* Of the claimed rows, those already on their topics (see rs_outbox_find.h),
  * into *found. When a topic cannot be read in time its rows count as
- * missing: republishing twice is better than never. */
+ * missing: republishing twice is better than never. The whole search takes a
+ * third of the lease at most, so that the claimed rows and the rows this
+ * process has in flight (renewed every third of a lease) keep their leases;
+ * the claimed rows' leases are renewed right after it. */
 static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
                            const int64_t *created_ms, int n, rs_idset_t *found)
 {
         char err[512];
+        int64_t deadline = rs_monotonic_ms() + RS_MIN(FIND_TIMEOUT_MS, o->lease_ms / 3);
         if (!o->finder && !(o->finder = rs_outbox_finder_new(o->cfg, err, sizeof(err)))) {
                 rs_warn("outbox", "cannot look for unconfirmed rows on the topics: %s",
                         err);
@@ -287,7 +294,7 @@ static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
                 }
                 if (wanted.count &&
                     !rs_outbox_find(o->finder, o->topics[d], &wanted, since, found,
-                                    FIND_TIMEOUT_MS, err, sizeof(err)))
+                                    deadline, err, sizeof(err)))
                         rs_warn("outbox", "republishing unconfirmed rows unchecked: %s",
                                 err);
                 rs_idset_free(&wanted);
@@ -317,12 +324,23 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
                                  PQgetvalue(res, r, CLAIM_ID));
                         continue;
                 }
+                /* Still in flight from this process (its renewal was late):
+                 * its delivery report will mark it. */
+                if (rs_idset_has(&o->held, msgs[n].outbox_id))
+                        continue;
                 created[n++] = rs_pg_int(res, r, CLAIM_CREATED_AT, 0);
         }
         PQclear(res);
         rs_idset_t found = {0};
-        if (n)
+        if (n) {
+                for (int i = 0; i < n; i++)
+                        rs_idset_add(&o->held, msgs[i].outbox_id);
                 find_delivered(o, msgs, created, n, &found);
+                o->last_renew_ms = 0; /* the search took time: renew now */
+                if (!renew(o, errstr, errstr_size))
+                        rs_warn("outbox", "cannot renew the leases after the search: %s",
+                                errstr);
+        }
         for (int i = 0; i < n; i++) {
                 if (rs_idset_has(&found, msgs[i].outbox_id)) {
                         to_mark(o, msgs[i].outbox_id);

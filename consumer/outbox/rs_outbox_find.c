@@ -34,17 +34,26 @@ rd_kafka_t *rs_outbox_finder_new(const rs_config_t *cfg, char *errstr, size_t er
 
 /* The partitions of topic, each with the first offset at or after since_ms;
  * those without such a record are left out. NULL + errstr on failure. */
+/* What is left of the time until deadline (monotonic ms), at least 1 ms. */
+static int left_ms(int64_t deadline)
+{
+        return (int)RS_MAX(deadline - rs_monotonic_ms(), 1);
+}
+
 static rd_kafka_topic_partition_list_t *start_offsets(rd_kafka_t *rk, const char *topic,
-                                                      int64_t since_ms, int timeout_ms,
+                                                      int64_t since_ms, int64_t deadline,
                                                       char *errstr, size_t errstr_size)
 {
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, left_ms(deadline));
         rd_kafka_topic_destroy(rkt);
-        if (err || md->topic_cnt != 1 || md->topics[0].err) {
+        if (!err && (md->topic_cnt != 1 || md->topics[0].err))
+                err = md->topic_cnt == 1 ? md->topics[0].err
+                                         : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        if (err) {
                 snprintf(errstr, errstr_size, "no metadata for %s: %s", topic,
-                         rd_kafka_err2str(err ? err : md->topics[0].err));
+                         rd_kafka_err2str(err));
                 if (md)
                         rd_kafka_metadata_destroy(md);
                 return NULL;
@@ -54,7 +63,7 @@ static rd_kafka_topic_partition_list_t *start_offsets(rd_kafka_t *rk, const char
         rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(n);
         for (int p = 0; p < n; p++)
                 rd_kafka_topic_partition_list_add(all, topic, p)->offset = since_ms;
-        err = rd_kafka_offsets_for_times(rk, all, timeout_ms);
+        err = rd_kafka_offsets_for_times(rk, all, left_ms(deadline));
         if (err) {
                 snprintf(errstr, errstr_size, "offsets of %s at %lld: %s", topic,
                          (long long)since_ms, rd_kafka_err2str(err));
@@ -89,11 +98,11 @@ static void note(const rd_kafka_message_t *m, const rs_idset_t *wanted, rs_idset
 }
 
 bool rs_outbox_find(rd_kafka_t *rk, const char *topic, const rs_idset_t *wanted,
-                    int64_t since_ms, rs_idset_t *found, int timeout_ms, char *errstr,
+                    int64_t since_ms, rs_idset_t *found, int64_t deadline, char *errstr,
                     size_t errstr_size)
 {
         rd_kafka_topic_partition_list_t *list = start_offsets(
-            rk, topic, since_ms - CLOCK_SLACK_MS, timeout_ms, errstr, errstr_size);
+            rk, topic, since_ms - CLOCK_SLACK_MS, deadline, errstr, errstr_size);
         if (!list)
                 return false;
         int left = list->cnt;
@@ -102,7 +111,6 @@ bool rs_outbox_find(rd_kafka_t *rk, const char *topic, const rs_idset_t *wanted,
         if (err)
                 snprintf(errstr, errstr_size, "assign %s: %s", topic,
                          rd_kafka_err2str(err));
-        int64_t deadline = rs_monotonic_ms() + timeout_ms;
         while (!err && left > 0 && rs_monotonic_ms() < deadline) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
                 if (!m)
@@ -121,8 +129,8 @@ bool rs_outbox_find(rd_kafka_t *rk, const char *topic, const rs_idset_t *wanted,
         }
         if (!err && left > 0)
                 snprintf(errstr, errstr_size,
-                         "%d partitions of %s not read to their end within %d ms", left,
-                         topic, timeout_ms);
+                         "%d partitions of %s not read to their end in time", left,
+                         topic);
         if (list->cnt)
                 rd_kafka_assign(rk, NULL);
         free(done);

@@ -22,9 +22,10 @@ rd_kafka_t *rs_outbox_finder_new(const rs_config_t *cfg, char *errstr,
 /* Reads every partition of topic from the records timestamped since_ms (less
  * a margin for clock skew) to its end, adding to *found each id of *wanted
  * seen in a record's RS_OUTBOX_ID_HEADER. False + errstr when the topic could
- * not be read to its end within timeout_ms (*found then holds what was seen). */
+ * not be read to its end by deadline (monotonic ms; *found then holds what
+ * was seen). */
 bool rs_outbox_find(rd_kafka_t *reader, const char *topic, const rs_idset_t *wanted,
-                    int64_t since_ms, rs_idset_t *found, int timeout_ms, char *errstr,
+                    int64_t since_ms, rs_idset_t *found, int64_t deadline, char *errstr,
                     size_t errstr_size);
 
 #endif

@@ -49,6 +49,8 @@ static void log_parts(const char *what, const tplist_t *parts)
 /* Pauses or resumes parts and records it in p->paused. Per-partition errors
  * are logged; a partition that could not be resumed stays in p->paused, where
  * rs_proc_paused_without_outage() finds it. */
+static int count_paused(const rs_processor_t *p, rs_buf_t *names);
+
 static void pause_parts(rs_processor_t *p, tplist_t *parts, bool pause)
 {
         if (!parts || parts->cnt == 0)
@@ -73,6 +75,7 @@ static void pause_parts(rs_processor_t *p, tplist_t *parts, bool pause)
                         rd_kafka_topic_partition_list_del(p->paused, tp->topic,
                                                           tp->partition);
         }
+        rs_gauge_set(p->m.paused, count_paused(p, NULL));
 }
 
 void rs_proc_pause_all(rs_processor_t *p, bool pause)
@@ -220,7 +223,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, tplist_t *part
                 revoke_parts(p, rk, err, parts, cooperative);
         p->joined = true;
         rs_gauge_set(p->m.assigned, p->assignment->cnt);
-        rs_gauge_set(p->m.paused, count_paused(p, NULL));
+        rs_gauge_set(p->m.paused, count_paused(p, NULL)); /* revokes change it too */
         rs_proc_update_ready(p);
 }
 

@@ -50,15 +50,15 @@ static void find_reports_rows_on_the_topic(void **state)
         for (int64_t id = 35; id <= 45; id++)
                 rs_idset_add(&wanted, id);
         assert_true(rs_outbox_find(finder, it_fx.topics.dlq, &wanted, since, &found,
-                                   30000, err, sizeof(err)));
+                                   rs_monotonic_ms() + 30000, err, sizeof(err)));
         assert_int_equal(found.count, 6); /* 35..40 */
         for (int64_t id = 35; id <= 45; id++)
                 assert_int_equal(rs_idset_has(&found, id), id <= 40);
         /* Rows written after the last record: nothing to read, nothing found. */
         rs_idset_free(&found);
         assert_true(rs_outbox_find(finder, it_fx.topics.dlq, &wanted,
-                                   rs_now_ms() + 120000, &found, 30000, err,
-                                   sizeof(err)));
+                                   rs_now_ms() + 120000, &found,
+                                   rs_monotonic_ms() + 30000, err, sizeof(err)));
         assert_int_equal(found.count, 0);
         rs_idset_free(&wanted);
         rs_idset_free(&found);

@@ -175,6 +175,14 @@ static void redaction(void **state)
         assert_string_equal(out, "host=h password=***");
         rs_redact_url("password='a \\' secret' host=h", out, sizeof(out));
         assert_string_equal(out, "password=*** host=h");
+        /* What libpq and our Redis parser read as the password, whole. */
+        rs_redact_url("postgresql://app:s3cr?t#x@db/x", out, sizeof(out));
+        assert_string_equal(out, "postgresql://app:***@db/x");
+        rs_redact_url("redis://:p/w?d@h:1/0", out, sizeof(out));
+        assert_string_equal(out, "redis://:***@h:1/0");
+        rs_redact_url("host=h password = s3cret sslpassword=k3y passwordx=keep", out,
+                      sizeof(out));
+        assert_string_equal(out, "host=h password = *** sslpassword=*** passwordx=keep");
 }
 
 /* A URL longer than any buffer: the password must not show in what fits, and
