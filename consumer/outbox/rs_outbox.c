@@ -17,8 +17,8 @@
 #define DELIVERY_TIMEOUT_MS "300000"
 
 /* How long a sweep may read the output topics looking for unconfirmed rows
- * (at most a third of the lease, see find_delivered). */
-#define FIND_TIMEOUT_MS 15000
+ * (at most half the lease, see find_delivered). */
+#define FIND_TIMEOUT_MS 30000
 
 struct rs_outbox {
         const rs_config_t *cfg;
@@ -269,15 +269,17 @@ static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m
 
 /* Of the claimed rows, those already on their topics (see rs_outbox_find.h),
  * into *found. When a topic cannot be read in time its rows count as
- * missing: republishing twice is better than never. The whole search takes a
- * third of the lease at most, so that the claimed rows and the rows this
- * process has in flight (renewed every third of a lease) keep their leases;
- * the claimed rows' leases are renewed right after it. */
+ * missing: republishing twice is better than never. The rows this process
+ * holds (the claimed ones among them) have their leases renewed just before
+ * the search, which takes half a lease at most, and again after it. */
 static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
                            const int64_t *created_ms, int n, rs_idset_t *found)
 {
         char err[512];
-        int64_t deadline = rs_monotonic_ms() + RS_MIN(FIND_TIMEOUT_MS, o->lease_ms / 3);
+        o->last_renew_ms = 0;
+        if (!renew(o, err, sizeof(err)))
+                rs_warn("outbox", "cannot renew the leases before the search: %s", err);
+        int64_t deadline = rs_monotonic_ms() + RS_MIN(FIND_TIMEOUT_MS, o->lease_ms / 2);
         if (!o->finder && !(o->finder = rs_outbox_finder_new(o->cfg, err, sizeof(err)))) {
                 rs_warn("outbox", "cannot look for unconfirmed rows on the topics: %s",
                         err);

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Producer timestamps (librdkafka's clock) against the rows' created_at
- * (Postgres' clock): read from this much earlier. */
-#define CLOCK_SLACK_MS 60000
+/* A record's timestamp (librdkafka's clock, after COMMIT) is later than its
+ * row's created_at (Postgres' clock, when the transaction began) unless the
+ * clocks disagree: read from this much earlier. Every second more is a
+ * second of output read in vain. */
+#define CLOCK_SLACK_MS 10000
 
 rd_kafka_t *rs_outbox_finder_new(const rs_config_t *cfg, char *errstr, size_t errstr_size)
 {
