@@ -21,6 +21,7 @@ enum {
         O_CURRENCY,
         O_KIND,
         O_REFUND_OF,
+        O_FINGERPRINT,
         O_FORMAT,
         O_TOPIC,
 };
@@ -36,6 +37,8 @@ static const rs_cli_opt_t opts[] = {
     [O_CURRENCY] = {"currency", true, "CUR", "payment: ISO 4217 currency"},
     [O_KIND] = {"kind", true, "KIND", "payment: CHARGE (default) or REFUND"},
     [O_REFUND_OF] = {"refund-of", true, "P", "payment: the refunded payment id"},
+    [O_FINGERPRINT] = {"fingerprint", true, "F",
+                       "payment: payment-method fingerprint (schema version 2)"},
     [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
     [O_TOPIC] = {"topic", true, "TOPIC", "override the configured topic"},
 };
@@ -81,6 +84,7 @@ static bool event_from_flags(const pub_args_t *a, rs_event_type_t type, rs_codec
         raw.email_hash = a->v[O_EMAIL];
         raw.payment_id = a->v[O_PAYMENT];
         raw.refund_of = a->v[O_REFUND_OF];
+        raw.payment_fingerprint = a->v[O_FINGERPRINT];
         if (a->v[O_AMOUNT] &&
             !rs_parse_int64(a->v[O_AMOUNT], 0, INT64_MAX, &raw.amount_minor)) {
                 snprintf(errstr, errstr_size,

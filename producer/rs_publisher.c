@@ -2,6 +2,7 @@
 #include "rs_codes.h"
 #include "rs_kafka.h"
 #include "rs_log.h"
+#include "rs_registry_codec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,8 @@ struct rs_publisher {
         bool json;
         long delivered, failed;
         rs_buf_t buf;
+        rs_registry_t *registry;                /* NULL: the manifest's schema ids */
+        char *subject_topic[RS_EV_PAYMENT + 1]; /* registered for this topic */
 };
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -49,19 +52,44 @@ rs_publisher_t *rs_publisher_new(const rs_config_t *cfg, rs_codec_t *codec, bool
                 free(p);
                 return NULL;
         }
+        if (!json && *cfg->schema_registry_url) {
+                if (!(p->registry = rs_registry_from_config(cfg, errstr, errstr_size))) {
+                        rs_publisher_destroy(p);
+                        return NULL;
+                }
+                rs_codec_use_registry(codec);
+        }
         return p;
+}
+
+/* With a registry, the event's schema is registered under "<topic>-value"
+ * (looked up first) before its first record to that topic: the framing id is
+ * the registry's. */
+static bool ensure_subject(rs_publisher_t *p, rs_event_type_t type, const char *topic,
+                           char *errstr, size_t errstr_size)
+{
+        if (!p->registry ||
+            (p->subject_topic[type] && strcmp(p->subject_topic[type], topic) == 0))
+                return true;
+        if (rs_registry_register_own(p->registry, p->codec, rs_event_type_name(type),
+                                     topic, true, errstr, errstr_size) != RS_REG_OK)
+                return false;
+        free(p->subject_topic[type]);
+        p->subject_topic[type] = rs_strdup(topic);
+        return true;
 }
 
 bool rs_publisher_send(rs_publisher_t *p, const rs_event_t *ev, const char *topic,
                        char *errstr, size_t errstr_size)
 {
         rs_buf_reset(&p->buf);
-        if (p->json)
-                rs_codec_event_to_json(ev, &p->buf);
-        else if (!rs_codec_encode_event(p->codec, ev, &p->buf, errstr, errstr_size))
-                return false;
         if (!topic)
                 topic = rs_kafka_input_topic(p->cfg, ev->type);
+        if (p->json)
+                rs_codec_event_to_json(ev, &p->buf);
+        else if (!ensure_subject(p, ev->type, topic, errstr, errstr_size) ||
+                 !rs_codec_encode_event(p->codec, ev, &p->buf, errstr, errstr_size))
+                return false;
         for (;;) {
                 rd_kafka_resp_err_t err = rd_kafka_producev(
                     p->rk, RD_KAFKA_V_TOPIC(topic),
@@ -101,6 +129,9 @@ void rs_publisher_destroy(rs_publisher_t *p)
         if (!p)
                 return;
         rd_kafka_destroy(p->rk);
+        rs_registry_destroy(p->registry);
+        for (size_t i = 0; i < RS_ARRAY_SIZE(p->subject_topic); i++)
+                free(p->subject_topic[i]);
         rs_buf_free(&p->buf);
         free(p);
 }

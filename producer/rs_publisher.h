@@ -3,7 +3,9 @@
 /* Publishing input events (SignupEvent / PaymentEvent) to Kafka, for
  * `refstream publish`, `refstream loadgen` and `refstream demo`: keyed by
  * user_id, idempotent producer, encoded as Confluent-framed Avro (default) or
- * JSON. */
+ * JSON. With a schema registry configured, Avro records are framed with the
+ * registry's id of their schema under "<topic>-value" (registered if the
+ * subject does not have it), and the codec is switched to registry ids. */
 #include "rs_codec.h"
 #include "rs_config.h"
 

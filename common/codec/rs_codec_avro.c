@@ -97,12 +97,18 @@ static bool supported(avro_schema_t s, int depth, char *errstr, size_t errstr_si
                                 return false;
                 }
                 return true;
-        case AVRO_LINK:
-                return supported(avro_schema_link_target(s), depth + 1, errstr,
+        case AVRO_ARRAY:
+                return supported(avro_schema_array_items(s), depth + 1, errstr,
                                  errstr_size);
+        case AVRO_MAP:
+                return supported(avro_schema_map_values(s), depth + 1, errstr,
+                                 errstr_size);
+        case AVRO_LINK:
+                /* A named type used again: checked where it was defined (a
+                 * recursive type would otherwise be walked forever). */
+                return true;
         default:
-                snprintf(errstr, errstr_size,
-                         "unsupported Avro type %d (arrays and maps are not handled)",
+                snprintf(errstr, errstr_size, "unsupported Avro type %d",
                          (int)avro_typeof(s));
                 return false;
         }
@@ -115,16 +121,11 @@ bool rs_avro_schema_supported(avro_schema_t s, char *errstr, size_t errstr_size)
 
 /* ---------------------------------------------------------------- wire check */
 
-typedef struct wire {
-        const uint8_t *p, *end;
-        const char *field; /* innermost record field, for messages */
-        char *errstr;
-        size_t errstr_size;
-} wire_t;
+/* Array and map items one body may hold: an item of null (or of an empty
+ * record) takes no bytes, so the byte count alone does not bound the walk. */
+#define WIRE_MAX_ITEMS ((size_t)RS_CODEC_MAX_INPUT)
 
-static bool wire_fail(wire_t *w, const char *fmt, ...) RS_PRINTF(2, 3);
-
-static bool wire_fail(wire_t *w, const char *fmt, ...)
+bool rs_wire_fail(rs_wire_t *w, const char *fmt, ...)
 {
         char msg[160];
         va_list ap;
@@ -136,24 +137,23 @@ static bool wire_fail(wire_t *w, const char *fmt, ...)
         return false;
 }
 
-static size_t wire_left(const wire_t *w)
+static size_t wire_left(const rs_wire_t *w)
 {
         return (size_t)(w->end - w->p);
 }
 
-/* Zig-zag varint of at most max_bytes (5 for int, 10 for long). Refuses bits
- * beyond 64, which avro-c would silently drop. */
-static bool wire_varint(wire_t *w, int max_bytes, int64_t *out)
+/* Refuses bits beyond 64, which avro-c would silently drop. */
+bool rs_wire_varint(rs_wire_t *w, int max_bytes, int64_t *out)
 {
         uint64_t v = 0;
         for (int i = 0;; i++) {
                 if (i == max_bytes)
-                        return wire_fail(w, "varint longer than %d bytes", max_bytes);
+                        return rs_wire_fail(w, "varint longer than %d bytes", max_bytes);
                 if (w->p == w->end)
-                        return wire_fail(w, "truncated varint");
+                        return rs_wire_fail(w, "truncated varint");
                 uint8_t b = *w->p++;
                 if (i == 9 && b > 1)
-                        return wire_fail(w, "varint overflows 64 bits");
+                        return rs_wire_fail(w, "varint overflows 64 bits");
                 v |= (uint64_t)(b & 0x7f) << (7 * i);
                 if (!(b & 0x80))
                         break;
@@ -162,102 +162,151 @@ static bool wire_varint(wire_t *w, int max_bytes, int64_t *out)
         return true;
 }
 
-static bool wire_skip(wire_t *w, int64_t n)
+static bool wire_skip(rs_wire_t *w, int64_t n)
 {
         if (n < 0)
-                return wire_fail(w, "negative length %lld", (long long)n);
+                return rs_wire_fail(w, "negative length %lld", (long long)n);
         if ((uint64_t)n > wire_left(w))
-                return wire_fail(w, "length %lld exceeds the %zu bytes left",
-                                 (long long)n, wire_left(w));
+                return rs_wire_fail(w, "length %lld exceeds the %zu bytes left",
+                                    (long long)n, wire_left(w));
         w->p += n;
         return true;
 }
 
-/* Reads a long that must be an index in [0, count): enum ordinal or union
- * branch. avro-c would store either unchecked (or truncate it to int). */
-static bool wire_index(wire_t *w, size_t count, const char *what, int64_t *out)
+bool rs_wire_bytes(rs_wire_t *w, const char **s, size_t *len)
 {
-        if (!wire_varint(w, 10, out))
+        int64_t n;
+        const uint8_t *start;
+        if (!rs_wire_varint(w, 10, &n))
                 return false;
-        if (*out < 0 || (uint64_t)*out >= count)
-                return wire_fail(w, "%s %lld out of range (%zu choices)", what,
-                                 (long long)*out, count);
+        start = w->p;
+        if (!wire_skip(w, n))
+                return false;
+        *s = (const char *)start;
+        *len = (size_t)n;
         return true;
 }
 
-static bool wire_value(wire_t *w, avro_schema_t s, int depth);
+/* avro-c would store an enum ordinal or a union branch unchecked (or
+ * truncate it to int). */
+bool rs_wire_index(rs_wire_t *w, size_t count, const char *what, int64_t *out)
+{
+        if (!rs_wire_varint(w, 10, out))
+                return false;
+        if (*out < 0 || (uint64_t)*out >= count)
+                return rs_wire_fail(w, "%s %lld out of range (%zu choices)", what,
+                                    (long long)*out, count);
+        return true;
+}
 
-static bool wire_record(wire_t *w, avro_schema_t s, int depth)
+static bool wire_record(rs_wire_t *w, avro_schema_t s, int depth)
 {
         for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                 w->field = avro_schema_record_field_name(s, (int)i);
-                if (!wire_value(w, avro_schema_record_field_get_by_index(s, (int)i),
-                                depth + 1))
+                if (!rs_wire_value(w, avro_schema_record_field_get_by_index(s, (int)i),
+                                   depth + 1))
                         return false;
         }
         return true;
 }
 
-static bool wire_value(wire_t *w, avro_schema_t s, int depth)
+/* Arrays and maps: blocks of items, each block a count (negative: followed
+ * by its size in bytes), ending with a count of 0. */
+static bool wire_blocks(rs_wire_t *w, avro_schema_t items, bool map, int depth)
+{
+        const char *s;
+        size_t len;
+        for (;;) {
+                int64_t count, size;
+                if (!rs_wire_varint(w, 10, &count))
+                        return false;
+                if (count == 0)
+                        return true;
+                if (count < 0) {
+                        if (count == INT64_MIN)
+                                return rs_wire_fail(w, "block count out of range");
+                        count = -count;
+                        if (!rs_wire_varint(w, 10, &size))
+                                return false;
+                }
+                if ((uint64_t)count > WIRE_MAX_ITEMS - w->items)
+                        return rs_wire_fail(w, "more than %zu array or map items",
+                                            WIRE_MAX_ITEMS);
+                w->items += (size_t)count;
+                for (int64_t i = 0; i < count; i++) {
+                        if ((map && !rs_wire_bytes(w, &s, &len)) ||
+                            !rs_wire_value(w, items, depth + 1))
+                                return false;
+                }
+        }
+}
+
+bool rs_wire_value(rs_wire_t *w, avro_schema_t s, int depth)
 {
         int64_t v;
+        const char *str;
+        size_t len;
         if (depth > RS_AVRO_MAX_DEPTH)
-                return wire_fail(w, "schema nests deeper than %d levels",
-                                 RS_AVRO_MAX_DEPTH);
+                return rs_wire_fail(w, "schema nests deeper than %d levels",
+                                    RS_AVRO_MAX_DEPTH);
         switch (avro_typeof(s)) {
         case AVRO_NULL:
                 return true;
         case AVRO_BOOLEAN:
                 if (w->p == w->end || *w->p > 1)
-                        return wire_fail(w, "boolean is not 0 or 1");
+                        return rs_wire_fail(w, "boolean is not 0 or 1");
                 w->p++;
                 return true;
         case AVRO_INT32:
-                if (!wire_varint(w, 5, &v))
+                if (!rs_wire_varint(w, 5, &v))
                         return false;
                 if (v < INT32_MIN || v > INT32_MAX)
-                        return wire_fail(w, "int %lld out of 32-bit range", (long long)v);
+                        return rs_wire_fail(w, "int %lld out of 32-bit range",
+                                            (long long)v);
                 return true;
         case AVRO_INT64:
-                return wire_varint(w, 10, &v);
+                return rs_wire_varint(w, 10, &v);
         case AVRO_FLOAT:
                 return wire_skip(w, 4);
         case AVRO_DOUBLE:
                 return wire_skip(w, 8);
         case AVRO_STRING:
         case AVRO_BYTES:
-                return wire_varint(w, 10, &v) && wire_skip(w, v);
+                return rs_wire_bytes(w, &str, &len);
         case AVRO_FIXED:
                 return wire_skip(w, avro_schema_fixed_size(s));
         case AVRO_ENUM:
-                return wire_index(w, (size_t)avro_schema_enum_number_of_symbols(s),
-                                  "enum ordinal", &v);
+                return rs_wire_index(w, (size_t)avro_schema_enum_number_of_symbols(s),
+                                     "enum ordinal", &v);
         case AVRO_UNION:
-                return wire_index(w, avro_schema_union_size(s), "union branch", &v) &&
-                       wire_value(w, avro_schema_union_branch(s, (int)v), depth + 1);
+                return rs_wire_index(w, avro_schema_union_size(s), "union branch", &v) &&
+                       rs_wire_value(w, avro_schema_union_branch(s, (int)v), depth + 1);
         case AVRO_RECORD:
                 return wire_record(w, s, depth);
+        case AVRO_ARRAY:
+                return wire_blocks(w, avro_schema_array_items(s), false, depth);
+        case AVRO_MAP:
+                return wire_blocks(w, avro_schema_map_values(s), true, depth);
         case AVRO_LINK:
-                return wire_value(w, avro_schema_link_target(s), depth + 1);
+                return rs_wire_value(w, avro_schema_link_target(s), depth + 1);
         default:
-                return wire_fail(w, "unsupported Avro type %d", (int)avro_typeof(s));
+                return rs_wire_fail(w, "unsupported Avro type %d", (int)avro_typeof(s));
         }
 }
 
 bool rs_avro_wire_check(avro_schema_t s, const void *buf, size_t len, char *errstr,
                         size_t errstr_size)
 {
-        wire_t w = {.p = buf,
-                    .end = (const uint8_t *)buf + len,
-                    .field = NULL,
-                    .errstr = errstr,
-                    .errstr_size = errstr_size};
-        if (!wire_value(&w, s, 0))
+        rs_wire_t w = {.p = buf,
+                       .end = (const uint8_t *)buf + len,
+                       .errstr = errstr,
+                       .errstr_size = errstr_size};
+        if (!rs_wire_value(&w, s, 0))
                 return false;
         if (w.p != w.end) {
                 w.field = NULL;
-                return wire_fail(&w, "%zu trailing bytes after the record",
-                                 wire_left(&w));
+                return rs_wire_fail(&w, "%zu trailing bytes after the record",
+                                    wire_left(&w));
         }
         return true;
 }

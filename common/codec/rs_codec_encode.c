@@ -1,6 +1,6 @@
 /* Encoders: C structs -> Confluent-framed Avro (0x00, 4-byte big-endian schema
- * id from the manifest, Avro binary). Fields are set by name through avro-c's
- * generic values, so a reordered schema cannot silently swap two fields.
+ * id from the manifest or the registry, Avro binary). Fields are set by name through
+ * avro-c's generic values, so a reordered schema cannot silently swap two fields.
  *
  * Each call builds its own value from the shared (immutable, atomically
  * refcounted) class, so encoders may run on several threads with one codec.
@@ -205,6 +205,7 @@ static void enc_payment(enc_t *e, const rs_event_t *ev)
         else
                 enc_enum(e, "kind", ev->kind == RS_PAY_REFUND ? "REFUND" : "CHARGE");
         enc_str(e, "refund_of", ev->refund_of);
+        enc_str(e, "payment_fingerprint", ev->payment_fingerprint);
 }
 
 bool rs_codec_encode_event(const rs_codec_t *c, const rs_event_t *ev, rs_buf_t *out,

@@ -148,6 +148,7 @@ void rs_codec_event_to_json(const rs_event_t *ev, rs_buf_t *out)
                 put_str(out, "kind", ev->kind == RS_PAY_REFUND ? "REFUND" : "CHARGE",
                         &first);
                 put_str(out, "refund_of", ev->refund_of, &first);
+                put_str(out, "payment_fingerprint", ev->payment_fingerprint, &first);
         }
         rs_buf_putc(out, '}');
 }

@@ -24,6 +24,7 @@ const rs_field_def_t rs_codec_fields[RS_F__COUNT] = {
     [RS_F_CURRENCY] = {"currency", RS_FK_STRING, PAYMENT},
     [RS_F_KIND] = {"kind", RS_FK_ENUM, PAYMENT},
     [RS_F_REFUND_OF] = {"refund_of", RS_FK_STRING, PAYMENT},
+    [RS_F_PAYMENT_FINGERPRINT] = {"payment_fingerprint", RS_FK_STRING, PAYMENT},
 };
 
 void rs_codec_err(rs_decode_error_t *err, const char *error_class, const char *fmt, ...)
@@ -259,7 +260,9 @@ static bool check_payment(const rs_raw_event_t *raw, rs_arena_t *arena, rs_event
         }
         if (!check_kind(raw, out, err) ||
             !opt_str(raw, RS_F_REFUND_OF, 1, RS_PAYMENT_ID_MAX, arena, &out->refund_of,
-                     err))
+                     err) ||
+            !opt_str(raw, RS_F_PAYMENT_FINGERPRINT, 1, RS_FINGERPRINT_MAX, arena,
+                     &out->payment_fingerprint, err))
                 return false;
         if (out->kind == RS_PAY_REFUND && !out->refund_of) {
                 rs_codec_err(err, RS_ERR_MISSING_FIELD,

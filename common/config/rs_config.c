@@ -12,19 +12,22 @@
 #define OFF(f) offsetof(rs_config_t, f)
 #define STR(env, flag, def, field, doc)                                                  \
         {                                                                                \
-                env, flag, RS_CT_STRING, def, 0, 0, NULL, false, OFF(field), doc         \
+                env, flag, RS_CT_STRING, def, 0, 0, NULL, RS_SECRET_NONE, OFF(field),    \
+                    doc                                                                  \
         }
-#define SECRET(env, flag, def, field, doc)                                               \
+#define SECRET(env, flag, def, field, how, doc)                                          \
         {                                                                                \
-                env, flag, RS_CT_STRING, def, 0, 0, NULL, true, OFF(field), doc          \
+                env, flag, RS_CT_STRING, def, 0, 0, NULL, how, OFF(field), doc           \
         }
 #define INT(env, flag, def, min, max, field, doc)                                        \
         {                                                                                \
-                env, flag, RS_CT_INT, def, min, max, NULL, false, OFF(field), doc        \
+                env, flag, RS_CT_INT, def, min, max, NULL, RS_SECRET_NONE, OFF(field),   \
+                    doc                                                                  \
         }
 #define CHOICE(env, flag, def, choices, field, doc)                                      \
         {                                                                                \
-                env, flag, RS_CT_CHOICE, def, 0, 0, choices, false, OFF(field), doc      \
+                env, flag, RS_CT_CHOICE, def, 0, 0, choices, RS_SECRET_NONE, OFF(field), \
+                    doc                                                                  \
         }
 
 const rs_config_def_t rs_config_defs[] = {
@@ -33,9 +36,10 @@ const rs_config_def_t rs_config_defs[] = {
     STR("REFSTREAM_GROUP_ID", "group-id", "refstream", group_id,
         "Kafka consumer group; instances with the same group share the partitions."),
     SECRET("REFSTREAM_DATABASE_URL", "database-url",
-           "postgresql://localhost:5432/refstream", database_url,
+           "postgresql://localhost:5432/refstream", database_url, RS_SECRET_URL,
            "Postgres connection string or URI (libpq syntax)."),
     SECRET("REFSTREAM_REDIS_URL", "redis-url", "redis://localhost:6379/0", redis_url,
+           RS_SECRET_URL,
            "Redis for the code cache, redis://[:password@]host:port/db; empty disables "
            "the cache."),
     STR("REFSTREAM_TOPIC_SIGNUPS", "topic-signups", "signups", topic_signups,
@@ -94,6 +98,28 @@ const rs_config_def_t rs_config_defs[] = {
         stall_timeout_ms,
         "With lag and no progress for this long (and no outage to explain it), /readyz "
         "reports a stall."),
+    SECRET("REFSTREAM_SCHEMA_REGISTRY_URL", "schema-registry-url", "",
+           schema_registry_url, RS_SECRET_URL,
+           "Schema Registry base URL (Confluent REST API: Confluent, Karapace, Redpanda, "
+           "or Apicurio's .../apis/ccompat/v7); empty: schema ids of "
+           "schemas/manifest.json."),
+    SECRET("REFSTREAM_SCHEMA_REGISTRY_BASIC_AUTH", "schema-registry-basic-auth", "",
+           schema_registry_basic_auth, RS_SECRET_AUTH,
+           "user:password for the registry's HTTP basic auth (the password is never "
+           "logged)."),
+    STR("REFSTREAM_SCHEMA_REGISTRY_CA_FILE", "schema-registry-ca-file", "",
+        schema_registry_ca_file,
+        "PEM file of the CAs that sign the registry's TLS certificate (default: the "
+        "system's)."),
+    STR("REFSTREAM_SCHEMA_REGISTRY_CERT_FILE", "schema-registry-cert-file", "",
+        schema_registry_cert_file,
+        "PEM client certificate for the registry (mutual TLS)."),
+    STR("REFSTREAM_SCHEMA_REGISTRY_KEY_FILE", "schema-registry-key-file", "",
+        schema_registry_key_file, "PEM private key of that client certificate."),
+    INT("REFSTREAM_SCHEMA_REGISTRY_TIMEOUT_MS", "schema-registry-timeout-ms", "10000",
+        100, 600000, schema_registry_timeout_ms,
+        "Longest wait for one registry request; a request that times out is an outage "
+        "(retried), not bad data."),
     STR("REFSTREAM_CONFIG", "config", "", config_file,
         "Optional file of REFSTREAM_*=value lines, read before the environment."),
 };
@@ -185,6 +211,18 @@ static bool check_value(const rs_config_def_t *d, const char *value, const char 
                         return false;
                 }
                 rs_redis_url_free(&url);
+        }
+        if (strcmp(d->env, "REFSTREAM_SCHEMA_REGISTRY_URL") == 0 && *value &&
+            (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)) {
+                snprintf(errstr, errstr_size,
+                         "%s: must be an http:// or https:// URL (or empty: no registry)",
+                         source);
+                return false;
+        }
+        if (strcmp(d->env, "REFSTREAM_SCHEMA_REGISTRY_BASIC_AUTH") == 0 && *value &&
+            !strchr(value, ':')) {
+                snprintf(errstr, errstr_size, "%s: must be user:password", source);
+                return false;
         }
         rs_hostport_t hp;
         if (strcmp(d->env, "REFSTREAM_HTTP_ADDR") == 0 && *value &&
@@ -398,6 +436,23 @@ static bool secret_property(const char *key)
                strstr(key, "key.pem") || strstr(key, "jaas");
 }
 
+static const char *redacted(const rs_config_def_t *d, const char *v, char *out,
+                            size_t size)
+{
+        const char *colon = strchr(v, ':');
+        switch (d->secret) {
+        case RS_SECRET_URL:
+                return rs_redact_url(v, out, size);
+        case RS_SECRET_AUTH:
+                if (!*v)
+                        return v;
+                snprintf(out, size, "%.*s:***", colon ? (int)(colon - v) : 0, v);
+                return out;
+        default:
+                return v;
+        }
+}
+
 void rs_config_log(const rs_config_t *cfg)
 {
         if (RS_LOG_INFO < rs_log_level)
@@ -413,7 +468,7 @@ void rs_config_log(const rs_config_t *cfg)
                         char red[1024];
                         const char *v = *field_str((rs_config_t *)cfg, d);
                         rs_buf_printf(&b, " %s=%s", d->flag,
-                                      d->secret ? rs_redact_url(v, red, sizeof(red)) : v);
+                                      redacted(d, v, red, sizeof(red)));
                 }
         }
         for (size_t i = 0; i < cfg->rdkafka_count; i++)

@@ -45,6 +45,12 @@ typedef struct rs_config {
         int64_t inbox_retention_hours;
         int64_t shutdown_timeout_ms;
         int64_t stall_timeout_ms;
+        char *schema_registry_url; /* empty: the manifest's schema ids */
+        char *schema_registry_basic_auth;
+        char *schema_registry_ca_file;
+        char *schema_registry_cert_file;
+        char *schema_registry_key_file;
+        int64_t schema_registry_timeout_ms;
         char *config_file;
         /* librdkafka pass-through properties, in the order given. */
         rs_kv_t *rdkafka;
@@ -55,6 +61,12 @@ typedef struct rs_config {
 
 typedef enum { RS_CT_STRING, RS_CT_INT, RS_CT_CHOICE } rs_config_type_t;
 
+typedef enum {
+        RS_SECRET_NONE = 0,
+        RS_SECRET_URL,  /* a URL or conninfo: its password is hidden */
+        RS_SECRET_AUTH, /* user:password: only the user is shown */
+} rs_secret_t;
+
 typedef struct rs_config_def {
         const char *env;  /* REFSTREAM_KAFKA_BROKERS */
         const char *flag; /* kafka-brokers (used as --kafka-brokers) */
@@ -62,7 +74,7 @@ typedef struct rs_config_def {
         const char *def;     /* default, as text */
         int64_t min, max;    /* RS_CT_INT */
         const char *choices; /* RS_CT_CHOICE: "a|b|c" */
-        bool secret;         /* never printed in full */
+        rs_secret_t secret;  /* how it is printed */
         size_t offset;       /* into rs_config_t */
         const char *doc;
 } rs_config_def_t;

@@ -16,10 +16,11 @@ typedef enum {
 } rs_pay_kind_t;
 
 /* Field limits (docs/events.md §3). */
-#define RS_EVENT_ID_MAX   64
-#define RS_USER_ID_MAX    128
-#define RS_PAYMENT_ID_MAX 128
-#define RS_EMAIL_HASH_MAX 128
+#define RS_EVENT_ID_MAX    64
+#define RS_USER_ID_MAX     128
+#define RS_PAYMENT_ID_MAX  128
+#define RS_EMAIL_HASH_MAX  128
+#define RS_FINGERPRINT_MAX 128
 /* A referral code longer than this is not a code; it is kept (truncated) in
  * the rejection record only. */
 #define RS_REFERRAL_CODE_INPUT_MAX 256
@@ -37,7 +38,8 @@ typedef struct rs_event {
         int64_t amount_minor;
         char currency[4];
         rs_pay_kind_t kind;
-        const char *refund_of; /* NULL when absent; required for REFUND */
+        const char *refund_of;           /* NULL when absent; required for REFUND */
+        const char *payment_fingerprint; /* NULL when absent (schema version 2) */
 } rs_event_t;
 
 typedef enum {

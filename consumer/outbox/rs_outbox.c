@@ -19,6 +19,12 @@
 /* How long a sweep may read the output topics looking for unconfirmed rows
  * (at most half the lease, see find_delivered). */
 #define FIND_TIMEOUT_MS 30000
+/* A row whose topic could not be searched (the broker is down, say) waits
+ * for a later sweep rather than being republished blindly: producing would
+ * wait for the broker anyway, and by then the search can run. Only a row
+ * older than this, whose topic has stayed unsearchable, is republished
+ * unchecked: twice is better than never. */
+#define UNCHECKED_AFTER_MS (10 * 60 * 1000)
 
 struct rs_outbox {
         const rs_config_t *cfg;
@@ -268,12 +274,13 @@ static bool row_to_msg(const PGresult *res, int r, rs_arena_t *a, rs_outmsg_t *m
 }
 
 /* Of the claimed rows, those already on their topics (see rs_outbox_find.h),
- * into *found. When a topic cannot be read in time its rows count as
- * missing: republishing twice is better than never. The rows this process
- * holds (the claimed ones among them) have their leases renewed just before
- * the search, which takes half a lease at most, and again after it. */
+ * into *found; searched[dest] says whether the search of that destination's
+ * topic finished. The rows this process holds (the claimed ones among them)
+ * have their leases renewed just before the search, which takes half a lease
+ * at most, and again after it. */
 static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
-                           const int64_t *created_ms, int n, rs_idset_t *found)
+                           const int64_t *created_ms, int n, rs_idset_t *found,
+                           bool searched[3])
 {
         char err[512];
         o->last_renew_ms = 0;
@@ -294,11 +301,12 @@ static void find_delivered(rs_outbox_t *o, const rs_outmsg_t *rows,
                                 since = RS_MIN(since, created_ms[i]);
                         }
                 }
-                if (wanted.count &&
-                    !rs_outbox_find(o->finder, o->topics[d], &wanted, since, found,
-                                    deadline, err, sizeof(err)))
-                        rs_warn("outbox", "republishing unconfirmed rows unchecked: %s",
-                                err);
+                searched[d] = !wanted.count ||
+                              rs_outbox_find(o->finder, o->topics[d], &wanted, since,
+                                             found, deadline, err, sizeof(err));
+                if (!searched[d])
+                        rs_warn("outbox", "cannot search %s for unconfirmed rows: %s",
+                                o->topics[d], err);
                 rs_idset_free(&wanted);
         }
 }
@@ -334,36 +342,51 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         }
         PQclear(res);
         rs_idset_t found = {0};
+        bool searched[3] = {false, false, false};
         if (n) {
                 for (int i = 0; i < n; i++)
                         rs_idset_add(&o->held, msgs[i].outbox_id);
-                find_delivered(o, msgs, created, n, &found);
+                find_delivered(o, msgs, created, n, &found, searched);
                 o->last_renew_ms = 0; /* the search took time: renew now */
                 if (!renew(o, errstr, errstr_size))
                         rs_warn("outbox", "cannot renew the leases after the search: %s",
                                 errstr);
         }
+        int later = 0, unchecked = 0;
+        int64_t now = rs_now_ms();
         for (int i = 0; i < n; i++) {
                 if (rs_idset_has(&found, msgs[i].outbox_id)) {
                         to_mark(o, msgs[i].outbox_id);
                         found_n++;
+                } else if (searched[msgs[i].dest]) {
+                        produce_one(o, &msgs[i]);
+                } else if (now - created[i] < UNCHECKED_AFTER_MS) {
+                        /* Left to a later sweep when its lease ends. */
+                        rs_idset_del(&o->held, msgs[i].outbox_id);
+                        later++;
                 } else {
                         produce_one(o, &msgs[i]);
+                        unchecked++;
                 }
         }
+        if (unchecked)
+                rs_warn("outbox",
+                        "republished %d rows unchecked: their topics could not be "
+                        "searched for %d minutes",
+                        unchecked, UNCHECKED_AFTER_MS / 60000);
         rs_idset_free(&found);
         free(msgs);
         free(created);
         rs_arena_destroy(&a);
-        o->stats.republished += (uint64_t)(n - found_n);
+        int sent = n - found_n - later;
+        o->stats.republished += (uint64_t)sent;
         o->stats.found_delivered += (uint64_t)found_n;
         if (n)
-                rs_info(
-                    "outbox",
-                    "%d outbox rows whose delivery was not confirmed: %d found on their "
-                    "topics, %d republished",
-                    n, found_n, n - found_n);
-        return n - found_n;
+                rs_info("outbox",
+                        "%d outbox rows whose delivery was not confirmed: %d found on "
+                        "their topics, %d republished, %d left for a later sweep",
+                        n, found_n, sent, later);
+        return sent;
 }
 
 static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)

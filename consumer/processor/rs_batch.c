@@ -63,16 +63,24 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
         m->value_len = value_len;
         m->type = type;
         m->opaque = opaque;
-        if (!value) {
+        rs_batch_redecode(b, codec, m);
+        return m;
+}
+
+void rs_batch_redecode(rs_batch_t *b, rs_codec_t *codec, rs_batch_msg_t *m)
+{
+        memset(&m->err, 0, sizeof(m->err));
+        m->code = NULL;
+        if (!m->value) {
+                m->decoded = false;
                 m->err.error_class = RS_ERR_BAD_FRAMING;
                 rs_strlcpy(m->err.message, "record has no value", sizeof(m->err.message));
-        } else {
-                m->decoded = rs_codec_decode(codec, type, value, value_len, &b->arena,
-                                             &m->ev, &m->err);
-                if (m->decoded)
-                        m->code = norm_code(b, &m->ev);
+                return;
         }
-        return m;
+        m->decoded = rs_codec_decode(codec, m->type, m->value, m->value_len, &b->arena,
+                                     &m->ev, &m->err);
+        if (m->decoded)
+                m->code = norm_code(b, &m->ev);
 }
 
 void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message)
@@ -480,6 +488,29 @@ typedef struct run_ctx {
         code_lookup_t cl;
 } run_ctx_t;
 
+static const rs_pgcol_t fingerprint_cols[] = {
+    RS_PGCOL(rs_event_t, user_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_event_t, payment_fingerprint, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_event_t, event_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_event_t, occurred_at_ms, "bigint", RS_PGCOL_TIME),
+};
+
+/* Remembers the payment methods of the batch's new charges (docs/rules.md §3). */
+static bool write_fingerprints(rs_pg_t *pg, rs_batch_t *b, char *errstr,
+                               size_t errstr_size)
+{
+        rs_pgrows_t rows;
+        rs_pgrows_init(&rows, fingerprint_cols, RS_ARRAY_SIZE(fingerprint_cols));
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_PAYMENT &&
+                    m->ev.kind == RS_PAY_CHARGE && m->ev.payment_fingerprint)
+                        rs_pgrows_add(&rows, &m->ev);
+        }
+        return rs_pgrows_exec(pg, true, SQL_FINGERPRINTS_INSERT, &rows, errstr,
+                              errstr_size);
+}
+
 static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_pg_t *pg = x->env->pg;
@@ -506,7 +537,8 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
                 if (b->msgs[i].outcome == RS_MSG_NEW)
                         rs_rules_apply(&x->st, &b->msgs[i].ev, i);
         }
-        return rs_store_write(pg, &x->st, errstr, errstr_size);
+        return rs_store_write(pg, &x->st, errstr, errstr_size) &&
+               write_fingerprints(pg, b, errstr, errstr_size);
 }
 
 static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)

@@ -80,6 +80,8 @@ rs_batch_msg_t *rs_batch_add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t t
                              const char *topic, int32_t partition, int64_t offset,
                              const void *key, size_t key_len, const void *value,
                              size_t value_len, void *opaque);
+/* Decodes m again (its schema has been fetched since: RS_ERR_SCHEMA_PENDING). */
+void rs_batch_redecode(rs_batch_t *b, rs_codec_t *codec, rs_batch_msg_t *m);
 /* Turns a decoded record into a dead letter (a record the database refuses
  * even alone: see the processor's poison handling). */
 void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message);

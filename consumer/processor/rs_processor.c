@@ -1,7 +1,9 @@
 /* The processor's life (see rs_processor.h): start-up wait for its
  * dependencies, the main loop, upkeep, readiness. */
+#include "rs_cli.h"
 #include "rs_log.h"
 #include "rs_processor_int.h"
+#include "rs_registry_codec.h"
 #include "rs_store_sql.h"
 
 #include <stdlib.h>
@@ -199,6 +201,62 @@ static bool database_ready(rs_processor_t *p, char *errstr, size_t errstr_size)
         return false;
 }
 
+/* ---------------------------------------------------------------- registry */
+
+static void count_registry(rs_processor_t *p, int64_t t0)
+{
+        rs_histogram_observe(p->m.registry_seconds,
+                             (double)(rs_monotonic_ms() - t0) / 1000.0);
+        rs_gauge_set(p->m.registry_schemas, (double)rs_codec_cached_schemas(p->codec));
+}
+
+bool rs_proc_fetch_schema(rs_processor_t *p, uint32_t id, char *errstr,
+                          size_t errstr_size)
+{
+        int64_t t0 = rs_monotonic_ms();
+        rs_reg_status_t st =
+            rs_registry_fetch(p->registry, p->codec, id, errstr, errstr_size);
+        rs_counter_inc(p->m.registry_requests[st]);
+        count_registry(p, t0);
+        if (st == RS_REG_OK)
+                rs_info("registry", "schema id %u fetched", id);
+        return st == RS_REG_OK;
+}
+
+/* Registers the output schemas, so that their records are framed with the
+ * registry's ids. A registry that refuses them (incompatible, or no such
+ * API at the URL) is a configuration error: waiting cannot help. */
+static bool registry_ready(rs_processor_t *p, char *errstr, size_t errstr_size)
+{
+        const char *records[] = {"ReferralCredited", "ReferralCreditReversed"};
+        const char *topics[] = {p->cfg->topic_credited, p->cfg->topic_reversed};
+        char err[1024];
+        for (size_t i = 0; p->registry && !p->registered && i < 2; i++) {
+                int64_t t0 = rs_monotonic_ms();
+                rs_reg_status_t st =
+                    rs_registry_register_own(p->registry, p->codec, records[i], topics[i],
+                                             false, err, sizeof(err));
+                rs_counter_inc(p->m.registry_requests[st]);
+                count_registry(p, t0);
+                if (st == RS_REG_UNAVAILABLE) {
+                        snprintf(errstr, errstr_size,
+                                 "waiting for the schema registry: %s", err);
+                        return false;
+                }
+                if (st != RS_REG_OK) {
+                        snprintf(errstr, errstr_size,
+                                 "the schema registry does not take %s "
+                                 "(REFSTREAM_SCHEMA_REGISTRY_URL)",
+                                 err);
+                        p->fatal = true;
+                        p->exit_code = RS_EXIT_USAGE;
+                        return false;
+                }
+        }
+        p->registered = true;
+        return true;
+}
+
 static void sleep_unless_stopped(int64_t ms, volatile sig_atomic_t *stop)
 {
         for (int64_t until = rs_monotonic_ms() + ms; !*stop && rs_monotonic_ms() < until;)
@@ -206,7 +264,8 @@ static void sleep_unless_stopped(int64_t ms, volatile sig_atomic_t *stop)
 }
 
 /* Waits, with the capped back-off of a run-time outage, until Postgres (with
- * the right schema) and Kafka answer; meanwhile /healthz is 200 and /readyz
+ * the right schema), the schema registry (when configured: it has taken the
+ * output schemas) and Kafka answer; meanwhile /healthz is 200 and /readyz
  * 503 with what is awaited. Redis is optional: without it lookups go to
  * Postgres, as at run time. False when stopped or when waiting cannot help. */
 static bool wait_for_dependencies(rs_processor_t *p, volatile sig_atomic_t *stop)
@@ -218,6 +277,7 @@ static bool wait_for_dependencies(rs_processor_t *p, volatile sig_atomic_t *stop
                                     "Postgres until it answers");
         while (!*stop) {
                 if (database_ready(p, why, sizeof(why)) &&
+                    registry_ready(p, why, sizeof(why)) &&
                     rs_proc_kafka_reachable(p, 5000, why, sizeof(why))) {
                         if (logged[0])
                                 rs_info("consumer", "dependencies available; starting");
@@ -251,11 +311,17 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         if (hooks)
                 p->hooks = *hooks;
         p->backoff_ms = BACKOFF_START_MS;
+        p->exit_code = RS_EXIT_FAILURE;
         rs_batch_init(&p->batch);
         rs_proc_register_metrics(&p->m);
         p->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
         if (!(p->codec = rs_codec_new(errstr, errstr_size)))
                 goto fail;
+        if (*cfg->schema_registry_url) {
+                if (!(p->registry = rs_registry_from_config(cfg, errstr, errstr_size)))
+                        goto fail;
+                rs_codec_use_registry(p->codec);
+        }
         if (*cfg->redis_url &&
             !(p->cache = rs_cache_new(cfg->redis_url, cfg->cache_ttl_ms,
                                       cfg->cache_negative_ttl_ms, cfg->redis_timeout_ms,
@@ -294,7 +360,7 @@ int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idl
         const rs_config_t *cfg = p->cfg;
         char err[512];
         if (!wait_for_dependencies(p, stop))
-                return p->fatal ? 1 : 0;
+                return p->fatal ? p->exit_code : 0;
         if (!rs_proc_subscribe(p, err, sizeof(err))) {
                 rs_error("consumer", "%s", err);
                 return 1;
@@ -358,6 +424,7 @@ void rs_processor_destroy(rs_processor_t *p)
                 rd_kafka_topic_partition_list_destroy(p->paused);
         rs_http_stop(p->http);
         rs_cache_destroy(p->cache);
+        rs_registry_destroy(p->registry);
         rs_codec_destroy(p->codec);
         rs_pg_destroy(p->pg);
         rs_batch_free(&p->batch);

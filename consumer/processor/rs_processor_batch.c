@@ -1,6 +1,7 @@
-/* The processor's handling of one batch (see rs_processor.h): run it in one
- * transaction; wait out an unavailable database with capped back-off while
- * the partitions are paused; split a batch that fails because of its records
+/* The processor's handling of one batch (see rs_processor.h): fetch the
+ * schemas its records need; run it in one transaction; wait out an
+ * unavailable database or registry with capped back-off while the partitions
+ * are paused; split a batch that fails because of its records
  * until the record at fault is found and dead-lettered. */
 #include "rs_log.h"
 #include "rs_processor_int.h"
@@ -9,12 +10,15 @@
 #include <string.h>
 
 #define BACKOFF_START_MS 100
+#define DEP_POSTGRES     "postgres"
+#define DEP_REGISTRY     "schema registry"
 
 /* RUN_SPLIT: the batch should be tried in smaller parts (a record-related
  * error, or a batch that keeps timing out as a whole). */
 typedef enum { RUN_OK, RUN_SPLIT, RUN_STOPPED } run_result_t;
 
 #define TIMEOUTS_BEFORE_SPLIT 3
+#define FORGET_UNKNOWN_MS     60000
 
 /* Waits out a backoff step while keeping the consumer alive (rebalances are
  * served; paused partitions deliver nothing new). */
@@ -39,22 +43,24 @@ static void backoff_wait(rs_processor_t *p, volatile sig_atomic_t *stop)
         p->backoff_ms = RS_MIN(p->backoff_ms * 2, p->cfg->pg_retry_max_ms);
 }
 
-/* Postgres (or the database environment) cannot take the batch right now:
- * pause consumption, report not ready, back off. */
-static void degrade(rs_processor_t *p, const char *err, volatile sig_atomic_t *stop)
+/* A dependency (Postgres, or the schema registry) cannot take the batch right
+ * now: pause consumption, report not ready, back off. */
+static void degrade(rs_processor_t *p, const char *dep, const char *err,
+                    volatile sig_atomic_t *stop)
 {
         if (!p->degraded) {
                 rs_warn("consumer",
-                        "Postgres unavailable, pausing consumption and retrying with "
+                        "%s unavailable, pausing consumption and retrying with "
                         "backoff: %s",
-                        err);
+                        dep, err);
                 p->degraded = true;
                 rs_proc_pause_all(p, true);
         } else {
                 rs_debug("consumer", "retry failed: %s", err);
         }
-        snprintf(p->outage, sizeof(p->outage), "postgres unavailable: %s", err);
-        rs_gauge_set(p->m.pg_up, 0);
+        snprintf(p->outage, sizeof(p->outage), "%s unavailable: %s", dep, err);
+        if (strcmp(dep, DEP_POSTGRES) == 0)
+                rs_gauge_set(p->m.pg_up, 0);
         rs_counter_inc(p->m.retries_transient);
         rs_proc_update_ready(p);
         backoff_wait(p, stop);
@@ -66,11 +72,31 @@ static void recovered(rs_processor_t *p)
         rs_gauge_set(p->m.pg_up, 1);
         if (!p->degraded)
                 return;
-        rs_info("consumer", "Postgres available again; resuming");
+        rs_info("consumer", "%.*s available again; resuming",
+                (int)strcspn(p->outage, " "), p->outage);
         p->degraded = false;
         p->outage[0] = '\0';
         rs_proc_pause_all(p, false);
         rs_proc_update_ready(p);
+}
+
+/* Records framed with schema ids not fetched yet are decoded again once their
+ * schemas are in; each id is asked for once, and never is a record
+ * dead-lettered because the registry did not answer. */
+static bool fetch_schemas(rs_processor_t *p, rs_batch_t *b, char *errstr,
+                          size_t errstr_size)
+{
+        for (size_t i = 0; p->registry && i < b->n; i++) {
+                rs_batch_msg_t *m = &b->msgs[i];
+                uint32_t id;
+                if (m->decoded || !rs_decode_pending(&m->err))
+                        continue;
+                if (rs_codec_needs_schema(p->codec, m->value, m->value_len, &id) &&
+                    !rs_proc_fetch_schema(p, id, errstr, errstr_size))
+                        return false;
+                rs_batch_redecode(b, p->codec, m);
+        }
+        return true;
 }
 
 static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
@@ -78,6 +104,12 @@ static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
 {
         char *err = p->last_error;
         for (int timeouts = 0;;) {
+                if (!fetch_schemas(p, b, err, sizeof(p->last_error))) {
+                        degrade(p, DEP_REGISTRY, err, stop);
+                        if (*stop)
+                                return RUN_STOPPED;
+                        continue;
+                }
                 if (rs_batch_run(&p->env, b, err, sizeof(p->last_error))) {
                         recovered(p);
                         return RUN_OK;
@@ -93,7 +125,7 @@ static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                 if (rs_pg_error_timeout(p->pg) && b->n > 1 &&
                     ++timeouts >= TIMEOUTS_BEFORE_SPLIT)
                         return RUN_SPLIT;
-                degrade(p, err, stop);
+                degrade(p, DEP_POSTGRES, err, stop);
                 if (*stop)
                         return RUN_STOPPED;
         }
@@ -136,7 +168,7 @@ static run_result_t dead_letter(rs_processor_t *p, rs_batch_t *one,
         rs_counter_inc(p->m.poison);
         run_result_t res;
         while ((res = run_with_retry(p, one, stop)) == RUN_SPLIT) {
-                degrade(p, p->last_error, stop);
+                degrade(p, DEP_POSTGRES, p->last_error, stop);
                 if (*stop)
                         return RUN_STOPPED;
         }
@@ -188,6 +220,12 @@ void rs_proc_release(rs_batch_t *b)
 bool rs_proc_process(rs_processor_t *p, volatile sig_atomic_t *stop)
 {
         int64_t t0 = rs_monotonic_ms();
+        /* Ids the registry did not know are asked again now and then (one may
+         * have been registered since), never within a batch. */
+        if (p->registry && t0 - p->last_forget_ms >= FORGET_UNKNOWN_MS) {
+                rs_codec_forget_unknown(p->codec);
+                p->last_forget_ms = t0;
+        }
         run_result_t res = run_with_retry(p, &p->batch, stop);
         if (res == RUN_OK) {
                 if (!finish(p, &p->batch, (double)(rs_monotonic_ms() - t0) / 1000.0))

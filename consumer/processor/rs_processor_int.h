@@ -9,6 +9,7 @@
 #include "rs_metrics.h"
 #include "rs_outbox.h"
 #include "rs_processor.h"
+#include "rs_registry.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -20,6 +21,9 @@ typedef struct proc_metrics {
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;
         rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *lag, *stall;
+        rs_counter_t *registry_requests[RS_REG__COUNT];
+        rs_histogram_t *registry_seconds;
+        rs_gauge_t *registry_schemas;
 } proc_metrics_t;
 
 struct rs_processor {
@@ -28,16 +32,19 @@ struct rs_processor {
         rs_codec_t *codec;
         rs_pg_t *pg;
         rs_cache_t *cache;
+        rs_registry_t *registry; /* NULL: the manifest's schema ids */
         rs_outbox_t *outbox;
         rd_kafka_t *rk;
         rs_http_t *http;
         rs_batch_env_t env;
         rs_batch_t batch; /* what is being accumulated / processed */
         bool isolating;   /* splitting a failed batch: keep revoked records */
-        bool degraded;    /* Postgres unavailable: partitions paused */
+        bool degraded;    /* Postgres or the registry unavailable: paused */
         bool crashed;     /* simulated crash (hooks): skip the clean close */
         bool fatal;
+        int exit_code;   /* when fatal: RS_EXIT_FAILURE, or RS_EXIT_USAGE */
         bool subscribed; /* start-up wait over, consumer subscribed */
+        bool registered; /* output schemas registered (with a registry) */
         bool joined;     /* a first assignment arrived */
         bool stalled;    /* lag and no progress for stall_timeout_ms */
         /* What this instance owns and what it has paused. librdkafka keeps a
@@ -48,8 +55,9 @@ struct rs_processor {
         int64_t lag; /* records behind, assigned partitions, -1 unknown */
         int64_t backoff_ms;
         char last_error[1024]; /* of the last failed batch run */
-        char outage[1200];     /* why Postgres is unavailable (degraded) */
+        char outage[1200];     /* why Postgres or the registry is unavailable */
         int64_t last_mark_ms, last_sweep_ms, last_retention_ms, last_input_ms;
+        int64_t last_forget_ms;   /* unknown schema ids forgotten (asked again) */
         int64_t last_progress_ms; /* a record consumed or a batch committed */
         rs_batch_stats_t totals;
         rs_outbox_stats_t outbox_seen;
@@ -59,6 +67,10 @@ struct rs_processor {
 
 /* rs_processor.c */
 void rs_proc_update_ready(rs_processor_t *p);
+/* Fetches the writer schema of id into the codec (found, or known to be
+ * unknown); false + errstr when the registry is unavailable. */
+bool rs_proc_fetch_schema(rs_processor_t *p, uint32_t id, char *errstr,
+                          size_t errstr_size);
 
 /* rs_processor_batch.c: processes p->batch; false when the processor must stop
  * (stop requested mid-retry, or a simulated crash). */

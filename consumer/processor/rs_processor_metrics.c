@@ -95,6 +95,23 @@ void rs_proc_register_metrics(proc_metrics_t *m)
         m->paused =
             rs_metrics_gauge("refstream_paused_partitions",
                              "Assigned input partitions paused (by an outage).", NULL);
+        for (int st = 0; st < RS_REG__COUNT; st++) {
+                char outcome[64];
+                snprintf(outcome, sizeof(outcome), "outcome=\"%s\"",
+                         rs_reg_status_name((rs_reg_status_t)st));
+                m->registry_requests[st] = rs_metrics_counter(
+                    "refstream_schema_registry_requests_total",
+                    "Schema registry requests (fetch or register) by outcome.", outcome);
+        }
+        static const double reg_secs[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                          0.5,   1,    2.5,   5,    10,  30};
+        m->registry_seconds = rs_metrics_histogram(
+            "refstream_schema_registry_request_seconds",
+            "Time spent waiting for the schema registry, per request.", NULL, reg_secs,
+            RS_ARRAY_SIZE(reg_secs));
+        m->registry_schemas = rs_metrics_gauge(
+            "refstream_schema_registry_cached_schemas",
+            "Writer schemas held (fetched from the registry, or the manifest's).", NULL);
         m->stall = rs_metrics_gauge(
             "refstream_stall_seconds",
             "Seconds without progress (no record consumed, no batch committed) while "

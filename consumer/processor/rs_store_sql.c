@@ -149,6 +149,16 @@ const char SQL_FIRST_CHARGES_UPSERT[] =
     "       occurred_at = EXCLUDED.occurred_at\n"
     " WHERE EXCLUDED.occurred_at < rs_first_charges.occurred_at";
 
+const char SQL_FINGERPRINTS_INSERT[] =
+    "INSERT INTO rs_payment_fingerprints (user_id, fingerprint, first_event_id,\n"
+    "                                     first_seen_at)\n"
+    "SELECT user_id, payment_fingerprint, event_id, rs_ms_to_ts(occurred_at_ms)\n"
+    "  FROM {rows}\n"
+    "    ON CONFLICT (user_id, fingerprint) DO UPDATE\n"
+    "   SET first_event_id = EXCLUDED.first_event_id,\n"
+    "       first_seen_at = EXCLUDED.first_seen_at\n"
+    " WHERE EXCLUDED.first_seen_at < rs_payment_fingerprints.first_seen_at";
+
 const char SQL_HELD_INSERT[] =
     "INSERT INTO rs_held_refunds (user_id, refund_of, event_id, occurred_at)\n"
     "SELECT user_id, refund_of, event_id, rs_ms_to_ts(occurred_at_ms) FROM {rows}\n"

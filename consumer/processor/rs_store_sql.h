@@ -131,6 +131,8 @@ extern const char SQL_REJECTIONS_INSERT[];
 
 /* Keeps each user's earliest charge. */
 extern const char SQL_FIRST_CHARGES_UPSERT[];
+/* The payment-method fingerprints of new charges; the earliest sighting wins. */
+extern const char SQL_FINGERPRINTS_INSERT[];
 
 extern const char SQL_HELD_INSERT[];
 

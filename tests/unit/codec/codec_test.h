@@ -155,9 +155,12 @@ RS_TEST_HELPER static void w_items(rs_buf_t *b, uint32_t id, const item_t *it, s
 
 static const char *signup_fields[] = {"event_id", "occurred_at", "user_id",
                                       "referral_code", "email_hash"};
-static const char *payment_fields[] = {"event_id",   "occurred_at",  "user_id",
-                                       "payment_id", "amount_minor", "currency",
-                                       "kind",       "refund_of"};
+static const char *payment_fields[] = {
+    "event_id", "occurred_at", "user_id",   "payment_id",         "amount_minor",
+    "currency", "kind",        "refund_of", "payment_fingerprint"};
+#define RS_TEST_MAX_ITEMS 12
+/* PaymentEvent version 1 (schemas/history): the fields before payment_fingerprint. */
+#define RS_TEST_PAYMENT_V1_FIELDS 8
 
 RS_TEST_HELPER static size_t base_items(rs_event_type_t t, item_t *it)
 {
@@ -165,7 +168,8 @@ RS_TEST_HELPER static size_t base_items(rs_event_type_t t, item_t *it)
                                         USTR("abcd1234"), USTR("hash-1")};
         static const item_t payment[] = {
             STR("ev-2"), LONG(1767225600000), STR("user-1"), STR("pay-1"),
-            LONG(1999),  STR("USD"),          ENUM(0),       UNULL};
+            LONG(1999),  STR("USD"),          ENUM(0),       UNULL,
+            USTR("fp-1")};
         const item_t *src = t == RS_EV_SIGNUP ? signup : payment;
         size_t n = t == RS_EV_SIGNUP ? RS_ARRAY_SIZE(signup) : RS_ARRAY_SIZE(payment);
         memcpy(it, src, n * sizeof(*it));
@@ -189,7 +193,7 @@ RS_TEST_HELPER static int field_index(rs_event_type_t t, const char *field)
 RS_TEST_HELPER static void avro_mut(rs_buf_t *b, rs_event_type_t t, const char *field,
                                     item_t v)
 {
-        item_t it[8];
+        item_t it[RS_TEST_MAX_ITEMS];
         size_t n = base_items(t, it);
         if (field)
                 it[field_index(t, field)] = v;

@@ -168,6 +168,8 @@ static void test_optional_absent(void **state)
         }
         expect_json(RS_EV_PAYMENT, "refund_of", json_null(), NULL, NULL);
         expect_avro(RS_EV_PAYMENT, "refund_of", (item_t)UNULL, NULL, NULL);
+        expect_json(RS_EV_PAYMENT, "payment_fingerprint", NULL, NULL, NULL);
+        expect_avro(RS_EV_PAYMENT, "payment_fingerprint", (item_t)UNULL, NULL, NULL);
         /* refund_of on a CHARGE is allowed and kept */
         rs_buf_t b;
         rs_buf_init(&b);
@@ -204,6 +206,7 @@ static void test_string_lengths(void **state)
         check_lengths(RS_EV_SIGNUP, "email_hash", 'u', 1, RS_EMAIL_HASH_MAX);
         check_lengths(RS_EV_PAYMENT, "payment_id", 's', 1, RS_PAYMENT_ID_MAX);
         check_lengths(RS_EV_PAYMENT, "refund_of", 'u', 1, RS_PAYMENT_ID_MAX);
+        check_lengths(RS_EV_PAYMENT, "payment_fingerprint", 'u', 1, RS_FINGERPRINT_MAX);
 }
 
 /* Multi-byte characters count as bytes, not characters. */
@@ -263,7 +266,7 @@ static void test_string_content(void **state)
                 size_t n = t == RS_EV_SIGNUP ? RS_ARRAY_SIZE(signup_fields)
                                              : RS_ARRAY_SIZE(payment_fields);
                 for (size_t f = 0; f < n; f++) {
-                        item_t it[8];
+                        item_t it[RS_TEST_MAX_ITEMS];
                         base_items((rs_event_type_t)t, it);
                         char kind = it[f].kind == 'n' ? 'u' : it[f].kind;
                         if (kind != 's' && kind != 'u')
