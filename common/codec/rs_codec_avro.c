@@ -162,6 +162,15 @@ bool rs_wire_varint(rs_wire_t *w, int max_bytes, int64_t *out)
         return true;
 }
 
+bool rs_wire_int(rs_wire_t *w, int64_t *out)
+{
+        if (!rs_wire_varint(w, 5, out))
+                return false;
+        if (*out < INT32_MIN || *out > INT32_MAX)
+                return rs_wire_fail(w, "int %lld out of 32-bit range", (long long)*out);
+        return true;
+}
+
 static bool wire_skip(rs_wire_t *w, int64_t n)
 {
         if (n < 0)
@@ -258,12 +267,7 @@ bool rs_wire_value(rs_wire_t *w, avro_schema_t s, int depth)
                 w->p++;
                 return true;
         case AVRO_INT32:
-                if (!rs_wire_varint(w, 5, &v))
-                        return false;
-                if (v < INT32_MIN || v > INT32_MAX)
-                        return rs_wire_fail(w, "int %lld out of 32-bit range",
-                                            (long long)v);
-                return true;
+                return rs_wire_int(w, &v);
         case AVRO_INT64:
                 return rs_wire_varint(w, 10, &v);
         case AVRO_FLOAT:

@@ -172,6 +172,8 @@ typedef struct rs_wire {
 bool rs_wire_fail(rs_wire_t *w, const char *fmt, ...) RS_PRINTF(2, 3);
 /* Zig-zag varint of at most max_bytes (5 for int, 10 for long). */
 bool rs_wire_varint(rs_wire_t *w, int max_bytes, int64_t *out);
+/* An Avro int (a varint within 32 bits). */
+bool rs_wire_int(rs_wire_t *w, int64_t *out);
 /* A length-prefixed string or bytes: *s points into the body. */
 bool rs_wire_bytes(rs_wire_t *w, const char **s, size_t *len);
 /* A long that must be in [0, count): enum ordinal or union branch. */

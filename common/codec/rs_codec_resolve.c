@@ -299,13 +299,7 @@ static bool read_field(const step_t *st, rs_wire_t *w, rs_raw_field_t *f,
         case OP_STRING:
                 return rs_wire_bytes(w, &f->s, &f->len);
         case OP_INT:
-                if (!rs_wire_varint(w, 5, &v))
-                        return false;
-                if (v < INT32_MIN || v > INT32_MAX)
-                        return rs_wire_fail(w, "int %lld out of 32-bit range",
-                                            (long long)v);
-                f->i = v;
-                return true;
+                return rs_wire_int(w, &f->i);
         case OP_LONG:
                 return rs_wire_varint(w, 10, &f->i);
         case OP_ENUM:

@@ -213,9 +213,11 @@ static bool check_value(const rs_config_def_t *d, const char *value, const char 
                 rs_redis_url_free(&url);
         }
         if (strcmp(d->env, "REFSTREAM_SCHEMA_REGISTRY_URL") == 0 && *value &&
-            (strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0)) {
+            ((strncmp(value, "http://", 7) != 0 && strncmp(value, "https://", 8) != 0) ||
+             strpbrk(value, "?# "))) {
                 snprintf(errstr, errstr_size,
-                         "%s: must be an http:// or https:// URL (or empty: no registry)",
+                         "%s: must be an http:// or https:// base URL without query "
+                         "(or empty: no registry)",
                          source);
                 return false;
         }

@@ -38,11 +38,14 @@ rs_reg_status_t rs_registry_fetch(rs_registry_t *r, rs_codec_t *c, uint32_t id,
                 } else {
                         rs_codec_add_schema(c, id, schema, strlen(schema));
                 }
+                rs_info("registry", "schema id %u fetched", id);
                 break;
         case RS_REG_NOT_FOUND:
         case RS_REG_REJECTED: /* not an answer to a GET; as good as unknown */
                 snprintf(why, sizeof(why), "not in the schema registry (%s)", errstr);
                 rs_codec_add_unknown(c, id, why);
+                rs_warn("registry", "schema id %u: %s; its records are dead letters", id,
+                        why);
                 st = RS_REG_OK;
                 break;
         default:
@@ -50,19 +53,6 @@ rs_reg_status_t rs_registry_fetch(rs_registry_t *r, rs_codec_t *c, uint32_t id,
         }
         free(schema);
         return st;
-}
-
-rs_reg_status_t rs_registry_fetch_all(rs_registry_t *r, rs_codec_t *c,
-                                      const void *const *bufs, const size_t *lens,
-                                      size_t n, char *errstr, size_t errstr_size)
-{
-        for (size_t i = 0; i < n; i++) {
-                uint32_t id;
-                if (rs_codec_needs_schema(c, bufs[i], lens[i], &id) &&
-                    rs_registry_fetch(r, c, id, errstr, errstr_size) != RS_REG_OK)
-                        return RS_REG_UNAVAILABLE;
-        }
-        return RS_REG_OK;
 }
 
 rs_reg_status_t rs_registry_register_own(rs_registry_t *r, rs_codec_t *c,

@@ -19,12 +19,6 @@ rs_registry_t *rs_registry_from_config(const rs_config_t *cfg, char *errstr,
 rs_reg_status_t rs_registry_fetch(rs_registry_t *r, rs_codec_t *c, uint32_t id,
                                   char *errstr, size_t errstr_size);
 
-/* Fetches every id of buf[0..n) the codec does not hold yet, once each. Stops
- * at the first RS_REG_UNAVAILABLE (errstr says why), else RS_REG_OK. */
-rs_reg_status_t rs_registry_fetch_all(rs_registry_t *r, rs_codec_t *c,
-                                      const void *const *bufs, const size_t *lens,
-                                      size_t n, char *errstr, size_t errstr_size);
-
 /* Registers refstream's schema of record under "<topic>-value" (after a
  * lookup when lookup_first, so a subject that already has it needs no write
  * permission) and frames the record with the id from then on. Errors name

@@ -218,8 +218,6 @@ bool rs_proc_fetch_schema(rs_processor_t *p, uint32_t id, char *errstr,
             rs_registry_fetch(p->registry, p->codec, id, errstr, errstr_size);
         rs_counter_inc(p->m.registry_requests[st]);
         count_registry(p, t0);
-        if (st == RS_REG_OK)
-                rs_info("registry", "schema id %u fetched", id);
         return st == RS_REG_OK;
 }
 

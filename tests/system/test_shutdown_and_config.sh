@@ -156,6 +156,12 @@ config_error "REFSTREAM_REDIS_URL=localhost" REFSTREAM_REDIS_URL \
 config_error "a Redis URL with a bad port" REFSTREAM_REDIS_URL \
         env REFSTREAM_REDIS_URL=redis://127.0.0.1:99999/0 "$RS_BIN" consume
 config_error "--http-addr without a port" --http-addr "$RS_BIN" consume --http-addr localhost
+config_error "a registry URL that is not http(s)" REFSTREAM_SCHEMA_REGISTRY_URL \
+        env REFSTREAM_SCHEMA_REGISTRY_URL=registry:8081 "$RS_BIN" consume
+config_error "a registry URL with a query" --schema-registry-url \
+        "$RS_BIN" consume --schema-registry-url 'http://registry:8081/?x=1'
+config_error "registry basic auth without a password" REFSTREAM_SCHEMA_REGISTRY_BASIC_AUTH \
+        env REFSTREAM_SCHEMA_REGISTRY_BASIC_AUTH=justauser "$RS_BIN" consume
 config_error "an unknown flag" --no-such-flag "$RS_BIN" consume --no-such-flag
 config_error "-X bogus.property=1" bogus.property "$RS_BIN" consume -X bogus.property=1
 config_error "REFSTREAM_RDKAFKA_BOGUS_PROPERTY=1" bogus.property \
