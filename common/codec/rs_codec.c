@@ -1,12 +1,15 @@
-/* Codec lifecycle (embedded schemas + manifest), input decoding and the
- * output-to-JSON helper. Encoders live in rs_codec_encode.c, the Avro
- * defences in rs_codec_avro.c, JSON input in rs_codec_json.c and the field
- * rules shared by both input formats in rs_codec_validate.c.
+/* Codec lifecycle (embedded schemas + manifest), the writer schemas by id
+ * (the manifest's, or a registry's as they are fetched), input decoding and
+ * the output-to-JSON helper. Encoders live in rs_codec_encode.c, the reading
+ * of Avro bodies by writer schema in rs_codec_resolve.c, the checked cursor
+ * and the avro-c defences in rs_codec_avro.c, JSON input in rs_codec_json.c
+ * and the field rules shared by both input formats in rs_codec_validate.c.
  *
- * Threading: rs_codec_decode() reuses per-codec scratch values and one memory
- * reader, so a codec must not decode on two threads at once (use one codec
- * per consumer thread). The encoders and rs_codec_output_to_json() only read
- * the codec and allocate their own values: they may run concurrently. */
+ * Threading: rs_codec_decode() builds plans and the registry calls add
+ * writers, so a codec must not decode on two threads at once (use one codec
+ * per consumer thread). The encoders only read the codec and allocate their
+ * own values: they may run concurrently with decoding, once the framing ids
+ * are set. */
 #include "rs_codec_internal.h"
 #include "rs_embed.h"
 
@@ -47,17 +50,23 @@ static void writer_free(rs_writer_t *w)
         free(w);
 }
 
+/* Unlinks the entry *pp points to from its chain, and frees it. */
+static void writer_unlink(rs_codec_t *c, rs_writer_t **pp)
+{
+        rs_writer_t *w = *pp;
+        *pp = w->next;
+        c->n_writers--;
+        if (w->state == RS_W_UNKNOWN)
+                c->n_unknown--;
+        writer_free(w);
+}
+
 /* Removes the entry of id, if any. */
 static void writer_drop(rs_codec_t *c, uint32_t id)
 {
         for (rs_writer_t **pp = &c->writers[bucket(id)]; *pp; pp = &(*pp)->next) {
-                rs_writer_t *w = *pp;
-                if (w->id == id) {
-                        *pp = w->next;
-                        c->n_writers--;
-                        if (w->state == RS_W_UNKNOWN)
-                                c->n_unknown--;
-                        writer_free(w);
+                if ((*pp)->id == id) {
+                        writer_unlink(c, pp);
                         return;
                 }
         }
@@ -144,12 +153,7 @@ static bool load_reader(rs_schema_entry_t *e, char *errstr, size_t errstr_size)
         json_array_foreach (fields, i, fd) {
                 const char *name = json_string_value(json_object_get(fd, "name"));
                 json_t *def = json_object_get(fd, "default");
-                int f = -1;
-                for (int k = 0; name && k < RS_F__COUNT; k++) {
-                        if (rs_field_in((rs_field_id_t)k, e->input) &&
-                            strcmp(rs_codec_fields[k].name, name) == 0)
-                                f = k;
-                }
+                int f = name ? rs_codec_field_id(e->input, name) : -1;
                 if (f < 0) {
                         snprintf(errstr, errstr_size,
                                  "schemas: %s.%s is not a field the decoder knows",
@@ -208,10 +212,7 @@ static bool load_older(rs_schema_entry_t *e, const char *file, char *errstr,
         }
         for (size_t i = n; ok && i < avro_schema_record_size(e->schema); i++) {
                 const char *fn = avro_schema_record_field_name(e->schema, (int)i);
-                int k = -1;
-                for (int x = 0; x < RS_F__COUNT; x++)
-                        if (strcmp(rs_codec_fields[x].name, fn) == 0)
-                                k = x;
+                int k = rs_codec_field_id(e->input, fn);
                 ok = k >= 0 && e->has_default[k];
                 if (!ok)
                         snprintf(errstr, errstr_size,
@@ -372,18 +373,11 @@ fail:
 static void clear_writers(rs_codec_t *c, bool unknown_only)
 {
         for (size_t b = 0; b < RS_CODEC_WRITER_BUCKETS; b++) {
-                rs_writer_t **pp = &c->writers[b];
-                while (*pp) {
-                        rs_writer_t *w = *pp;
-                        if (unknown_only && w->state != RS_W_UNKNOWN) {
-                                pp = &w->next;
-                                continue;
-                        }
-                        *pp = w->next;
-                        c->n_writers--;
-                        if (w->state == RS_W_UNKNOWN)
-                                c->n_unknown--;
-                        writer_free(w);
+                for (rs_writer_t **pp = &c->writers[b]; *pp;) {
+                        if (unknown_only && (*pp)->state != RS_W_UNKNOWN)
+                                pp = &(*pp)->next;
+                        else
+                                writer_unlink(c, pp);
                 }
         }
 }
@@ -417,11 +411,6 @@ void rs_codec_use_registry(rs_codec_t *c)
 {
         clear_writers(c, false);
         c->registry = true;
-}
-
-bool rs_codec_uses_registry(const rs_codec_t *c)
-{
-        return c->registry;
 }
 
 const char *rs_codec_schema_json(const rs_codec_t *c, const char *record_name,
@@ -463,20 +452,24 @@ void rs_codec_add_schema(rs_codec_t *c, uint32_t id, const char *json, size_t le
 {
         char why[256];
         avro_schema_t s = NULL;
+        avro_value_iface_t *iface = NULL;
         if (avro_schema_from_json_length(json, len, &s) != 0) {
+                s = NULL;
                 snprintf(why, sizeof(why), "the registry's schema does not parse: %s",
                          avro_strerror());
-        } else if (rs_avro_schema_supported(s, why, sizeof(why))) {
-                rs_writer_t *w = writer_add(c, id, RS_W_OK, NULL);
-                w->schema = s;
-                w->iface = avro_generic_class_from_schema(s);
-                if (w->iface)
-                        return;
+        } else if (rs_avro_schema_supported(s, why, sizeof(why)) &&
+                   !(iface = avro_generic_class_from_schema(s))) {
                 snprintf(why, sizeof(why), "%s", avro_strerror());
         }
-        if (s)
-                avro_schema_decref(s);
-        rs_codec_add_unusable(c, id, why);
+        if (!iface) {
+                if (s)
+                        avro_schema_decref(s);
+                rs_codec_add_unusable(c, id, why);
+                return;
+        }
+        rs_writer_t *w = writer_add(c, id, RS_W_OK, NULL);
+        w->schema = s;
+        w->iface = iface;
 }
 
 void rs_codec_add_unusable(rs_codec_t *c, uint32_t id, const char *why)

@@ -58,10 +58,10 @@ static inline bool rs_decode_pending(const rs_decode_error_t *err)
 /* Decodes one input record expected to be of type `expected` (the topic decides
  * the type). On success fills *out (strings allocated in arena) and returns
  * true. On failure fills *err and returns false. Never aborts on bad input.
- * Not thread-safe: decoding reuses scratch state kept in the codec (so the hot
- * path does not rebuild avro-c values per record); use one codec per thread
- * that decodes. The encoders and rs_codec_output_to_json() only read the codec
- * and may be called from any thread. */
+ * Not thread-safe: decoding builds and caches state in the codec (the plan
+ * of each writer schema); use one codec per thread that decodes. The
+ * encoders and rs_codec_output_to_json() only read the codec and may be
+ * called from any thread (but not while a registry schema is being added). */
 bool rs_codec_decode(rs_codec_t *c, rs_event_type_t expected, const void *buf, size_t len,
                      rs_arena_t *arena, rs_event_t *out,
                      rs_decode_error_t *err) RS_WARN_UNUSED;
@@ -86,7 +86,6 @@ void rs_codec_event_to_json(const rs_event_t *ev, rs_buf_t *out);
 /* From now on schema ids mean what the registry says: the manifest's ids are
  * forgotten, and an id not yet added decodes as RS_ERR_SCHEMA_PENDING. */
 void rs_codec_use_registry(rs_codec_t *c);
-bool rs_codec_uses_registry(const rs_codec_t *c);
 /* The embedded schema text of one of refstream's records (to register it),
  * or NULL. */
 const char *rs_codec_schema_json(const rs_codec_t *c, const char *record_name,

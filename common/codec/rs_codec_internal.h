@@ -4,7 +4,7 @@
  *
  * Both input formats (Avro and JSON) are first reduced to an rs_raw_event_t:
  * one slot per known field, holding what the wire carried, still pointing into
- * avro-c or jansson memory. One function, rs_codec_validate(), then checks it
+ * the record's bytes or jansson memory. One function, rs_codec_validate(), then checks it
  * and copies it into the caller's arena, so both formats obey the same rules
  * with the same messages. */
 #include "rs_codec.h"
@@ -47,6 +47,9 @@ static inline bool rs_field_in(rs_field_id_t f, rs_event_type_t t)
 {
         return (rs_codec_fields[f].types & (1u << t)) != 0;
 }
+
+/* The field of records of type t named name, or -1. */
+int rs_codec_field_id(rs_event_type_t t, const char *name);
 
 typedef struct rs_raw_field {
         bool set; /* false: absent or null */

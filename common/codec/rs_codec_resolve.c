@@ -81,16 +81,6 @@ static const char *kind_name(rs_field_kind_t k)
         }
 }
 
-static int field_id(rs_event_type_t t, const char *name)
-{
-        for (int f = 0; f < RS_F__COUNT; f++) {
-                if (rs_field_in((rs_field_id_t)f, t) &&
-                    strcmp(rs_codec_fields[f].name, name) == 0)
-                        return f;
-        }
-        return -1;
-}
-
 /* The reader's enum type of field f (its schema, through a union). */
 static avro_schema_t reader_enum(const rs_schema_entry_t *r, int f)
 {
@@ -190,7 +180,7 @@ static bool plan_step(rs_plan_t *p, step_t *st, avro_schema_t wrec, size_t i,
 {
         st->name = avro_schema_record_field_name(wrec, (int)i);
         st->schema = avro_schema_record_field_get_by_index(wrec, (int)i);
-        st->field = field_id(t, st->name);
+        st->field = rs_codec_field_id(t, st->name);
         if (st->field < 0)
                 return true; /* the reader has no such field: skipped */
         avro_schema_t w = deref(st->schema);

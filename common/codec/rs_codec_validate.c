@@ -27,6 +27,16 @@ const rs_field_def_t rs_codec_fields[RS_F__COUNT] = {
     [RS_F_PAYMENT_FINGERPRINT] = {"payment_fingerprint", RS_FK_STRING, PAYMENT},
 };
 
+int rs_codec_field_id(rs_event_type_t t, const char *name)
+{
+        for (int f = 0; f < RS_F__COUNT; f++) {
+                if (rs_field_in((rs_field_id_t)f, t) &&
+                    strcmp(rs_codec_fields[f].name, name) == 0)
+                        return f;
+        }
+        return -1;
+}
+
 void rs_codec_err(rs_decode_error_t *err, const char *error_class, const char *fmt, ...)
 {
         if (!err)
