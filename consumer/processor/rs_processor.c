@@ -222,8 +222,8 @@ bool rs_proc_fetch_schema(rs_processor_t *p, uint32_t id, char *errstr,
 }
 
 /* Registers the output schemas, so that their records are framed with the
- * registry's ids. A registry that refuses them (incompatible, or no such
- * API at the URL) is a configuration error: waiting cannot help. */
+ * registry's ids. A registry that refuses them (incompatible, invalid) is a
+ * configuration error: waiting cannot help. */
 static bool registry_ready(rs_processor_t *p, char *errstr, size_t errstr_size)
 {
         const char *records[] = {"ReferralCredited", "ReferralCreditReversed"};

@@ -58,6 +58,7 @@ static void degrade(rs_processor_t *p, const char *dep, const char *err,
         } else {
                 rs_debug("consumer", "retry failed: %s", err);
         }
+        p->outage_dep = dep;
         snprintf(p->outage, sizeof(p->outage), "%s unavailable: %s", dep, err);
         if (strcmp(dep, DEP_POSTGRES) == 0)
                 rs_gauge_set(p->m.pg_up, 0);
@@ -72,8 +73,7 @@ static void recovered(rs_processor_t *p)
         rs_gauge_set(p->m.pg_up, 1);
         if (!p->degraded)
                 return;
-        rs_info("consumer", "%.*s available again; resuming",
-                (int)strcspn(p->outage, " "), p->outage);
+        rs_info("consumer", "%s available again; resuming", p->outage_dep);
         p->degraded = false;
         p->outage[0] = '\0';
         rs_proc_pause_all(p, false);

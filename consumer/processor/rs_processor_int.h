@@ -54,8 +54,9 @@ struct rs_processor {
         rd_kafka_topic_partition_list_t *assignment, *paused;
         int64_t lag; /* records behind, assigned partitions, -1 unknown */
         int64_t backoff_ms;
-        char last_error[1024]; /* of the last failed batch run */
-        char outage[1200];     /* why Postgres or the registry is unavailable */
+        char last_error[1024];  /* of the last failed batch run */
+        char outage[1200];      /* why Postgres or the registry is unavailable */
+        const char *outage_dep; /* which of them ("postgres", "schema registry") */
         int64_t last_mark_ms, last_sweep_ms, last_retention_ms, last_input_ms;
         int64_t last_forget_ms;   /* unknown schema ids forgotten (asked again) */
         int64_t last_progress_ms; /* a record consumed or a batch committed */

@@ -321,7 +321,10 @@ class Run:
             try:
                 lag, total = self.group_lag(c)
             except KafkaException:
-                continue  # the broker is down: a fault of ours
+                # The broker is down (a fault of ours): offsets cannot be
+                # committed, so the stall clock starts again when it is back.
+                last_change = time.monotonic()
+                continue
             self.lag = lag
             if total != last_total or lag == 0:
                 last_total, last_change = total, time.monotonic()

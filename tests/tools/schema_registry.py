@@ -22,10 +22,15 @@ avro_compat.py; JSON and PROTOBUF schemas are stored as given, unchecked.
 Command line:
   schema_registry.py [--port N] [--port-file F] [--control-port-file F]
                      [--prefix P] [--basic-auth USER:PASSWORD] [--first-id N]
+                     [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 Listens on 127.0.0.1 only (--port 0, the default: any free port), writes the
 port files atomically once listening (the control one last), logs one line
 per request on stderr, and exits 0 on SIGTERM or SIGINT. With --basic-auth,
 API requests without those credentials get 401 (error_code 40101).
+With --tls-cert and --tls-key (PEM), the API is served over HTTPS with that
+certificate; with --tls-client-ca too, only to clients presenting a
+certificate signed by that CA (a failed handshake is logged and the connection
+closed). The control listener is plain HTTP in any case.
 
 Control listener (--control-port-file; no authentication, own port):
   POST /mode {"mode": "ok"|"refuse"|"error500"|"hang"}   GET /mode
@@ -49,6 +54,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import threading
 from collections import Counter
@@ -423,17 +429,34 @@ class Control:
 
 
 class Server(ThreadingHTTPServer):
-    """A loopback HTTP server whose handler threads never delay shutdown,
-    and which can cut its open connections."""
+    """A loopback HTTP server (HTTPS with an ssl.SSLContext `tls`) whose
+    handler threads never delay shutdown, and which can cut its open
+    connections."""
 
     daemon_threads = True  # not joined by server_close()
 
-    def __init__(self, port, handler, app, label):
+    def __init__(self, port, handler, app, label, tls=None):
         self.app = app
         self.label = label
+        self.tls = tls
         self.connections = set()
         self.connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), handler)
+
+    def get_request(self):
+        """The accepted connection, TLS-wrapped if `tls`: the handshake is
+        left to the connection's thread (finish_request), so that a slow or
+        failing client does not hold up accepting others."""
+        request, client_address = super().get_request()
+        if self.tls is not None:
+            request = self.tls.wrap_socket(request, server_side=True,
+                                           do_handshake_on_connect=False)
+        return request, client_address
+
+    def finish_request(self, request, client_address):
+        if isinstance(request, ssl.SSLSocket):
+            request.do_handshake()  # an SSLError goes to handle_error
+        super().finish_request(request, client_address)
 
     def process_request(self, request, client_address):
         with self.connections_lock:
@@ -650,12 +673,13 @@ class ControlHandler(JsonHandler):
 class App:
     """The registry, its API listener and the control listener."""
 
-    def __init__(self, args):
+    def __init__(self, args, tls=None):
         self.registry = Registry(args.first_id)
         self.control = Control()
         self.prefix = args.prefix.rstrip("/")
         self.basic_auth = args.basic_auth.encode() if args.basic_auth else None
-        self.api = Server(args.port, ApiHandler, self, "api")
+        self.tls = tls
+        self.api = Server(args.port, ApiHandler, self, "api", tls)
         self.port = self.api.server_address[1]
         self.control_server = None
         if args.control_port_file:
@@ -675,7 +699,7 @@ class App:
             if mode == "refuse" and old != "refuse":
                 self.api.stop()
             elif old == "refuse" and mode != "refuse":
-                self.api = Server(self.port, ApiHandler, self, "api")
+                self.api = Server(self.port, ApiHandler, self, "api", self.tls)
                 self.api.start()
             self.control.cond.notify_all()
         log(f"mode {mode}")
@@ -697,6 +721,19 @@ def write_atomically(path, text):
     os.replace(tmp, path)
 
 
+def tls_context(args):
+    """The API's server-side ssl.SSLContext of --tls-*, None without; raises
+    OSError or ssl.SSLError for unusable files."""
+    if not args.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.load_verify_locations(cafile=args.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def main(argv=None):
     """Runs the registry until SIGTERM or SIGINT."""
     ap = argparse.ArgumentParser(description="A test Confluent-compatible Schema Registry.")
@@ -709,22 +746,35 @@ def main(argv=None):
     ap.add_argument("--basic-auth", metavar="USER:PASSWORD",
                     help="require these HTTP basic credentials on the API")
     ap.add_argument("--first-id", type=int, default=1, help="the first schema id")
+    ap.add_argument("--tls-cert", metavar="FILE",
+                    help="serve the API over HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert (PEM)")
+    ap.add_argument("--tls-client-ca", metavar="FILE",
+                    help="require a client certificate signed by this CA (PEM)")
     args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
+    if args.tls_client_ca and not args.tls_cert:
+        ap.error("--tls-client-ca needs --tls-cert and --tls-key")
     if args.basic_auth is not None and ":" not in args.basic_auth:
         ap.error("--basic-auth takes USER:PASSWORD")
     if args.prefix and not args.prefix.startswith("/"):
         ap.error("--prefix must start with /")
+    try:
+        tls = tls_context(args)
+    except OSError as e:  # ssl.SSLError included
+        ap.error(f"unusable TLS files: {e}")
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    app = App(args)
+    app = App(args, tls)
     app.start()
     if args.port_file:
         write_atomically(args.port_file, f"{app.port}\n")
     if app.control_server:
         write_atomically(args.control_port_file, f"{app.control_server.server_address[1]}\n")
-    log(f"listening on 127.0.0.1:{app.port}{app.prefix}"
+    log(f"listening on {'https' if tls else 'http'}://127.0.0.1:{app.port}{app.prefix}"
         + (f", control on 127.0.0.1:{app.control_server.server_address[1]}"
            if app.control_server else ""))
     stop.wait()

@@ -12,6 +12,7 @@ import http.client
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -435,6 +436,7 @@ class Fixture:
         self.control_port = int((d / "control").read_text())
         self.prefix = ""
         self.auth = None
+        self.tls = None  # the ssl.SSLContext of API requests (HTTPS), None: HTTP
 
     def log(self):
         """What the fixture logged."""
@@ -453,18 +455,19 @@ class Fixture:
         finally:
             self.tmp.cleanup()
 
-    def request(self, port, method, path, body=None, headers=None, timeout=5):
-        """(status, JSON answer, headers) of one request."""
+    def request(self, port, method, path, body=None, headers=None, timeout=5, tls=None):
+        """(status, JSON answer, headers) of one request (HTTPS with the
+        ssl.SSLContext tls)."""
         data = None
         all_headers = {}
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()
             all_headers["Content-Type"] = MEDIA_TYPE
         all_headers.update(headers or {})
-        req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                     method=method, headers=all_headers)
+        req = urllib.request.Request(f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}",
+                                     data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout, context=tls) as resp:
                 return resp.status, json.load(resp), resp.headers
         except urllib.error.HTTPError as e:
             with e:
@@ -477,7 +480,8 @@ class Fixture:
             all_headers["Authorization"] = "Basic " + base64.b64encode(
                 self.auth.encode()).decode()
         all_headers.update(headers or {})
-        return self.request(self.port, method, self.prefix + path, body, all_headers, timeout)
+        return self.request(self.port, method, self.prefix + path, body, all_headers, timeout,
+                            self.tls)
 
     def control(self, method, path, body=None):
         """A request to the control listener; its JSON answer."""
@@ -930,6 +934,111 @@ class RegistryOptionsTest(unittest.TestCase):
             self.fx.prefix = "/apis/ccompat/v7"
 
 
+def make_certs(d):
+    """With the openssl command, into directory d: ca.pem (a CA), server.pem
+    (for 127.0.0.1) and client.pem signed by it, and stranger.pem (a client
+    certificate signed by itself); the keys in *.key."""
+    def req(name, cn, *extra):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-keyout", d / f"{name}.key", "-out", d / f"{name}.pem",
+                        "-subj", f"/CN={cn}", *extra], check=True, capture_output=True)
+    leaf = ["-addext", "basicConstraints=CA:FALSE"]
+    signed = [*leaf, "-CA", d / "ca.pem", "-CAkey", d / "ca.key"]
+    req("ca", "refstream test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    req("server", "127.0.0.1", *signed, "-addext", "subjectAltName=IP:127.0.0.1")
+    req("client", "refstream test client", *signed)
+    req("stranger", "refstream test stranger", *leaf)
+
+
+class RegistryTlsTest(unittest.TestCase):
+    """--tls-cert, --tls-key and --tls-client-ca: the API over HTTPS to
+    clients with a certificate of the CA; the control listener over HTTP."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = tempfile.TemporaryDirectory()
+        cls.dir = Path(cls.certs.name)
+        try:
+            make_certs(cls.dir)
+            cls.fx = Fixture("--tls-cert", str(cls.dir / "server.pem"),
+                             "--tls-key", str(cls.dir / "server.key"),
+                             "--tls-client-ca", str(cls.dir / "ca.pem"))
+        except BaseException:
+            cls.certs.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        status = cls.fx.stop()
+        cls.certs.cleanup()
+        assert status == 0, status
+
+    def context(self, cert="client", ca=True):
+        """A client context trusting the test CA (else the system's), with
+        the certificate `cert` (None: none)."""
+        context = ssl.create_default_context(cafile=self.dir / "ca.pem" if ca else None)
+        if cert:
+            context.load_cert_chain(self.dir / f"{cert}.pem", self.dir / f"{cert}.key")
+        return context
+
+    def setUp(self):
+        self.fx.tls = self.context()
+        self.fx.set_mode("ok")
+        self.fx.control("POST", "/reset-stats")
+
+    def test_https_with_a_client_certificate(self):
+        status, value, _ = self.fx.api("POST", "/subjects/tls/versions",
+                                       avro(record("io.t.Tls")))
+        self.assertEqual(status, 200, value)
+        self.assertEqual(self.fx.api("GET", f"/schemas/ids/{value['id']}")[0], 200)
+        self.assertEqual(self.fx.control("GET", "/stats")["requests"],
+                         {"POST /subjects/{s}/versions": 1, "GET /schemas/ids/{id}": 1})
+
+    def test_refused_handshakes(self):
+        self.fx.tls = self.context(ca=False)  # the system's CAs
+        with self.assertRaises(urllib.error.URLError) as cm:
+            self.fx.api("GET", "/subjects")
+        self.assertIsInstance(cm.exception.reason, ssl.SSLCertVerificationError)
+        for cert, logged in ((None, "PEER_DID_NOT_RETURN_A_CERTIFICATE"),
+                             ("stranger", "CERTIFICATE_VERIFY_FAILED")):
+            with self.subTest(cert=cert):
+                self.fx.tls = self.context(cert)
+                # Refused by the server, seen by the client at once or (TLS 1.3)
+                # on reading the answer.
+                with self.assertRaises(OSError):
+                    self.fx.api("GET", "/subjects")
+                deadline = time.monotonic() + 2
+                while logged not in self.fx.log():
+                    self.assertLess(time.monotonic(), deadline, self.fx.log())
+                    time.sleep(0.01)
+        with self.assertRaises(OSError):  # plain HTTP
+            self.fx.request(self.fx.port, "GET", "/subjects")
+        self.assertEqual(self.fx.control("GET", "/stats")["requests"], {})
+
+    def test_refuse_mode(self):
+        conn = http.client.HTTPSConnection("127.0.0.1", self.fx.port, timeout=5,
+                                           context=self.fx.tls)
+        try:
+            conn.request("GET", "/subjects")
+            conn.getresponse().read()
+            self.fx.set_mode("refuse")
+            with self.assertRaises(OSError):  # the open connection was cut
+                conn.request("GET", "/subjects")
+                conn.getresponse().read()
+        finally:
+            conn.close()
+        with self.assertRaises(urllib.error.URLError) as cm:
+            self.fx.api("GET", "/subjects")
+        self.assertIsInstance(cm.exception.reason, ConnectionRefusedError)
+        self.fx.set_mode("ok")  # reopened: HTTPS, client certificate required
+        self.assertEqual(self.fx.api("GET", "/subjects")[0], 200)
+        self.fx.tls = self.context(None)
+        with self.assertRaises(OSError):
+            self.fx.api("GET", "/subjects")
+
+
 class RegistryProcessTest(unittest.TestCase):
     """The fixture's process: option checks and a clean SIGTERM."""
 
@@ -951,7 +1060,9 @@ class RegistryProcessTest(unittest.TestCase):
             fx.stop()
 
     def test_bad_options(self):
-        for args in (["--basic-auth", "nocolon"], ["--prefix", "no-slash"], ["--port", "x"]):
+        for args in (["--basic-auth", "nocolon"], ["--prefix", "no-slash"], ["--port", "x"],
+                     ["--tls-cert", "server.pem"], ["--tls-client-ca", "ca.pem"],
+                     ["--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"]):
             with self.subTest(args=args):
                 proc = subprocess.run([sys.executable, str(TOOLS / "schema_registry.py"), *args],
                                       capture_output=True, timeout=10)

@@ -1,7 +1,8 @@
 /* The Schema Registry client (rs_registry.h) against the test registry of
- * tests/tools/schema_registry.py: Confluent's API, a prefix, basic auth, and
- * faults switched on its control listener. Three instances (plain, prefixed,
- * with auth) run for the whole file; each test uses its own subjects. */
+ * tests/tools/schema_registry.py: Confluent's API, a prefix, basic auth, TLS
+ * with client certificates, and faults switched on its control listener.
+ * Three instances (plain, prefixed, with auth) run for the whole file, a
+ * fourth (HTTPS) for the TLS test; each test uses its own subjects. */
 #include "rs_log.h"
 #include "rs_registry.h"
 #include "rs_util.h"
@@ -10,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -49,7 +51,11 @@ typedef struct registry_proc {
         char url[128]; /* the API's base URL, prefix included */
 } registry_proc_t;
 
-static registry_proc_t plain, prefixed, authed;
+static registry_proc_t plain, prefixed, authed, tls;
+
+/* The TLS test's certificates (openssl, see make_certs). */
+static char cert_dir[PATH_MAX];
+static const char *const cert_files[] = {"ca", "server", "client"};
 
 /* ---------------------------------------------------------------- the fixture */
 
@@ -93,14 +99,24 @@ static int wait_port(const registry_proc_t *p, const char *name)
         return 0;
 }
 
-static void exec_registry(const registry_proc_t *p, const char *prefix, const char *auth)
+/* dir/name.ext into out (PATH_MAX + 32 bytes). */
+static char *cert_file(const char *name, const char *ext, char *out)
+{
+        snprintf(out, PATH_MAX + 32, "%s/%s.%s", cert_dir, name, ext);
+        return out;
+}
+
+/* With tls: HTTPS with the certificates of cert_dir, client ones required. */
+static void exec_registry(const registry_proc_t *p, const char *prefix, const char *auth,
+                          bool tls)
 {
         char script[PATH_MAX], ports[PATH_MAX + 32], ctl[PATH_MAX + 32];
+        char ca[PATH_MAX + 32], cert[PATH_MAX + 32], key[PATH_MAX + 32];
         snprintf(script, sizeof(script), "%s/tests/tools/schema_registry.py",
                  getenv("RS_SOURCE_DIR"));
         file_in(p, "port", ports, sizeof(ports));
         file_in(p, "control-port", ctl, sizeof(ctl));
-        const char *argv[12] = {
+        const char *argv[20] = {
             "python3", script, "--port-file", ports, "--control-port-file", ctl};
         size_t n = 6;
         if (prefix) {
@@ -111,28 +127,41 @@ static void exec_registry(const registry_proc_t *p, const char *prefix, const ch
                 argv[n++] = "--basic-auth";
                 argv[n++] = auth;
         }
+        if (tls) {
+                argv[n++] = "--tls-cert";
+                argv[n++] = cert_file("server", "pem", cert);
+                argv[n++] = "--tls-key";
+                argv[n++] = cert_file("server", "key", key);
+                argv[n++] = "--tls-client-ca";
+                argv[n++] = cert_file("ca", "pem", ca);
+        }
         prctl(PR_SET_PDEATHSIG, SIGTERM); /* no orphan if this test crashes */
         execvp("python3", (char *const *)argv);
         perror("python3");
         _exit(127);
 }
 
-static void start(registry_proc_t *p, const char *prefix, const char *auth)
+/* A new directory under TMPDIR (or /tmp) into dir (PATH_MAX bytes). */
+static void make_temp_dir(char *dir)
+{
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, PATH_MAX, "%s/rs-registry-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        assert_non_null(mkdtemp(dir));
+}
+
+static void start(registry_proc_t *p, const char *prefix, const char *auth, bool tls)
 {
         if (!getenv("RS_SOURCE_DIR"))
                 fail_msg("RS_SOURCE_DIR is not set (ctest sets it)");
-        const char *tmp = getenv("TMPDIR");
-        snprintf(p->dir, sizeof(p->dir), "%s/rs-registry-XXXXXX",
-                 tmp && *tmp ? tmp : "/tmp");
-        assert_non_null(mkdtemp(p->dir));
+        make_temp_dir(p->dir);
         p->pid = fork();
         assert_true(p->pid >= 0);
         if (p->pid == 0)
-                exec_registry(p, prefix, auth);
+                exec_registry(p, prefix, auth, tls);
         p->port = wait_port(p, "port");
         p->ctl_port = wait_port(p, "control-port");
-        snprintf(p->url, sizeof(p->url), "http://127.0.0.1:%d%s", p->port,
-                 prefix ? prefix : "");
+        snprintf(p->url, sizeof(p->url), "%s://127.0.0.1:%d%s", tls ? "https" : "http",
+                 p->port, prefix ? prefix : "");
 }
 
 /* SIGTERM first to all (each takes up to half a second to stop serving), then
@@ -172,9 +201,9 @@ static int setup_all(void **state)
          * honours http_proxy, and so does the client). */
         setenv("no_proxy", "*", 1);
         setenv("NO_PROXY", "*", 1);
-        start(&plain, NULL, NULL);
-        start(&prefixed, PREFIX, NULL);
-        start(&authed, NULL, AUTH_USER ":" AUTH_PASS);
+        start(&plain, NULL, NULL, false);
+        start(&prefixed, PREFIX, NULL, false);
+        start(&authed, NULL, AUTH_USER ":" AUTH_PASS, false);
         return 0;
 }
 
@@ -658,6 +687,137 @@ static void test_stats(void **state)
         rs_registry_destroy(r);
 }
 
+/* ---------------------------------------------------------------- TLS */
+
+/* openssl req -x509 quietly: cert_dir/name.pem for CN=cn and its key
+ * cert_dir/name.key (EC P-256), with the extra arguments (NULL-terminated). */
+static void openssl_req(const char *name, const char *cn, const char *const *extra)
+{
+        char key[PATH_MAX + 32], pem[PATH_MAX + 32], subj[64];
+        snprintf(subj, sizeof(subj), "/CN=%s", cn);
+        const char *argv[32] = {"openssl",
+                                "req",
+                                "-x509",
+                                "-newkey",
+                                "ec",
+                                "-pkeyopt",
+                                "ec_paramgen_curve:prime256v1",
+                                "-nodes",
+                                "-days",
+                                "2",
+                                "-keyout",
+                                cert_file(name, "key", key),
+                                "-out",
+                                cert_file(name, "pem", pem),
+                                "-subj",
+                                subj};
+        size_t n = 16;
+        while (*extra)
+                argv[n++] = *extra++;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_WRONLY);
+                dup2(null, 1);
+                dup2(null, 2);
+                execvp("openssl", (char *const *)argv);
+                _exit(127);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+                fail_msg("openssl req for %s failed (status %d)", name, status);
+}
+
+/* A CA, a server certificate for 127.0.0.1 and a client certificate signed by
+ * it, in a new cert_dir; then the registry with them (tls). */
+static int setup_tls(void **state)
+{
+        make_temp_dir(cert_dir);
+        char ca[PATH_MAX + 32], ca_key[PATH_MAX + 32];
+        const char *ca_ext[] = {"-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                                "keyUsage=critical,keyCertSign", NULL};
+        openssl_req("ca", "refstream test CA", ca_ext);
+        const char *server_ext[] = {"-CA",     cert_file("ca", "pem", ca),
+                                    "-CAkey",  cert_file("ca", "key", ca_key),
+                                    "-addext", "basicConstraints=CA:FALSE",
+                                    "-addext", "subjectAltName=IP:127.0.0.1",
+                                    NULL};
+        openssl_req("server", "127.0.0.1", server_ext);
+        server_ext[6] = NULL; /* the client's: the same without the subjectAltName */
+        openssl_req("client", "refstream test client", server_ext);
+        start(&tls, NULL, NULL, true);
+        return 0;
+}
+
+static int teardown_tls(void **state)
+{
+        signal_stop(&tls);
+        reap(&tls);
+        char file[PATH_MAX + 32];
+        for (size_t i = 0; i < RS_ARRAY_SIZE(cert_files); i++) {
+                unlink(cert_file(cert_files[i], "pem", file));
+                unlink(cert_file(cert_files[i], "key", file));
+        }
+        rmdir(cert_dir);
+        return 0;
+}
+
+static rs_registry_t *tls_client(const char *ca_file, const char *cert_name)
+{
+        char cert[PATH_MAX + 32], key[PATH_MAX + 32], err[256];
+        rs_registry_opts_t o = {
+            .url = tls.url,
+            .ca_file = ca_file,
+            .cert_file = cert_name ? cert_file(cert_name, "pem", cert) : NULL,
+            .key_file = cert_name ? cert_file(cert_name, "key", key) : NULL,
+            .timeout_ms = 2000};
+        rs_registry_t *r = rs_registry_new(&o, err, sizeof(err));
+        if (!r)
+                fail_msg("rs_registry_new(%s): %s", tls.url, err);
+        return r;
+}
+
+static void test_tls(void **state)
+{
+        char ca[PATH_MAX + 32], *schema, err[512];
+        cert_file("ca", "pem", ca);
+        assert_prefix(tls.url, "https://127.0.0.1:");
+
+        rs_registry_t *r = tls_client(ca, "client");
+        uint32_t id = must_register(r, "tls-value", REC_A);
+        assert_int_equal(
+            rs_registry_get_schema(r, id, &schema, NULL, 0, NULL, err, sizeof(err)),
+            RS_REG_OK);
+        assert_same_json(schema, REC_A);
+        free(schema);
+        rs_registry_destroy(r);
+
+        /* The system's CAs do not know the test CA. */
+        r = tls_client(NULL, "client");
+        assert_int_equal(
+            rs_registry_get_schema(r, id, &schema, NULL, 0, NULL, err, sizeof(err)),
+            RS_REG_UNAVAILABLE);
+        assert_null(schema);
+        assert_prefix(err, "GET /schemas/ids/");
+        if (!strstr(err, "certificate"))
+                fail_msg("no word of the certificate in \"%s\"", err);
+        rs_registry_destroy(r);
+
+        /* No client certificate: refused by the registry. */
+        r = tls_client(ca, NULL);
+        assert_int_equal(
+            rs_registry_get_schema(r, id, &schema, NULL, 0, NULL, err, sizeof(err)),
+            RS_REG_UNAVAILABLE);
+        assert_null(schema);
+        rs_registry_destroy(r);
+
+        /* Only the first client's requests reached the API. */
+        json_t *stats = fixture_stats(&tls);
+        assert_int_equal(stat_of(stats, "requests", "GET /schemas/ids/{id}"), 1);
+        json_decref(stats);
+}
+
 /* ------------------------------------------------- answers no registry gives */
 
 /* A one-shot HTTP server on a thread: reads one request, sends one answer
@@ -895,6 +1055,7 @@ int main(void)
             cmocka_unit_test(test_basic_auth),
             cmocka_unit_test_teardown(test_faults, mode_ok),
             cmocka_unit_test_teardown(test_stats, mode_ok),
+            cmocka_unit_test_setup_teardown(test_tls, setup_tls, teardown_tls),
             cmocka_unit_test(test_unusable_answers),
             cmocka_unit_test(test_other_schema_types),
         };
