@@ -9,7 +9,7 @@ pkgs=(
   libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libcmocka-dev
   clang-14 libclang-rt-14-dev clang-format-14 shellcheck
   postgresql redis-server kcat
-  default-jre-headless maven curl jq ca-certificates procps
+  default-jre-headless maven curl jq ca-certificates openssl procps
   python3 python3-venv
 )
 

@@ -51,9 +51,9 @@ typedef struct registry_proc {
         char url[128]; /* the API's base URL, prefix included */
 } registry_proc_t;
 
-static registry_proc_t plain, prefixed, authed, tls;
+static registry_proc_t plain, prefixed, authed, secure;
 
-/* The TLS test's certificates (openssl, see make_certs). */
+/* The TLS test's certificates (openssl, see setup_tls). */
 static char cert_dir[PATH_MAX];
 static const char *const cert_files[] = {"ca", "server", "client"};
 
@@ -730,7 +730,7 @@ static void openssl_req(const char *name, const char *cn, const char *const *ext
 }
 
 /* A CA, a server certificate for 127.0.0.1 and a client certificate signed by
- * it, in a new cert_dir; then the registry with them (tls). */
+ * it, in a new cert_dir; then the registry with them (secure). */
 static int setup_tls(void **state)
 {
         make_temp_dir(cert_dir);
@@ -746,14 +746,14 @@ static int setup_tls(void **state)
         openssl_req("server", "127.0.0.1", server_ext);
         server_ext[6] = NULL; /* the client's: the same without the subjectAltName */
         openssl_req("client", "refstream test client", server_ext);
-        start(&tls, NULL, NULL, true);
+        start(&secure, NULL, NULL, true);
         return 0;
 }
 
 static int teardown_tls(void **state)
 {
-        signal_stop(&tls);
-        reap(&tls);
+        signal_stop(&secure);
+        reap(&secure);
         char file[PATH_MAX + 32];
         for (size_t i = 0; i < RS_ARRAY_SIZE(cert_files); i++) {
                 unlink(cert_file(cert_files[i], "pem", file));
@@ -767,14 +767,14 @@ static rs_registry_t *tls_client(const char *ca_file, const char *cert_name)
 {
         char cert[PATH_MAX + 32], key[PATH_MAX + 32], err[256];
         rs_registry_opts_t o = {
-            .url = tls.url,
+            .url = secure.url,
             .ca_file = ca_file,
             .cert_file = cert_name ? cert_file(cert_name, "pem", cert) : NULL,
             .key_file = cert_name ? cert_file(cert_name, "key", key) : NULL,
             .timeout_ms = 2000};
         rs_registry_t *r = rs_registry_new(&o, err, sizeof(err));
         if (!r)
-                fail_msg("rs_registry_new(%s): %s", tls.url, err);
+                fail_msg("rs_registry_new(%s): %s", secure.url, err);
         return r;
 }
 
@@ -782,7 +782,7 @@ static void test_tls(void **state)
 {
         char ca[PATH_MAX + 32], *schema, err[512];
         cert_file("ca", "pem", ca);
-        assert_prefix(tls.url, "https://127.0.0.1:");
+        assert_prefix(secure.url, "https://127.0.0.1:");
 
         rs_registry_t *r = tls_client(ca, "client");
         uint32_t id = must_register(r, "tls-value", REC_A);
@@ -813,7 +813,7 @@ static void test_tls(void **state)
         rs_registry_destroy(r);
 
         /* Only the first client's requests reached the API. */
-        json_t *stats = fixture_stats(&tls);
+        json_t *stats = fixture_stats(&secure);
         assert_int_equal(stat_of(stats, "requests", "GET /schemas/ids/{id}"), 1);
         json_decref(stats);
 }
