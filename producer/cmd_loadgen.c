@@ -1,11 +1,18 @@
 /* refstream loadgen: a synthetic, reproducible event stream for benchmarks.
  *
  * The same seed and options always produce the same events (ids, users, codes,
- * amounts, timestamps): referee k signs up at start + k seconds, with one of
- * the given codes (--referral-pct of sign-ups; a few use unknown codes), and
- * pays (--charge-pct of referees) an amount between 5.00 and 50.00; a few
- * charges are refunded. Events go out at --rate per second (0 = as fast as
- * the producer accepts them). */
+ * amounts, timestamps). User k signs up at start + k seconds. Mixes:
+ *   classic     with one of the given codes (--referral-pct of sign-ups; a
+ *               few use unknown codes), and pays (--charge-pct) once, an
+ *               amount between 5.00 and 50.00; 1% of charges are refunded;
+ *   heavy       every sign-up with a valid code, every user pays once (10.00
+ *               to 50.00): every event has an effect;
+ *   production  10% of sign-ups with a code; 60% of users pay 3-6 charges
+ *               over the following days; 1% of charges refunded; 0.5% of
+ *               events delivered twice; 5% of first charges published before
+ *               their sign-up: most events change nothing.
+ * Events go out at --rate per second (0 = as fast as the producer accepts
+ * them). */
 #include "rs_cli.h"
 #include "rs_codec.h"
 #include "rs_producer.h"
@@ -24,12 +31,13 @@ enum {
         O_CHARGEPCT,
         O_START,
         O_FORMAT,
-        O_CURRENCY
+        O_CURRENCY,
+        O_MIX
 };
 
 static const rs_cli_opt_t opts[] = {
     [O_SEED] = {"seed", true, "N", "random seed (default 1)"},
-    [O_COUNT] = {"count", true, "N", "referees to generate (default 10000)"},
+    [O_COUNT] = {"count", true, "N", "users to generate (default 10000)"},
     [O_RATE] = {"rate", true, "N", "events per second, 0 = unlimited (default 0)"},
     [O_CODES] = {"codes", true, "C1,C2", "referral codes to use (comma-separated)"},
     [O_REFPCT] = {"referral-pct", true, "P",
@@ -40,10 +48,14 @@ static const rs_cli_opt_t opts[] = {
                  "2026-01-01T00:00:00Z)"},
     [O_FORMAT] = {"format", true, "FMT", "avro (default) or json"},
     [O_CURRENCY] = {"currency", true, "CUR", "payment currency (default USD)"},
+    [O_MIX] = {"mix", true, "MIX", "classic (default), heavy or production"},
 };
+
+typedef enum { MIX_CLASSIC, MIX_HEAVY, MIX_PRODUCTION } mix_t;
 
 typedef struct lg {
         int64_t seed, count, rate, refpct, chargepct, start;
+        mix_t mix;
         bool json;
         char currency[4];
         char **codes;
@@ -81,6 +93,13 @@ static bool on_opt(void *ctx, int idx, const char *arg, char *errstr, size_t err
         case O_CURRENCY:
                 ok = rs_valid_currency(arg);
                 rs_strlcpy(g->currency, arg, sizeof(g->currency));
+                break;
+        case O_MIX:
+                ok = strcmp(arg, "classic") == 0 || strcmp(arg, "heavy") == 0 ||
+                     strcmp(arg, "production") == 0;
+                g->mix = strcmp(arg, "heavy") == 0        ? MIX_HEAVY
+                         : strcmp(arg, "production") == 0 ? MIX_PRODUCTION
+                                                          : MIX_CLASSIC;
                 break;
         case O_CODES: {
                 char *copy = rs_strdup(arg), *save = NULL;
@@ -126,56 +145,123 @@ static void pace(pacer_t *p)
         rs_sleep_ms(due - rs_monotonic_ms());
 }
 
-/* Emits the events of referee k. Returns false on a publishing error. */
-static bool referee(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc, rs_arena_t *a)
+/* One event out (twice when dup), paced. False on a publishing error. */
+static bool emit(rs_publisher_t *pub, pacer_t *pc, const rs_event_t *ev, bool dup)
 {
         char err[512];
-        int64_t at = g->start + k * 1000;
-        rs_event_t su = {
+        for (int i = 0; i <= (dup ? 1 : 0); i++) {
+                if (!rs_publisher_send(pub, ev, NULL, err, sizeof(err))) {
+                        fprintf(stderr, "refstream loadgen: %s\n", err);
+                        return false;
+                }
+                pace(pc);
+        }
+        return true;
+}
+
+static rs_event_t signup(lg_t *g, int64_t k, rs_arena_t *a)
+{
+        return (rs_event_t){
             .type = RS_EV_SIGNUP,
             .event_id =
                 rs_arena_printf(a, "lg%lld-s%lld", (long long)g->seed, (long long)k),
-            .occurred_at_ms = at,
+            .occurred_at_ms = g->start + k * 1000,
             .user_id =
                 rs_arena_printf(a, "lg%lld-u%lld", (long long)g->seed, (long long)k),
             .email_hash = rs_arena_printf(a, "h%llx", (unsigned long long)next(g))};
+}
+
+/* Charge n (0 = the first) of user k, at `at`. */
+static rs_event_t charge(lg_t *g, int64_t k, int n, int64_t at, int64_t amount,
+                         const char *user, rs_arena_t *a)
+{
+        rs_event_t ch = {
+            .type = RS_EV_PAYMENT,
+            .event_id = rs_arena_printf(a, "lg%lld-c%lld%s%.0d", (long long)g->seed,
+                                        (long long)k, n ? "-" : "", n),
+            .occurred_at_ms = at,
+            .user_id = user,
+            .payment_id = rs_arena_printf(a, "lg%lld-pay%lld%s%.0d", (long long)g->seed,
+                                          (long long)k, n ? "-" : "", n),
+            .amount_minor = amount,
+            .kind = RS_PAY_CHARGE};
+        memcpy(ch.currency, g->currency, sizeof(ch.currency));
+        return ch;
+}
+
+/* The refund of charge n of user k. */
+static rs_event_t refund(lg_t *g, int64_t k, int n, const rs_event_t *ch, rs_arena_t *a)
+{
+        rs_event_t rf = *ch;
+        rf.event_id = rs_arena_printf(a, "lg%lld-r%lld%s%.0d", (long long)g->seed,
+                                      (long long)k, n ? "-" : "", n);
+        rf.kind = RS_PAY_REFUND;
+        rf.refund_of = ch->payment_id;
+        rf.occurred_at_ms += 3600000;
+        return rf;
+}
+
+/* classic: see the top of the file. */
+static bool user_classic(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc,
+                         rs_arena_t *a)
+{
+        rs_event_t su = signup(g, k, a);
         if (g->ncodes && below(g, 100) < g->refpct)
                 su.referral_code = below(g, 50) == 0
                                        ? "NOSUCHCODE"
                                        : g->codes[below(g, (int64_t)g->ncodes)];
-        if (!rs_publisher_send(pub, &su, NULL, err, sizeof(err)))
-                goto fail;
-        pace(pc);
+        if (!emit(pub, pc, &su, false))
+                return false;
         if (below(g, 100) >= g->chargepct)
                 return true;
-        rs_event_t ch = {.type = RS_EV_PAYMENT,
-                         .event_id = rs_arena_printf(a, "lg%lld-c%lld",
-                                                     (long long)g->seed, (long long)k),
-                         .occurred_at_ms = at + 60000 + below(g, 86400000),
-                         .user_id = su.user_id,
-                         .payment_id = rs_arena_printf(a, "lg%lld-pay%lld",
-                                                       (long long)g->seed, (long long)k),
-                         .amount_minor = 500 + below(g, 4501),
-                         .kind = RS_PAY_CHARGE};
-        memcpy(ch.currency, g->currency, sizeof(ch.currency));
-        if (!rs_publisher_send(pub, &ch, NULL, err, sizeof(err)))
-                goto fail;
-        pace(pc);
+        int64_t at = su.occurred_at_ms + 60000 + below(g, 86400000);
+        rs_event_t ch = charge(g, k, 0, at, 500 + below(g, 4501), su.user_id, a);
+        if (!emit(pub, pc, &ch, false))
+                return false;
         if (below(g, 100) != 0)
                 return true;
-        rs_event_t rf = ch;
-        rf.event_id =
-            rs_arena_printf(a, "lg%lld-r%lld", (long long)g->seed, (long long)k);
-        rf.kind = RS_PAY_REFUND;
-        rf.refund_of = ch.payment_id;
-        rf.occurred_at_ms += 3600000;
-        if (!rs_publisher_send(pub, &rf, NULL, err, sizeof(err)))
-                goto fail;
-        pace(pc);
+        rs_event_t rf = refund(g, k, 0, &ch, a);
+        return emit(pub, pc, &rf, false);
+}
+
+/* heavy: every sign-up referred, every referee pays once. */
+static bool user_heavy(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc,
+                       rs_arena_t *a)
+{
+        rs_event_t su = signup(g, k, a);
+        if (g->ncodes)
+                su.referral_code = g->codes[below(g, (int64_t)g->ncodes)];
+        int64_t at = su.occurred_at_ms + 60000 + below(g, 86400000);
+        rs_event_t ch = charge(g, k, 0, at, 1000 + below(g, 4001), su.user_id, a);
+        return emit(pub, pc, &su, false) && emit(pub, pc, &ch, false);
+}
+
+/* production: most events change nothing. */
+static bool user_production(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc,
+                            rs_arena_t *a)
+{
+        rs_event_t su = signup(g, k, a);
+        if (g->ncodes && below(g, 100) < 10)
+                su.referral_code = g->codes[below(g, (int64_t)g->ncodes)];
+        int charges = below(g, 100) < 60 ? 3 + (int)below(g, 4) : 0;
+        bool early = charges && below(g, 100) < 5; /* first charge before the sign-up */
+        if (!early && !emit(pub, pc, &su, below(g, 200) == 0))
+                return false;
+        int64_t at = su.occurred_at_ms + 60000 + below(g, 3600000);
+        for (int n = 0; n < charges; n++) {
+                rs_event_t ch = charge(g, k, n, at, 500 + below(g, 9501), su.user_id, a);
+                if (!emit(pub, pc, &ch, below(g, 200) == 0))
+                        return false;
+                if (n == 0 && early && !emit(pub, pc, &su, below(g, 200) == 0))
+                        return false;
+                if (below(g, 100) == 0) {
+                        rs_event_t rf = refund(g, k, n, &ch, a);
+                        if (!emit(pub, pc, &rf, below(g, 200) == 0))
+                                return false;
+                }
+                at += 86400000 + below(g, 2 * 86400000); /* one to three days */
+        }
         return true;
-fail:
-        fprintf(stderr, "refstream loadgen: %s\n", err);
-        return false;
 }
 
 static int generate(const rs_config_t *cfg, lg_t *g)
@@ -194,8 +280,12 @@ static int generate(const rs_config_t *cfg, lg_t *g)
         rs_arena_init(&a, 64 * 1024);
         pacer_t pc = {.rate = g->rate, .t0 = rs_monotonic_ms()};
         bool ok = true;
+        bool (*user)(lg_t *, rs_publisher_t *, int64_t, pacer_t *, rs_arena_t *) =
+            g->mix == MIX_HEAVY        ? user_heavy
+            : g->mix == MIX_PRODUCTION ? user_production
+                                       : user_classic;
         for (int64_t k = 0; ok && k < g->count; k++) {
-                ok = referee(g, pub, k, &pc, &a);
+                ok = user(g, pub, k, &pc, &a);
                 rs_arena_reset(&a);
         }
         long failed = rs_publisher_finish(pub, 60000);
