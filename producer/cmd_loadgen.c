@@ -8,7 +8,8 @@
  *   heavy       every sign-up with a valid code, every user pays once (10.00
  *               to 50.00): every event has an effect;
  *   production  10% of sign-ups with a code; 60% of users pay 3-6 charges
- *               over the following days; 1% of charges refunded; 0.5% of
+ *               over the following days (the first of 10.00 or more, later
+ *               ones from 5.00); 1% of charges refunded; 0.5% of
  *               events delivered twice; 5% of first charges published before
  *               their sign-up: most events change nothing.
  * Events go out at --rate per second (0 = as fast as the producer accepts
@@ -249,7 +250,10 @@ static bool user_production(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc
                 return false;
         int64_t at = su.occurred_at_ms + 60000 + below(g, 3600000);
         for (int n = 0; n < charges; n++) {
-                rs_event_t ch = charge(g, k, n, at, 500 + below(g, 9501), su.user_id, a);
+                /* The first charge qualifies (>= 10.00): whichever order the
+                 * two topics are consumed in, it is the one that credits. */
+                int64_t amount = n == 0 ? 1000 + below(g, 9001) : 500 + below(g, 9501);
+                rs_event_t ch = charge(g, k, n, at, amount, su.user_id, a);
                 if (!emit(pub, pc, &ch, below(g, 200) == 0))
                         return false;
                 if (n == 0 && early && !emit(pub, pc, &su, below(g, 200) == 0))

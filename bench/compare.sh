@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# refstream against the per-message baseline (bench/baseline/), on the same
+# stream, on this machine: real Kafka broker, Postgres with fsync on, Redis.
+#
+#   bench/compare.sh [MIX] [USERS] [LATENCY_RATE]
+#       MIX           heavy (default) or production (`refstream loadgen --mix`)
+#       USERS         users of the stream (default 20000: 40,000 heavy events)
+#       LATENCY_RATE  also measure latency with the stream published at this
+#                     many events/s while refstream runs (default 0: skip)
+#
+# For each system: a fresh database with the same program (fixed reward 500,
+# referee reward 250, minimum 1000 USD, 30-day window) and the same 50 codes,
+# and its own consumer group over the same topics. Both commit offsets every
+# 200 ms; bench/measure.py polls the group's committed offsets from outside:
+# start-up is the time to the first progress, steady state the time from
+# there to zero lag. Then the credits of both databases are compared: the
+# same beneficiaries, roles and amounts, or the run fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MIX=${1:-heavy}
+USERS=${2:-20000}
+LATENCY_RATE=${3:-0}
+BIN=${RS_BIN:-build/refstream}
+[ -x "$BIN" ] || scripts/build.sh
+PY=$(scripts/pyenv.sh)
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/rs-compare.XXXXXX")
+pids=()
+cleanup() {
+        for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+        scripts/stack.sh down --dir "$dir/kafka" --purge >/dev/null 2>&1 || true
+        scripts/stack.sh down --dir "$dir/db" --purge >/dev/null 2>&1 || true
+        rm -rf "$dir"
+}
+trap cleanup EXIT
+RS_PG_FSYNC=on scripts/stack.sh up db --dir "$dir/db" >/dev/null
+scripts/stack.sh up kafka --dir "$dir/kafka" >/dev/null
+set -a
+. "$dir/db/env"
+. "$dir/kafka/env"
+set +a
+B=$REFSTREAM_KAFKA_BROKERS
+export REFSTREAM_HTTP_ADDR='' REFSTREAM_LOG_LEVEL=warn
+export REFSTREAM_TOPIC_SIGNUPS=cmp-signups REFSTREAM_TOPIC_PAYMENTS=cmp-payments
+export REFSTREAM_TOPIC_CREDITED=cmp-credited REFSTREAM_TOPIC_REVERSED=cmp-reversed
+export REFSTREAM_TOPIC_DLQ=cmp-dlq
+export REFSTREAM_RDKAFKA_AUTO_COMMIT_INTERVAL_MS=200
+pg() { psql -X -q -At "$@"; }
+newdb() { pg "$RS_PG_SUPERUSER_URL" -c "CREATE DATABASE $1"; echo "${RS_PG_SUPERUSER_URL%/*}/$1"; }
+
+# The program and its codes, in refstream's database (the baseline gets the
+# same codes and owners).
+export REFSTREAM_DATABASE_URL
+REFSTREAM_DATABASE_URL=$(newdb rs)
+"$BIN" migrate >/dev/null
+"$BIN" admin program create --key bench --name Bench --currency USD --reward-fixed 500 \
+        --referee-reward 250 --min-payment 1000 >/dev/null
+for i in $(seq 1 50); do
+        printf '%s\tref%s\n' "$("$BIN" admin codes issue --program bench --user "ref$i")" "$i"
+done >"$dir/codes.tsv"
+codes=$(cut -f1 "$dir/codes.tsv" | paste -sd,)
+
+"$BIN" loadgen --mix "$MIX" --seed 7 --count "$USERS" --codes "$codes" 2>"$dir/loadgen.log" ||
+        { cat "$dir/loadgen.log" >&2; exit 1; }
+events=0
+for t in "$REFSTREAM_TOPIC_SIGNUPS" "$REFSTREAM_TOPIC_PAYMENTS"; do
+        events=$((events + $(kcat -b "$B" -C -t "$t" -o beginning -e -q -f '.\n' | wc -l)))
+done
+echo "stream: --mix $MIX, $USERS users, $events events; Postgres fsync on" >&2
+
+# measure NAME GROUP PID: waits until GROUP has committed every input record;
+# prints NAME and the measurement.
+measure() {
+        "$PY" bench/measure.py progress --brokers "$B" --group "$2" --pid "$3" \
+                --topics "$REFSTREAM_TOPIC_SIGNUPS,$REFSTREAM_TOPIC_PAYMENTS" >"$dir/$1.json"
+}
+
+# ---- the baseline
+bl_url=$(newdb bl)
+"$PY" bench/baseline/consumer.py --init --brokers "$B" --group bl --database-url "$bl_url" \
+        --redis-url "$REFSTREAM_REDIS_URL" --topic-signups "$REFSTREAM_TOPIC_SIGNUPS" \
+        --topic-payments "$REFSTREAM_TOPIC_PAYMENTS" --topic-credited bl-credited \
+        --reward 500 --referee-reward 250 --min-payment 1000 --currency USD --window-days 30 \
+        --codes-file "$dir/codes.tsv" -X auto.commit.interval.ms=200 2>"$dir/baseline.log" &
+pids+=("$!")
+measure baseline bl "$!"
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}" || true
+
+# ---- refstream
+REFSTREAM_GROUP_ID=rs "$BIN" consume 2>"$dir/refstream.log" &
+pids+=("$!")
+measure refstream rs "$!"
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}"
+
+# ---- the same credits
+credits() { # URL SQL: beneficiary, role, amount, status, one per line, sorted
+        pg "$1" -F ' ' -c "$2" | sort
+}
+credits "$REFSTREAM_DATABASE_URL" "SELECT beneficiary_user_id, upper(role), amount_minor,
+        status FROM rs_credits" >"$dir/rs.credits"
+credits "$bl_url" "SELECT beneficiary, role, amount_minor,
+        CASE WHEN reversed_at IS NULL THEN 'issued' ELSE 'reversed' END
+        FROM bl_credits" >"$dir/bl.credits"
+if ! cmp -s "$dir/rs.credits" "$dir/bl.credits"; then
+        echo "compare: the credits differ (refstream $(wc -l <"$dir/rs.credits")," \
+                "baseline $(wc -l <"$dir/bl.credits")):" >&2
+        diff "$dir/rs.credits" "$dir/bl.credits" | head -20 >&2
+        exit 1
+fi
+
+"$PY" - "$dir" "$events" "$(wc -l <"$dir/rs.credits")" <<'EOF'
+import json, sys
+d, events, credits = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = {n: json.load(open(f"{d}/{n}.json")) for n in ("refstream", "baseline")}
+print(f"{'':10} {'events':>8} {'start-up s':>10} {'steady s':>9} {'events/s':>9} {'peak RSS MiB':>12}")
+for n, m in r.items():
+    print(f"{n:10} {events:8} {m['first_progress_s']:10} {m['steady_s']:9} "
+          f"{m['events_per_s']:9} {m['peak_rss_mib']:12}")
+print(f"ratio: {r['refstream']['events_per_s'] / r['baseline']['events_per_s']:.1f}x; "
+      f"credits identical in both databases: {credits}")
+EOF
+
+# ---- latency at a steady rate (refstream only)
+if [ "$LATENCY_RATE" -gt 0 ]; then
+        export REFSTREAM_TOPIC_SIGNUPS=lat-signups REFSTREAM_TOPIC_PAYMENTS=lat-payments
+        export REFSTREAM_TOPIC_CREDITED=lat-credited REFSTREAM_DATABASE_URL
+        REFSTREAM_DATABASE_URL=$(newdb lat)
+        "$BIN" migrate >/dev/null
+        "$BIN" admin program create --key bench --name Bench --currency USD \
+                --reward-fixed 500 --referee-reward 250 --min-payment 1000 >/dev/null
+        while IFS=$'\t' read -r code owner; do
+                "$BIN" admin codes issue --program bench --user "$owner" --code "$code" >/dev/null
+        done <"$dir/codes.tsv"
+        # Topics first, so that the consumer is assigned before the stream starts.
+        "$BIN" loadgen --mix "$MIX" --seed 8 --count 1 --codes "$codes" 2>/dev/null
+        REFSTREAM_GROUP_ID=lat "$BIN" consume 2>"$dir/latency.log" &
+        pids+=("$!")
+        sleep 5
+        "$BIN" loadgen --mix "$MIX" --seed 9 --count "$USERS" --codes "$codes" \
+                --rate "$LATENCY_RATE" 2>"$dir/loadgen-rate.log"
+        measure latency-run lat "${pids[-1]}"
+        kill -TERM "${pids[-1]}"
+        wait "${pids[-1]}"
+        echo "latency at $LATENCY_RATE events/s, payment to ReferralCredited (first 5 s skipped):"
+        "$PY" bench/measure.py latency --brokers "$B" --payments lat-payments \
+                --credited lat-credited --skip 5
+fi
