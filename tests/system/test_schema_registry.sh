@@ -8,8 +8,9 @@
 #   - an unresolvable writer is wrong_schema, an unknown id unknown_schema;
 #   - `refstream publish` frames with the registry's id of "<topic>-value";
 #   - the output is registered and decoded by the stock deserializer;
-#   - each schema id is fetched once; a registry outage only delays: nothing
-#     is dead-lettered because of it, everything is processed once;
+#   - each schema id is fetched once; a registry outage (refused connections,
+#     500, no answer) only delays: nothing is dead-lettered because of it,
+#     everything is processed once;
 #   - the password is never logged; a registry that refuses refstream's
 #     output schema stops start-up with exit 2 and the registry's message.
 . "$(dirname "$0")/lib.sh"
@@ -25,6 +26,7 @@ wait_until 10 "the test registry" test -s "$RS_TMP/reg.control"
 REG="http://127.0.0.1:$(cat "$RS_TMP/reg.port")"
 CONTROL="http://127.0.0.1:$(cat "$RS_TMP/reg.control")"
 export REFSTREAM_SCHEMA_REGISTRY_URL=$REG REFSTREAM_SCHEMA_REGISTRY_BASIC_AUTH=$AUTH
+export REFSTREAM_SCHEMA_REGISTRY_TIMEOUT_MS=1000 # the "hang" outage below
 SU=$REFSTREAM_TOPIC_SIGNUPS
 PAY=$REFSTREAM_TOPIC_PAYMENTS
 
@@ -161,30 +163,36 @@ for id in "$SU_ID" "$EXTRA_ID" "$MIN_ID" "$V1_ID" "$V2_ID" "$BAD_ID" 99999; do
         expect_eq "$(fetches "$id")" 1 "fetches of schema id $id"
 done
 
-# Outage: records of a schema not fetched yet wait while the registry refuses
-# connections, then are processed once; none is dead-lettered.
-jq '.fields += [{"name": "campaign", "type": "string", "default": "none"}]' \
-        "$RS_TMP/signup-min.avsc" >"$RS_TMP/signup-new.avsc"
-avro serialize --topic "$SU" --schema "$RS_TMP/signup-new.avsc" --out "$RS_TMP/new" \
-        >"$RS_TMP/new.id" <<EOF
-{"event_id": "e-frank", "occurred_at": $NOW, "user_id": "frank", "campaign": "x"}
-{"event_id": "e-gina", "occurred_at": $NOW, "user_id": "gina", "campaign": "y"}
-EOF
-mode refuse
-for f in "$RS_TMP"/new/*; do kcat_produce_file "$SU" "new-$(basename "$f")" "$f"; done
-wait_until 30 "/readyz to report the registry" says /readyz "schema registry unavailable"
-expect_eq "$(psql_q "SELECT count(*) FROM rs_users WHERE user_id IN ('frank', 'gina')")" 0 \
-        "sign-ups processed during the outage"
-mode ok
-wait_sql "SELECT count(*) FROM rs_users WHERE user_id IN ('frank', 'gina')" 2 60
+# Outages: records of a schema not fetched yet wait while the registry
+# refuses connections, answers 500, or does not answer within the timeout;
+# then they are processed once, and none is dead-lettered.
 ready() { [ "$(http_code /readyz)" = 200 ]; }
-wait_until 30 "/readyz to be ready again" ready
-expect_eq "$(topic_count "$REFSTREAM_TOPIC_DLQ")" 2 "dead letters after the outage"
-expect_eq "$(fetches "$(cat "$RS_TMP/new.id")")" 1 "fetches of the new schema id"
-[ "$(metric_sum 'refstream_schema_registry_requests_total{outcome="unavailable"}')" -ge 1 ] ||
-        fail "no unavailable registry request counted"
-# 2 registered (the output), 7 fetched (the unknown id is not a schema)
-expect_eq "$(metric_sum 'refstream_schema_registry_cached_schemas')" 9 "schemas cached"
+n=0
+for m in refuse error500 hang; do
+        n=$((n + 1))
+        jq --arg f "campaign_$m" '.fields += [{"name": $f, "type": "string", "default": "none"}]' \
+                "$RS_TMP/signup-min.avsc" >"$RS_TMP/signup-$m.avsc"
+        printf '{"event_id": "e-%s-%s", "occurred_at": %s, "user_id": "%s-%s"}\n' \
+                "$m" 1 "$NOW" "$m" 1 "$m" 2 "$NOW" "$m" 2 |
+                avro serialize --topic "$SU" --schema "$RS_TMP/signup-$m.avsc" --out "$RS_TMP/$m" \
+                        >"$RS_TMP/$m.id"
+        mode "$m"
+        for f in "$RS_TMP/$m"/*; do kcat_produce_file "$SU" "$m-$(basename "$f")" "$f"; done
+        wait_until 30 "/readyz to report the registry ($m)" says /readyz "schema registry unavailable"
+        expect_eq "$(psql_q "SELECT count(*) FROM rs_users WHERE user_id LIKE '$m-_'")" 0 \
+                "sign-ups processed while the registry is down ($m)"
+        mode ok
+        wait_sql "SELECT count(*) FROM rs_users WHERE user_id LIKE '$m-_'" 2 60
+        wait_until 30 "/readyz to be ready again ($m)" ready
+        expect_eq "$(topic_count "$REFSTREAM_TOPIC_DLQ")" 2 "dead letters after the outage ($m)"
+        log "$m: $(grep "schema registry unavailable" "$RS_TMP/consumer.log" | tail -n1 | tail -c 130)"
+done
+# Refused connections never reach the registry: one fetch of that id.
+expect_eq "$(fetches "$(cat "$RS_TMP/refuse.id")")" 1 "fetches of the new schema id"
+[ "$(metric_sum 'refstream_schema_registry_requests_total{outcome="unavailable"}')" -ge 3 ] ||
+        fail "unavailable registry requests not counted"
+# 2 registered (the output), 6 + n fetched (the unknown id is not a schema)
+expect_eq "$(metric_sum 'refstream_schema_registry_cached_schemas')" $((8 + n)) "schemas cached"
 stop_consumer
 if grep -q "pw-$RUN_ID-secret" "$RS_TMP/consumer.log"; then
         fail "the registry password is in the log"
