@@ -203,8 +203,16 @@ static bool database_ready(rs_processor_t *p, char *errstr, size_t errstr_size)
 
 /* ---------------------------------------------------------------- registry */
 
+/* After a call that started at t0: its time, the schemas held, and the
+ * requests the client counted by outcome (a call may make two, and the
+ * client sees a 404 that the call turns into a cached "unknown"). */
 static void count_registry(rs_processor_t *p, int64_t t0)
 {
+        rs_registry_stats_t now = rs_registry_stats(p->registry);
+        for (int st = 0; st < RS_REG__COUNT; st++)
+                rs_counter_add(p->m.registry_requests[st],
+                               now.requests[st] - p->registry_seen.requests[st]);
+        p->registry_seen = now;
         rs_histogram_observe(p->m.registry_seconds,
                              (double)(rs_monotonic_ms() - t0) / 1000.0);
         rs_gauge_set(p->m.registry_schemas, (double)rs_codec_cached_schemas(p->codec));
@@ -216,7 +224,6 @@ bool rs_proc_fetch_schema(rs_processor_t *p, uint32_t id, char *errstr,
         int64_t t0 = rs_monotonic_ms();
         rs_reg_status_t st =
             rs_registry_fetch(p->registry, p->codec, id, errstr, errstr_size);
-        rs_counter_inc(p->m.registry_requests[st]);
         count_registry(p, t0);
         return st == RS_REG_OK;
 }
@@ -234,7 +241,6 @@ static bool registry_ready(rs_processor_t *p, char *errstr, size_t errstr_size)
                 rs_reg_status_t st =
                     rs_registry_register_own(p->registry, p->codec, records[i], topics[i],
                                              false, err, sizeof(err));
-                rs_counter_inc(p->m.registry_requests[st]);
                 count_registry(p, t0);
                 if (st == RS_REG_UNAVAILABLE) {
                         snprintf(errstr, errstr_size,

@@ -63,6 +63,7 @@ struct rs_processor {
         rs_batch_stats_t totals;
         rs_outbox_stats_t outbox_seen;
         uint64_t cache_errors_seen;
+        rs_registry_stats_t registry_seen; /* counted into the metrics already */
         proc_metrics_t m;
 };
 

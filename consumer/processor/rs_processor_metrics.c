@@ -101,7 +101,7 @@ void rs_proc_register_metrics(proc_metrics_t *m)
                          rs_reg_status_name((rs_reg_status_t)st));
                 m->registry_requests[st] = rs_metrics_counter(
                     "refstream_schema_registry_requests_total",
-                    "Schema registry requests (fetch or register) by outcome.", outcome);
+                    "Schema registry HTTP requests by outcome.", outcome);
         }
         static const double reg_secs[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5,   1,    2.5,   5,    10,  30};

@@ -189,6 +189,8 @@ for m in refuse error500 hang; do
 done
 # Refused connections never reach the registry: one fetch of that id.
 expect_eq "$(fetches "$(cat "$RS_TMP/refuse.id")")" 1 "fetches of the new schema id"
+expect_eq "$(metric_sum 'refstream_schema_registry_requests_total{outcome="not_found"}')" 1 \
+        "registry requests answered 404 (the unknown id)"
 [ "$(metric_sum 'refstream_schema_registry_requests_total{outcome="unavailable"}')" -ge 3 ] ||
         fail "unavailable registry requests not counted"
 # 2 registered (the output), 6 + n fetched (the unknown id is not a schema)
