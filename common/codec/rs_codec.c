@@ -126,7 +126,7 @@ static bool parse_schema(const rs_embedded_file_t *f, const char *name,
                          name);
                 return false;
         }
-        return rs_avro_schema_supported(*out, errstr, errstr_size);
+        return rs_avro_schema_supported(*out, true, errstr, errstr_size);
 }
 
 static bool is_nullable(avro_schema_t s)
@@ -457,7 +457,7 @@ void rs_codec_add_schema(rs_codec_t *c, uint32_t id, const char *json, size_t le
                 s = NULL;
                 snprintf(why, sizeof(why), "the registry's schema does not parse: %s",
                          avro_strerror());
-        } else if (rs_avro_schema_supported(s, why, sizeof(why)) &&
+        } else if (rs_avro_schema_supported(s, true, why, sizeof(why)) &&
                    !(iface = avro_generic_class_from_schema(s))) {
                 snprintf(why, sizeof(why), "%s", avro_strerror());
         }
@@ -598,34 +598,6 @@ out:
         return ok;
 }
 
-static bool has_containers(avro_schema_t s, int depth)
-{
-        if (depth > RS_AVRO_MAX_DEPTH)
-                return true;
-        switch (avro_typeof(s)) {
-        case AVRO_ARRAY:
-        case AVRO_MAP:
-                return true;
-        case AVRO_RECORD:
-                for (size_t i = 0; i < avro_schema_record_size(s); i++) {
-                        if (has_containers(
-                                avro_schema_record_field_get_by_index(s, (int)i),
-                                depth + 1))
-                                return true;
-                }
-                return false;
-        case AVRO_UNION:
-                for (size_t i = 0; i < avro_schema_union_size(s); i++) {
-                        if (has_containers(avro_schema_union_branch(s, (int)i),
-                                           depth + 1))
-                                return true;
-                }
-                return false;
-        default:
-                return false; /* a link was checked where its type was defined */
-        }
-}
-
 bool rs_codec_output_to_json(const rs_codec_t *c, const void *buf, size_t len,
                              rs_buf_t *out, char *errstr, size_t errstr_size)
 {
@@ -649,9 +621,8 @@ bool rs_codec_output_to_json(const rs_codec_t *c, const void *buf, size_t len,
          * refstream's own records hold; a writer with arrays or maps is
          * refused before avro-c reads it (its generic arrays allocate what
          * the payload's block counts ask for). */
-        if (has_containers(w->schema, 0)) {
-                snprintf(errstr, errstr_size, "%s: has arrays or maps, not printed",
-                         name);
+        if (!rs_avro_schema_supported(w->schema, false, msg, sizeof(msg))) {
+                snprintf(errstr, errstr_size, "%s: %s, not printed", name, msg);
                 return false;
         }
         if (!rs_avro_wire_check(w->schema, p + 5, len - 5, msg, sizeof(msg))) {

@@ -63,7 +63,8 @@ unsigned long rs_avro_refused_allocs(void)
 
 /* ---------------------------------------------------------------- schemas */
 
-static bool supported(avro_schema_t s, int depth, char *errstr, size_t errstr_size)
+static bool supported(avro_schema_t s, int depth, bool containers, char *errstr,
+                      size_t errstr_size)
 {
         if (depth > RS_AVRO_MAX_DEPTH) {
                 snprintf(errstr, errstr_size, "schema nests deeper than %d levels",
@@ -86,23 +87,26 @@ static bool supported(avro_schema_t s, int depth, char *errstr, size_t errstr_si
                 for (size_t i = 0; i < avro_schema_record_size(s); i++) {
                         avro_schema_t f =
                             avro_schema_record_field_get_by_index(s, (int)i);
-                        if (!supported(f, depth + 1, errstr, errstr_size))
+                        if (!supported(f, depth + 1, containers, errstr, errstr_size))
                                 return false;
                 }
                 return true;
         case AVRO_UNION:
                 for (size_t i = 0; i < avro_schema_union_size(s); i++) {
                         avro_schema_t b = avro_schema_union_branch(s, (int)i);
-                        if (!supported(b, depth + 1, errstr, errstr_size))
+                        if (!supported(b, depth + 1, containers, errstr, errstr_size))
                                 return false;
                 }
                 return true;
         case AVRO_ARRAY:
-                return supported(avro_schema_array_items(s), depth + 1, errstr,
-                                 errstr_size);
         case AVRO_MAP:
-                return supported(avro_schema_map_values(s), depth + 1, errstr,
-                                 errstr_size);
+                if (!containers) {
+                        snprintf(errstr, errstr_size, "has arrays or maps");
+                        return false;
+                }
+                return supported(is_avro_array(s) ? avro_schema_array_items(s)
+                                                  : avro_schema_map_values(s),
+                                 depth + 1, containers, errstr, errstr_size);
         case AVRO_LINK:
                 /* A named type used again: checked where it was defined (a
                  * recursive type would otherwise be walked forever). */
@@ -114,9 +118,10 @@ static bool supported(avro_schema_t s, int depth, char *errstr, size_t errstr_si
         }
 }
 
-bool rs_avro_schema_supported(avro_schema_t s, char *errstr, size_t errstr_size)
+bool rs_avro_schema_supported(avro_schema_t s, bool containers, char *errstr,
+                              size_t errstr_size)
 {
-        return supported(s, 0, errstr, errstr_size);
+        return supported(s, 0, containers, errstr, errstr_size);
 }
 
 /* ---------------------------------------------------------------- wire check */

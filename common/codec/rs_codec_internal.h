@@ -158,9 +158,12 @@ bool rs_codec_json_decode(rs_event_type_t expected, const char *buf, size_t len,
 void rs_avro_install_allocator(void);
 /* How many allocations the allocator has refused since start (tests, metrics). */
 unsigned long rs_avro_refused_allocs(void);
-/* Schemas the codec can walk: nesting <= RS_AVRO_MAX_DEPTH, every Avro type. */
+/* Schemas the codec can walk: nesting <= RS_AVRO_MAX_DEPTH, every Avro type;
+ * without containers, no arrays or maps either (what the printer of
+ * rs_codec_output_to_json() hands to avro-c). */
 #define RS_AVRO_MAX_DEPTH 8
-bool rs_avro_schema_supported(avro_schema_t s, char *errstr, size_t errstr_size);
+bool rs_avro_schema_supported(avro_schema_t s, bool containers, char *errstr,
+                              size_t errstr_size);
 bool rs_avro_wire_check(avro_schema_t s, const void *buf, size_t len, char *errstr,
                         size_t errstr_size) RS_WARN_UNUSED;
 /* The walk behind rs_avro_wire_check(), for rs_codec_resolve.c: a cursor over
