@@ -48,16 +48,28 @@ export REFSTREAM_RDKAFKA_AUTO_COMMIT_INTERVAL_MS=200
 pg() { psql -X -q -At "$@"; }
 newdb() { pg "$RS_PG_SUPERUSER_URL" -c "CREATE DATABASE $1"; echo "${RS_PG_SUPERUSER_URL%/*}/$1"; }
 
-# The program and its codes, in refstream's database (the baseline gets the
-# same codes and owners).
-export REFSTREAM_DATABASE_URL
-REFSTREAM_DATABASE_URL=$(newdb rs)
-"$BIN" migrate >/dev/null
-"$BIN" admin program create --key bench --name Bench --currency USD --reward-fixed 500 \
-        --referee-reward 250 --min-payment 1000 >/dev/null
-for i in $(seq 1 50); do
-        printf '%s\tref%s\n' "$("$BIN" admin codes issue --program bench --user "ref$i")" "$i"
-done >"$dir/codes.tsv"
+# setup DB: a migrated refstream database DB with the benchmark's program and
+# its 50 codes: generated the first time (into codes.tsv, with their owners;
+# the baseline gets the same), the same codes afterwards.
+setup() {
+        export REFSTREAM_DATABASE_URL
+        REFSTREAM_DATABASE_URL=$(newdb "$1")
+        "$BIN" migrate >/dev/null
+        "$BIN" admin program create --key bench --name Bench --currency USD \
+                --reward-fixed 500 --referee-reward 250 --min-payment 1000 >/dev/null
+        if [ -f "$dir/codes.tsv" ]; then
+                while IFS=$'\t' read -r code owner; do
+                        "$BIN" admin codes issue --program bench --user "$owner" \
+                                --code "$code" >/dev/null
+                done <"$dir/codes.tsv"
+        else
+                for i in $(seq 1 50); do
+                        printf '%s\tref%s\n' \
+                                "$("$BIN" admin codes issue --program bench --user "ref$i")" "$i"
+                done >"$dir/codes.tsv"
+        fi
+}
+setup rs
 codes=$(cut -f1 "$dir/codes.tsv" | paste -sd,)
 
 "$BIN" loadgen --mix "$MIX" --seed 7 --count "$USERS" --codes "$codes" 2>"$dir/loadgen.log" ||
@@ -125,14 +137,8 @@ EOF
 # ---- latency at a steady rate (refstream only)
 if [ "$LATENCY_RATE" -gt 0 ]; then
         export REFSTREAM_TOPIC_SIGNUPS=lat-signups REFSTREAM_TOPIC_PAYMENTS=lat-payments
-        export REFSTREAM_TOPIC_CREDITED=lat-credited REFSTREAM_DATABASE_URL
-        REFSTREAM_DATABASE_URL=$(newdb lat)
-        "$BIN" migrate >/dev/null
-        "$BIN" admin program create --key bench --name Bench --currency USD \
-                --reward-fixed 500 --referee-reward 250 --min-payment 1000 >/dev/null
-        while IFS=$'\t' read -r code owner; do
-                "$BIN" admin codes issue --program bench --user "$owner" --code "$code" >/dev/null
-        done <"$dir/codes.tsv"
+        export REFSTREAM_TOPIC_CREDITED=lat-credited
+        setup lat
         # Topics first, so that the consumer is assigned before the stream starts.
         "$BIN" loadgen --mix "$MIX" --seed 8 --count 1 --codes "$codes" 2>/dev/null
         REFSTREAM_GROUP_ID=lat "$BIN" consume 2>"$dir/latency.log" &
