@@ -126,7 +126,8 @@ static bool apply_one(rs_pg_t *pg, const rs_embedded_file_t *f, int version, FIL
         return true;
 }
 
-static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
+static bool migrate_locked(rs_pg_t *pg, int target, FILE *out, char *errstr,
+                           size_t errstr_size)
 {
         PGresult *res =
             rs_pg_exec(pg, SQL_MIGRATIONS_APPLIED, 0, NULL, errstr, errstr_size);
@@ -140,6 +141,8 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
         size_t applied = 0;
         for (size_t i = 0; i < n && ok; i++) {
                 int v = migration_version(files[i]->name);
+                if (target > 0 && v > target)
+                        break;
                 if (applied_row(res, v) < 0) {
                         ok = apply_one(pg, files[i], v, out, errstr, errstr_size);
                         applied++;
@@ -154,12 +157,18 @@ static bool migrate_locked(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_s
 
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr, size_t errstr_size)
 {
+        return rs_pg_migrate_to(pg, 0, out, errstr, errstr_size);
+}
+
+bool rs_pg_migrate_to(rs_pg_t *pg, int target, FILE *out, char *errstr,
+                      size_t errstr_size)
+{
         const char *lock_params[] = {MIGRATE_LOCK_KEY};
         /* The lock first: two sessions creating the table at once can fail. */
         if (!rs_pg_cmd(pg, SQL_MIGRATE_LOCK, 1, lock_params, errstr, errstr_size))
                 return false;
         bool ok = rs_pg_cmd(pg, SQL_MIGRATIONS_CREATE, 0, NULL, errstr, errstr_size) &&
-                  migrate_locked(pg, out, errstr, errstr_size);
+                  migrate_locked(pg, target, out, errstr, errstr_size);
         char ignore[256];
         if (!rs_pg_cmd(pg, SQL_MIGRATE_UNLOCK, 1, lock_params, ignore, sizeof(ignore)))
                 rs_warn("pg", "cannot release the migration lock: %s", ignore);

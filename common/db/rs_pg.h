@@ -86,6 +86,10 @@ const char *rs_pgarr_get(rs_pgarr_t *a);
  * carries: an edited migration would never be applied to that database. */
 bool rs_pg_migrate(rs_pg_t *pg, FILE *out, char *errstr,
                    size_t errstr_size) RS_WARN_UNUSED;
+/* The same, up to version `target` only (0: all): a database as an older
+ * release left it, for the upgrade tests. */
+bool rs_pg_migrate_to(rs_pg_t *pg, int target, FILE *out, char *errstr,
+                      size_t errstr_size) RS_WARN_UNUSED;
 /* The newest migration this binary carries. */
 int rs_pg_schema_expected(void);
 

@@ -33,13 +33,16 @@ void rs_batch_free(rs_batch_t *b)
         memset(b, 0, sizeof(*b));
 }
 
-/* A sign-up's code, trimmed and upper-cased, if it has the shape of a code. */
-static const char *norm_code(rs_batch_t *b, const rs_event_t *ev)
+/* A sign-up's code, trimmed and upper-cased, if it has the shape of a code;
+ * *intent: the sign-up carries a code at all (not blank), well formed or not. */
+static const char *norm_code(rs_batch_t *b, const rs_event_t *ev, bool *intent)
 {
+        *intent = false;
         if (ev->type != RS_EV_SIGNUP || !ev->referral_code)
                 return NULL;
         char norm[RS_REFERRAL_CODE_INPUT_MAX + 1];
         rs_code_normalize(ev->referral_code, norm, sizeof(norm));
+        *intent = norm[0] != '\0';
         return rs_code_valid(norm) ? rs_arena_strdup(&b->arena, norm) : NULL;
 }
 
@@ -71,6 +74,7 @@ void rs_batch_redecode(rs_batch_t *b, rs_codec_t *codec, rs_batch_msg_t *m)
 {
         memset(&m->err, 0, sizeof(m->err));
         m->code = NULL;
+        m->intent = false;
         if (!m->value) {
                 m->decoded = false;
                 m->err.error_class = RS_ERR_BAD_FRAMING;
@@ -80,7 +84,7 @@ void rs_batch_redecode(rs_batch_t *b, rs_codec_t *codec, rs_batch_msg_t *m)
         m->decoded = rs_codec_decode(codec, m->type, m->value, m->value_len, &b->arena,
                                      &m->ev, &m->err);
         if (m->decoded)
-                m->code = norm_code(b, &m->ev);
+                m->code = norm_code(b, &m->ev, &m->intent);
 }
 
 void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message)
@@ -190,47 +194,57 @@ static const char *inbox_id(rs_batch_t *b, const rs_batch_msg_t *m)
                                d[1], d[2], d[3], d[4], d[5], d[6], d[7]);
 }
 
-/* Marks each message NEW (first delivery) or DUPLICATE. */
-static bool claim_inbox(rs_pg_t *pg, rs_batch_t *b, char *errstr, size_t errstr_size)
+/* The inbox key of an event: the first 16 bytes of SHA-256 over the kind, a
+ * 0x1f byte and the id, written as a uuid (rs_inbox_key() of
+ * sql/005_compact_inbox.sql computes the same). */
+const char *rs_batch_inbox_key(rs_arena_t *a, const char *kind, const char *id)
 {
-        rs_pgarr_t kinds, ids;
-        rs_pgarr_init(&kinds);
-        rs_pgarr_init(&ids);
-        rs_map_t
-            first; /* "kind\x1fid" -> msg: later copies in the batch are duplicates */
+        rs_sha256_t h;
+        unsigned char d[32];
+        rs_sha256_init(&h);
+        rs_sha256_update(&h, kind, strlen(kind));
+        rs_sha256_update(&h, "\x1f", 1);
+        rs_sha256_update(&h, id, strlen(id));
+        rs_sha256_final(&h, d);
+        char *k = rs_arena_alloc(a, 37);
+        static const char hex[] = "0123456789abcdef";
+        char *o = k;
+        for (int i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        *o++ = '-';
+                *o++ = hex[d[i] >> 4];
+                *o++ = hex[d[i] & 15];
+        }
+        *o = '\0';
+        return k;
+}
+
+/* Marks later copies of an event within the batch DUPLICATE, and the first
+ * NEW (or DLQ), before the inbox is asked. */
+static void dedupe_batch(rs_batch_t *b)
+{
+        rs_map_t first; /* inbox key -> msg */
         rs_map_init(&first);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                const char *kind = inbox_kind(m), *id = inbox_id(b, m);
-                const char *k = rs_arena_printf(&b->arena, "%s\x1f%s", kind, id);
-                m->outcome = RS_MSG_DUPLICATE;
-                if (rs_map_get(&first, k))
+                m->inbox_key =
+                    rs_batch_inbox_key(&b->arena, inbox_kind(m), inbox_id(b, m));
+                if (rs_map_get(&first, m->inbox_key)) {
+                        m->outcome = RS_MSG_DUPLICATE;
                         continue;
-                rs_map_put(&first, k, m);
-                rs_pgarr_text(&kinds, kind);
-                rs_pgarr_text(&ids, id);
+                }
+                rs_map_put(&first, m->inbox_key, m);
+                m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
         }
-        const char *params[] = {rs_pgarr_get(&kinds), rs_pgarr_get(&ids)};
-        PGresult *res = rs_pg_exec(pg, SQL_INBOX_CLAIM, 2, params, errstr, errstr_size);
-        for (int r = 0; res && r < PQntuples(res); r++) {
-                char k[512];
-                snprintf(k, sizeof(k), "%s\x1f%s", PQgetvalue(res, r, 0),
-                         PQgetvalue(res, r, 1));
-                rs_batch_msg_t *m = rs_map_get(&first, k);
-                if (m)
-                        m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
-        }
-        PQclear(res);
         rs_map_free(&first);
-        rs_pgarr_free(&kinds);
-        rs_pgarr_free(&ids);
-        return res != NULL;
 }
 
-/* ---------------------------------------------------------------- rules */
+/* ---------------------------------------------------------------- rules */ /* ----------------------------------------------------------------
+                                                                                rules */
 
 typedef struct txn_sets {
         rs_strset_t users, payers, codes, refunded;
+        rs_strset_t referees; /* users of the sign-ups that carry a code */
 } txn_sets_t;
 
 static void sets_init(txn_sets_t *s)
@@ -239,6 +253,7 @@ static void sets_init(txn_sets_t *s)
         rs_strset_init(&s->payers);
         rs_strset_init(&s->codes);
         rs_strset_init(&s->refunded);
+        rs_strset_init(&s->referees);
 }
 
 static void sets_free(txn_sets_t *s)
@@ -247,6 +262,7 @@ static void sets_free(txn_sets_t *s)
         rs_strset_free(&s->payers);
         rs_strset_free(&s->codes);
         rs_strset_free(&s->refunded);
+        rs_strset_free(&s->referees);
 }
 
 static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
@@ -262,6 +278,8 @@ static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
                                 rs_strset_add(&s->refunded, m->ev.refund_of);
                         continue;
                 }
+                if (m->intent)
+                        rs_strset_add(&s->referees, m->ev.user_id);
                 const char *code = m->code;
                 if (code) {
                         rs_strset_add(&s->codes, code);
@@ -511,11 +529,85 @@ static bool write_fingerprints(rs_pg_t *pg, rs_batch_t *b, char *errstr,
                               errstr_size);
 }
 
-static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
+/* Whether the inbox records m (docs/design.md §2). A replayed event must find
+ * the state that makes it a no-op. A sign-up without a code finds its user
+ * row; a charge of a user who signed up and has no pending referral finds
+ * the first charge it wrote or one before it; neither is recorded. Every
+ * other event is: a dead letter, a sign-up with a code, a refund, and a
+ * charge that a referral may judge (the user has a pending referral, signs
+ * up with a code in this batch, or has not signed up yet). */
+static bool needs_claim(run_ctx_t *x, const rs_batch_msg_t *m)
+{
+        if (m->outcome == RS_MSG_DLQ)
+                return true;
+        if (m->outcome != RS_MSG_NEW)
+                return false;
+        const rs_event_t *ev = &m->ev;
+        if (ev->type == RS_EV_SIGNUP)
+                return m->intent;
+        if (ev->kind != RS_PAY_CHARGE)
+                return true;
+        const rs_user_t *u = rs_state_user(&x->st, ev->user_id);
+        if (!u || !u->signed_up || rs_strset_has(&x->sets.referees, ev->user_id))
+                return true;
+        for (const rs_referral_t *r = rs_state_referrals_of(&x->st, ev->user_id); r;
+             r = r->next_of_referee)
+                if (r->status == RS_REF_PENDING)
+                        return true;
+        return false;
+}
+
+/* Records the batch's events that need it in the inbox; those already there
+ * become DUPLICATE. A sign-up with a code may judge its user's first charge,
+ * processed earlier without a record: that charge is recorded too, so that a
+ * replay of it finds it judged. */
+static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        rs_batch_t *b = x->b;
+        rs_map_t by_key; /* inbox key -> msg */
+        rs_pgarr_t keys;
+        rs_map_init(&by_key);
+        rs_pgarr_init(&keys);
+        for (size_t i = 0; i < b->n; i++) {
+                rs_batch_msg_t *m = &b->msgs[i];
+                if (!needs_claim(x, m))
+                        continue;
+                rs_map_put(&by_key, m->inbox_key, m);
+                rs_pgarr_text(&keys, m->inbox_key);
+                m->outcome = RS_MSG_DUPLICATE; /* until the insert says otherwise */
+        }
+        for (size_t i = 0; i < x->sets.referees.n; i++) {
+                const rs_charge_t *ch =
+                    rs_state_charge(&x->st, x->sets.referees.items[i]);
+                if (!ch)
+                        continue;
+                const char *k = rs_batch_inbox_key(&b->arena, "payment", ch->event_id);
+                if (!rs_map_get(&by_key, k))
+                        rs_pgarr_text(&keys, k);
+        }
+        PGresult *res = NULL;
+        bool ok = true;
+        if (keys.count > 0) {
+                const char *params[] = {rs_pgarr_get(&keys)};
+                res = rs_pg_exec(x->env->pg, SQL_INBOX_CLAIM, 1, params, errstr,
+                                 errstr_size);
+                ok = res != NULL;
+        }
+        for (int r = 0; res && r < PQntuples(res); r++) {
+                rs_batch_msg_t *m = rs_map_get(&by_key, PQgetvalue(res, r, 0));
+                if (m)
+                        m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
+        }
+        PQclear(res);
+        rs_pgarr_free(&keys);
+        rs_map_free(&by_key);
+        return ok;
+}
+
+static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_pg_t *pg = x->env->pg;
         rs_batch_t *b = x->b;
-        collect(b, &x->cl, &x->sets);
         if (x->sets.users.n == 0)
                 return true;
         rs_strset_t referrers;
@@ -525,20 +617,27 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
         for (size_t i = 0; ok && i < referrers.n; i++)
                 rs_strset_add(&x->sets.users, referrers.items[i]);
         rs_strset_free(&referrers);
-        ok = ok && rs_store_lock_users(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
-             rs_store_lock_codes(pg, &x->st, &x->sets.codes, errstr, errstr_size) &&
-             rs_store_load_referrals(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
-             lock_stragglers(pg, &x->st, &x->sets, errstr, errstr_size) &&
-             rs_store_load_rest(pg, &x->st, &x->sets.users, &x->sets.refunded, errstr,
-                                errstr_size);
-        if (!ok)
+        return ok &&
+               rs_store_lock_users(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
+               rs_store_lock_codes(pg, &x->st, &x->sets.codes, errstr, errstr_size) &&
+               rs_store_load_referrals(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
+               lock_stragglers(pg, &x->st, &x->sets, errstr, errstr_size) &&
+               rs_store_load_rest(pg, &x->st, &x->sets.users, &x->sets.refunded, errstr,
+                                  errstr_size);
+}
+
+static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        rs_batch_t *b = x->b;
+        collect(b, &x->cl, &x->sets);
+        if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
                 return false;
         for (size_t i = 0; i < b->n; i++) {
                 if (b->msgs[i].outcome == RS_MSG_NEW)
                         rs_rules_apply(&x->st, &b->msgs[i].ev, i);
         }
-        return rs_store_write(pg, &x->st, errstr, errstr_size) &&
-               write_fingerprints(pg, b, errstr, errstr_size);
+        return rs_store_write(x->env->pg, &x->st, errstr, errstr_size) &&
+               write_fingerprints(x->env->pg, b, errstr, errstr_size);
 }
 
 static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
@@ -570,8 +669,8 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
                    * whatever the database's default isolation is. */
                   rs_pg_cmd(pg, SQL_BEGIN, 0, NULL, errstr, errstr_size);
         if (ok) {
-                ok = claim_inbox(pg, b, errstr, errstr_size) &&
-                     apply_rules(&x, errstr, errstr_size) &&
+                dedupe_batch(b);
+                ok = apply_rules(&x, errstr, errstr_size) &&
                      build_outbox(&x, errstr, errstr_size) &&
                      rs_pg_cmd(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size);
                 if (!ok)

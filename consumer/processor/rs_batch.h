@@ -6,11 +6,12 @@
  *   decode + validate each record              (rs_batch_add; bad -> DLQ)
  *   resolve the batch's codes                  (one Redis MGET, misses: one SQL)
  *   BEGIN
- *     inbox insert ON CONFLICT DO NOTHING      (duplicates have no effect)
  *     lock the users, then the codes involved  (sorted: no deadlocks between
  *                                               instances; a deadlock that
  *                                               still happens is retried)
  *     load the rows the rules read             (set-wise, = ANY($1))
+ *     inbox insert ON CONFLICT DO NOTHING      (the events whose replay needs
+ *                                               it: duplicates have no effect)
  *     rs_rules_apply() per new event           (pure, in batch order)
  *     write what changed                       (set-wise, unnest())
  *     outbox rows for credits, reversals, DLQ
@@ -44,6 +45,8 @@ typedef struct rs_batch_msg {
         bool decoded;
         rs_event_t ev;
         const char *code; /* sign-ups: the normalised code if well formed, else NULL */
+        bool intent;      /* sign-ups: a code, well formed or not (not blank) */
+        const char *inbox_key; /* rs_batch_inbox_key() of the event (or dead letter) */
         rs_decode_error_t err;
         rs_msg_outcome_t outcome;
         void *opaque; /* the caller's (e.g. the rd_kafka_message_t) */
@@ -85,6 +88,10 @@ void rs_batch_redecode(rs_batch_t *b, rs_codec_t *codec, rs_batch_msg_t *m);
 /* Turns a decoded record into a dead letter (a record the database refuses
  * even alone: see the processor's poison handling). */
 void rs_batch_force_dlq(rs_batch_msg_t *m, const char *error_class, const char *message);
+
+/* The inbox key of an event of `kind` ("signup", "payment" or "dlq") and id:
+ * a uuid made of the first 16 bytes of SHA-256(kind 0x1f id). */
+const char *rs_batch_inbox_key(rs_arena_t *a, const char *kind, const char *id);
 
 typedef struct rs_batch_env {
         rs_pg_t *pg;

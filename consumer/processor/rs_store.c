@@ -67,18 +67,46 @@ static const char *dup(rs_state_t *st, const PGresult *res, int r, int c)
 
 /* ---------------------------------------------------------------- loads */
 
+static int cmp_int32(const void *a, const void *b)
+{
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+        return (x > y) - (x < y);
+}
+
+int32_t rs_store_user_lock_key(const char *user_id)
+{
+        uint64_t h = rs_hash_str(user_id);
+        return (int32_t)(uint32_t)(h ^ (h >> 32));
+}
+
 bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                          char *errstr, size_t errstr_size)
 {
         if (users->n == 0)
                 return true;
-        /* Sorted inserts, then sorted row locks: two instances locking
-         * overlapping users always queue instead of deadlocking. */
-        PGresult *res = query_set(pg, SQL_USERS_CREATE, users, errstr, errstr_size);
+        /* Advisory locks on a hash of each user, in key order: two instances
+         * locking overlapping users queue instead of deadlocking. They live
+         * in memory, so a user who only pays costs no row write; two users
+         * with the same key only wait for each other. */
+        int32_t *keys = rs_malloc(users->n * sizeof(*keys));
+        for (size_t i = 0; i < users->n; i++)
+                keys[i] = rs_store_user_lock_key(users->items[i]);
+        qsort(keys, users->n, sizeof(*keys), cmp_int32);
+        rs_pgarr_t arr;
+        rs_pgarr_init(&arr);
+        for (size_t i = 0; i < users->n; i++)
+                if (i == 0 || keys[i] != keys[i - 1])
+                        rs_pgarr_int(&arr, keys[i]);
+        free(keys);
+        char class[16];
+        snprintf(class, sizeof(class), "%d", RS_USER_LOCK_CLASS);
+        const char *params[] = {class, rs_pgarr_get(&arr)};
+        PGresult *res = rs_pg_exec(pg, SQL_USERS_LOCK, 2, params, errstr, errstr_size);
+        rs_pgarr_free(&arr);
         if (!res)
                 return false;
         PQclear(res);
-        if (!(res = query_set(pg, SQL_USERS_LOCK, users, errstr, errstr_size)))
+        if (!(res = query_set(pg, SQL_USERS_LOAD, users, errstr, errstr_size)))
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_user_t *u = rs_arena_alloc(st->arena, sizeof(*u));
@@ -413,7 +441,7 @@ static bool write_users(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr
                 if (u && u->dirty)
                         rs_pgrows_add(&rows, u);
         }
-        return rs_pgrows_exec(pg, true, SQL_USERS_UPDATE, &rows, errstr, errstr_size);
+        return rs_pgrows_exec(pg, true, SQL_USERS_UPSERT, &rows, errstr, errstr_size);
 }
 
 static void code_status(rs_pgarr_t *a, const void *row)

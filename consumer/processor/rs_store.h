@@ -22,8 +22,13 @@ bool rs_strset_has(const rs_strset_t *s, const char *v);
 /* Array literal of the items, in arr (reset first). */
 const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr);
 
-/* Inserts missing rs_users rows for `users`, then locks all of them
- * (SELECT ... FOR UPDATE, sorted) and loads them into st. */
+/* The advisory lock class of users (pg_advisory_xact_lock(class, key)):
+ * "rs" and 1, out of the way of other applications' locks. */
+#define RS_USER_LOCK_CLASS 0x72730001
+/* The lock key of a user: a 32-bit hash of the id. */
+int32_t rs_store_user_lock_key(const char *user_id);
+/* Locks `users` for the transaction (advisory locks, sorted) and loads the
+ * rows of those that have one (users who signed up) into st. */
 bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                          char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Locks (sorted) and loads the codes that exist. */

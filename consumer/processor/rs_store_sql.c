@@ -4,22 +4,20 @@
 const char SQL_BEGIN[] = "BEGIN ISOLATION LEVEL READ COMMITTED";
 const char SQL_COMMIT[] = "COMMIT";
 
-const char SQL_INBOX_CLAIM[] = "INSERT INTO rs_inbox (kind, event_id)\n"
-                               "SELECT * FROM unnest($1::text[], $2::text[])\n"
+const char SQL_INBOX_CLAIM[] = "INSERT INTO rs_inbox (key)\n"
+                               "SELECT unnest($1::uuid[])\n"
                                "    ON CONFLICT DO NOTHING\n"
-                               "RETURNING kind, event_id";
+                               "RETURNING key";
 
-const char SQL_USERS_CREATE[] = "INSERT INTO rs_users (user_id)\n"
-                                "SELECT u FROM unnest($1::text[]) AS u\n"
-                                " ORDER BY u\n"
-                                "    ON CONFLICT DO NOTHING";
+/* Transaction-scoped advisory locks (memory only: no row is written), taken
+ * in the order of the array, which the caller sorts. */
+const char SQL_USERS_LOCK[] = "SELECT pg_advisory_xact_lock($1::int, k)\n"
+                              "  FROM unnest($2::int[]) AS k";
 
-const char SQL_USERS_LOCK[] =
+const char SQL_USERS_LOAD[] =
     "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at)\n"
     "  FROM rs_users\n"
-    " WHERE user_id = ANY($1::text[])\n"
-    " ORDER BY user_id\n"
-    "   FOR UPDATE";
+    " WHERE user_id = ANY($1::text[])";
 
 const char SQL_CODES_LOCK[] = "SELECT code, program_id, owner_user_id, status,\n"
                               "       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
@@ -74,12 +72,14 @@ const char SQL_CREDITS_OF[] =
     "  FROM rs_credits\n"
     " WHERE referral_id = ANY($1::uuid[])";
 
-const char SQL_USERS_UPDATE[] =
-    "UPDATE rs_users u\n"
-    "   SET email_hash = v.email_hash, signup_event_id = v.signup_event_id,\n"
-    "       signed_up_at = rs_ms_to_ts(v.signed_up_at_ms)\n"
+const char SQL_USERS_UPSERT[] =
+    "INSERT INTO rs_users (user_id, email_hash, signup_event_id, signed_up_at)\n"
+    "SELECT user_id, email_hash, signup_event_id, rs_ms_to_ts(signed_up_at_ms)\n"
     "  FROM {rows}\n"
-    " WHERE u.user_id = v.user_id";
+    "    ON CONFLICT (user_id) DO UPDATE\n"
+    "   SET email_hash = EXCLUDED.email_hash, signup_event_id = "
+    "EXCLUDED.signup_event_id,\n"
+    "       signed_up_at = EXCLUDED.signed_up_at";
 
 const char SQL_CODES_UPDATE[] =
     "UPDATE rs_codes c\n"
@@ -187,11 +187,10 @@ const char SQL_CODES_EXPIRE[] =
 
 const char SQL_INBOX_RETENTION[] =
     "DELETE FROM rs_inbox\n"
-    " WHERE (kind, event_id) IN (SELECT kind, event_id FROM rs_inbox\n"
-    "                             WHERE processed_at < now() - $1::bigint * interval '1 "
-    "hour'\n"
-    "                             LIMIT $2::int\n"
-    "                               FOR UPDATE SKIP LOCKED)";
+    " WHERE key IN (SELECT key FROM rs_inbox\n"
+    "                WHERE processed_at < now() - $1::bigint * interval '1 hour'\n"
+    "                LIMIT $2::int\n"
+    "                  FOR UPDATE SKIP LOCKED)";
 
 const char SQL_HELD_RETENTION[] =
     "DELETE FROM rs_held_refunds\n"

@@ -13,17 +13,17 @@ extern const char SQL_COMMIT[];
 
 /* ---- the inbox: which records of the batch are new */
 
-/* $1 kinds, $2 event ids (parallel arrays); returns the pairs inserted. */
+/* $1 the inbox keys (uuid); returns the keys inserted. */
 extern const char SQL_INBOX_CLAIM[];
 
 /* ---- locks and loads ($1: an array of keys) */
 
-/* Creates the rows of users not seen yet, in key order: instances locking
+/* $1 the lock class, $2 the users' lock keys, sorted: instances locking
  * overlapping users queue instead of deadlocking. */
-extern const char SQL_USERS_CREATE[];
+extern const char SQL_USERS_LOCK[];
 
 enum { USER_ID, USER_EMAIL_HASH, USER_SIGNUP_EVENT, USER_SIGNED_UP_AT };
-extern const char SQL_USERS_LOCK[];
+extern const char SQL_USERS_LOAD[];
 
 enum {
         CODE_CODE,
@@ -111,7 +111,8 @@ extern const char SQL_CREDITS_OF[];
 
 /* ---- writes ({rows}: the writer's column table in rs_store.c) */
 
-extern const char SQL_USERS_UPDATE[];
+/* Only sign-ups write a user row; a user who only paid has none. */
+extern const char SQL_USERS_UPSERT[];
 
 extern const char SQL_CODES_UPDATE[];
 

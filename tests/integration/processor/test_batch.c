@@ -1,6 +1,7 @@
 /* The batch transaction against real Postgres and Redis: idempotency, dead
  * letters, the cache, and rules that must hold across concurrent instances. */
 #include "rs_batch.h"
+#include "rs_ids.h"
 #include "rs_log.h"
 #include "support.h"
 
@@ -108,6 +109,15 @@ static void charge(rs_batch_t *b, int64_t off, const char *id, const char *user,
                  "\"kind\":\"CHARGE\"}",
                  id, user, id, amount);
         add(b, RS_EV_PAYMENT, off, j);
+}
+
+static void plain_signup(rs_batch_t *b, int64_t off, const char *id, const char *user)
+{
+        char j[512];
+        snprintf(j, sizeof(j),
+                 "{\"event_id\":\"%s\",\"occurred_at\":" T0 ",\"user_id\":\"%s\"}", id,
+                 user);
+        add(b, RS_EV_SIGNUP, off, j);
 }
 
 static void run_ok(rs_batch_env_t *env, rs_batch_t *b)
@@ -353,7 +363,7 @@ static void last_use_has_one_winner(void **state)
 static void signup_and_payment_race(void **state)
 {
         /* Users seen before (so no insert conflict serialises the two
-         * transactions; only the user row locks do). */
+         * transactions; only the users' locks do). */
         free(rs_it_sql(fx.pg, "INSERT INTO rs_users (user_id) SELECT 'svp-' || g"
                               " FROM generate_series(0, 99) g"));
         run_racers("signup-vs-pay", 100);
@@ -371,6 +381,144 @@ static void signup_and_payment_race(void **state)
                          200);
 }
 
+/* The processor and migration 005 compute the same inbox key. */
+static void inbox_key_matches_sql(void **state)
+{
+        rs_arena_t a;
+        rs_arena_init(&a, 4096);
+        const char *ids[] = {"e-1", "signups/3/17/00ff00ff00ff00ff",
+                             "\xc3\xa9v\xc3\xa9nement", ""};
+        const char *kinds[] = {"signup", "dlq", "payment", "payment"};
+        for (size_t i = 0; i < RS_ARRAY_SIZE(ids); i++) {
+                char *sql = rs_it_sqlf(fx.pg, "SELECT rs_inbox_key('%s', '%s')", kinds[i],
+                                       ids[i]);
+                assert_string_equal(sql, rs_batch_inbox_key(&a, kinds[i], ids[i]));
+                free(sql);
+        }
+        rs_arena_destroy(&a);
+}
+
+/* A sign-up without a code, and charges of a user who signed up and has no
+ * pending referral, write no inbox row; replayed, they change nothing. */
+static void events_without_effect_write_nothing(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        plain_signup(&b, 300, "e-g1", "nofx-gus");
+        run_ok(&fx.env, &b);
+        long long inbox = rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox");
+        for (int round = 0; round < 2; round++) {
+                rs_batch_reset(&b);
+                plain_signup(&b, 300, "e-g1", "nofx-gus");
+                charge(&b, 301, "e-g2", "nofx-gus", 1500);
+                charge(&b, 302, "e-g3", "nofx-gus", 2500);
+                run_ok(&fx.env, &b);
+                assert_int_equal(b.stats.duplicates, 0);
+                assert_int_equal(b.n_out, 0);
+        }
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox"), inbox);
+        assert_int_equal(
+            rs_it_count(fx.pg, "SELECT count(*) FROM rs_users WHERE"
+                               " user_id = 'nofx-gus' AND signup_event_id = 'e-g1'"),
+            1);
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT amount_minor FROM rs_first_charges"
+                                     " WHERE user_id = 'nofx-gus' AND event_id = 'e-g2'"),
+                         1500);
+        rs_batch_free(&b);
+}
+
+/* A charge processed without an inbox row (its user had signed up, with no
+ * referral) is judged when a later sign-up gives the user a referral; it is
+ * recorded then, so a replay of it is a duplicate, not a second verdict. */
+static void charge_judged_at_signup_is_recorded(void **state)
+{
+        rs_batch_t b;
+        rs_batch_init(&b);
+        plain_signup(&b, 400, "e-h0", "judged-hal");
+        run_ok(&fx.env, &b);
+        rs_batch_reset(&b);
+        charge(&b, 401, "e-h1", "judged-hal", 500); /* below the minimum of 1000 */
+        run_ok(&fx.env, &b);
+        rs_batch_reset(&b);
+        signup(&b, 402, "e-h2", "judged-hal", "ALICE234");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.rejections[RS_REJ_BELOW_MINIMUM], 1);
+        rs_batch_reset(&b);
+        charge(&b, 401, "e-h1", "judged-hal", 500);
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.duplicates, 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_rejections WHERE"
+                                            " user_id = 'judged-hal'"),
+                         1);
+        assert_int_equal(
+            rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                               " referee_user_id = 'judged-hal' AND status = 'pending'"),
+            1);
+        rs_batch_free(&b);
+}
+
+/* A database the previous release (schema version 4) wrote: migrated, then
+ * the events it had processed are replayed with new ones. Nothing is applied
+ * twice and nothing is lost. */
+static void upgrade_from_version_4(void **state)
+{
+        char err[1024], ref_id[RS_UUID_STR_LEN + 1];
+        const char *url = rs_it_empty_db("it_batch_upgrade");
+        rs_pg_t *pg = rs_it_pg(url);
+        if (!rs_pg_migrate_to(pg, 4, NULL, err, sizeof(err)))
+                fail_msg("migrate to 4: %s", err);
+        seed_program(pg, NULL);
+        /* As version 4 left them: dave signed up with alice's code (pending),
+         * erin paid without a sign-up, each user of a batch has a row, and
+         * the inbox holds (kind, event_id). */
+        rs_referral_id("default", "dave", ref_id);
+        free(rs_it_sql(pg,
+                       "INSERT INTO rs_users (user_id, signup_event_id, signed_up_at)"
+                       " VALUES ('dave', 'e-u1', '2026-01-01Z'), ('alice', NULL, NULL),"
+                       " ('erin', NULL, NULL)"));
+        free(
+            rs_it_sqlf(pg,
+                       "INSERT INTO rs_referrals (id, program_id, code, referrer_user_id,"
+                       " referee_user_id, signup_event_id, signup_at) VALUES ('%s', 1,"
+                       " 'ALICE234', 'alice', 'dave', 'e-u1', '2026-01-01Z')",
+                       ref_id));
+        free(rs_it_sql(pg, "UPDATE rs_codes SET uses_count = 1"));
+        free(rs_it_sql(pg, "INSERT INTO rs_first_charges VALUES ('erin', 'pay-e-u2',"
+                           " 'e-u2', 1500, 'USD', '2026-01-02Z')"));
+        free(rs_it_sql(pg, "INSERT INTO rs_inbox (kind, event_id) VALUES"
+                           " ('signup', 'e-u1'), ('payment', 'e-u2')"));
+        if (!rs_pg_migrate(pg, NULL, err, sizeof(err)))
+                fail_msg("migrate: %s", err);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 1); /* dave */
+
+        rs_batch_env_t env = {
+            .pg = rs_it_pg(url), .codec = fx.codec, .outbox_lease_ms = 30000};
+        rs_batch_t b;
+        rs_batch_init(&b);
+        for (int round = 0; round < 2; round++) {
+                rs_batch_reset(&b);
+                signup(&b, 0, "e-u1", "dave", "ALICE234"); /* processed by version 4 */
+                charge(&b, 1, "e-u2", "erin", 1500);       /* processed by version 4 */
+                charge(&b, 2, "e-u3", "dave", 1500); /* new: credits dave's referral */
+                plain_signup(&b, 3, "e-u4", "fay");  /* new */
+                run_ok(&env, &b);
+                assert_int_equal(b.stats.duplicates, round == 0 ? 2 : 3);
+                assert_int_equal(b.n_out, round == 0 ? 2 : 0);
+        }
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                         " status = 'credited'"),
+                         1);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_credits"), 2);
+        assert_int_equal(rs_it_count(pg, "SELECT uses_count FROM rs_codes"), 1);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_rejections"), 0);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 2); /* + fay */
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_first_charges"), 2);
+        rs_batch_free(&b);
+        rs_pg_destroy(env.pg);
+        rs_pg_destroy(pg);
+}
+
 int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
@@ -384,6 +532,10 @@ int main(void)
             cmocka_unit_test(dead_letters_of_a_recreated_topic),
             cmocka_unit_test(last_use_has_one_winner),
             cmocka_unit_test(signup_and_payment_race),
+            cmocka_unit_test(inbox_key_matches_sql),
+            cmocka_unit_test(events_without_effect_write_nothing),
+            cmocka_unit_test(charge_judged_at_signup_is_recorded),
+            cmocka_unit_test(upgrade_from_version_4),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -183,9 +183,10 @@ static void two_instances_share_the_work(void **state)
         rs_config_free(&cfg);
 }
 
-/* A record the database refuses even alone (here: a trigger rejecting one
- * user) must not block its partition: the batch is retried record by record,
- * that record goes to the DLQ as processing_error, the others are applied. */
+/* A record the database refuses even alone (here: triggers rejecting one
+ * user's row and first charge) must not block its partition: the batch is
+ * retried record by record, that record goes to the DLQ as processing_error,
+ * the others are applied. */
 static void poison_record_is_dead_lettered(void **state)
 {
         it_fresh("it_proc_poison");
@@ -196,6 +197,9 @@ static void poison_record_is_dead_lettered(void **state)
         free(rs_it_sql(it_fx.pg,
                        "CREATE TRIGGER no_poison BEFORE INSERT ON rs_users FOR EACH ROW"
                        " EXECUTE FUNCTION no_poison()"));
+        free(rs_it_sql(it_fx.pg,
+                       "CREATE TRIGGER no_poison BEFORE INSERT ON rs_first_charges"
+                       " FOR EACH ROW EXECUTE FUNCTION no_poison()"));
         rs_config_t cfg;
         it_config(&cfg, it_fx.url);
         it_referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
@@ -209,7 +213,9 @@ static void poison_record_is_dead_lettered(void **state)
                                                " referee_user_id = 'u3'"),
                          0);
         assert_int_equal(
-            rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox WHERE kind = 'dlq'"), 2);
+            rs_it_count(it_fx.pg,
+                        "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq'"),
+            2);
         rs_config_free(&cfg);
 }
 
