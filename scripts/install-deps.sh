@@ -11,6 +11,7 @@ pkgs=(
   postgresql redis-server kcat
   default-jre-headless maven curl jq ca-certificates openssl procps
   python3 python3-venv
+  podman buildah runc debootstrap prometheus
 )
 
 missing=()

@@ -4,7 +4,12 @@
 #   1. gcc build, all tiers: unit, integration (real Postgres + Redis,
 #      in-process mock Kafka), system (the binary + a real Kafka broker + kcat),
 #      chaos (3 instances under injected faults, checked by an independent model)
-#   2. clang-14 ASan/UBSan build: unit + integration, plus the decoder fuzzer
+#   2. deploy (tests/deploy/run.sh): the Kustomize overlays rendered and
+#      validated, the compose file, the alert rules (promtool), a real
+#      Prometheus scraping `refstream consume`; container
+#      (tests/container/run.sh): the image built from deploy/Dockerfile with
+#      podman, `refstream demo` and `consume` run in containers
+#   3. clang-14 ASan/UBSan build: unit + integration, plus the decoder fuzzer
 #      for a fixed number of runs
 # Every tier must run at least one test and pass; a tier that did not run
 # (a missing broker, say) fails the suite.
@@ -32,6 +37,8 @@ RS_BUILD_DIR=build scripts/build.sh
 for tier in unit integration system chaos; do
         run_tier build "$tier"
 done
+RS_BIN=$PWD/build/refstream tests/deploy/run.sh
+tests/container/run.sh
 
 RS_BUILD_DIR=build-asan scripts/build.sh -DCMAKE_C_COMPILER=clang-14 -DRS_SANITIZE=ON \
         -DRS_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug

@@ -187,4 +187,11 @@ stops_cleanly() {
         [ "$rc" = 0 ]
 }
 step "podman stop (SIGTERM): consume exits 0" stops_cleanly
+
+# Housekeeping, not a check: the build stage tagged too (its layers stay the
+# cache of the next run), then images no tag refers to any more (earlier
+# runs' layers; vfs stores every layer whole) are removed.
+$P rm -f "$CONSUMER" >/dev/null 2>&1 || true
+$P build --network host -f deploy/Dockerfile --target build -t localhost/refstream:build . >/dev/null 2>&1 || true
+$P image prune -f >/dev/null 2>&1 || true
 finish

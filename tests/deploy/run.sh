@@ -52,7 +52,7 @@ step() {
         else
                 FAILED=$((FAILED + 1))
                 echo "not ok - $name"
-                sed 's/^/    /' "$TMP/step.log" | tail -n 60
+                sed 's/^/    /' "$TMP/step.log" | tail -n 200
         fi
 }
 # counted NAME COMMAND...: a checker printing its own ok/not ok lines and a
