@@ -7,7 +7,7 @@
 # (scripts/install-deps.sh). Nothing of the machine's own podman setup is read
 # or changed: the configuration below lives in the cache directory, the images
 # in a store of their own there (storage driver vfs, which works on any file
-# system), and podman's run-time state under /run/refstream-podman.
+# system), and podman's run-time state under /run/refstream-podman/.
 #   runtime runc        crun refuses some hosts' cgroup setup
 #   cgroupfs, file      no systemd needed for cgroups or events
 #   ulimits 16384       nofile and nproc, as hosts that forbid raising them allow
@@ -18,7 +18,8 @@ set -euo pipefail
 
 cache=${RS_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/refstream}
 root=${RS_PODMAN_ROOT:-$cache/podman}
-run=/run/refstream-podman
+# Run-time state per store (two stores must not share it).
+run=/run/refstream-podman/$(printf '%s' "$root" | sha256sum | cut -c1-12)
 mkdir -p "$root/storage" "$run"
 
 conf=$root/containers.conf
