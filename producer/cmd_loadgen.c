@@ -11,7 +11,9 @@
  *               over the following days (the first of 10.00 or more, later
  *               ones from 5.00); 1% of charges refunded; 0.5% of
  *               events delivered twice; 5% of first charges published before
- *               their sign-up: most events change nothing.
+ *               their sign-up: most events change nothing. Later charges
+ *               come later in the stream too: charge n of a user after the
+ *               sign-ups of 2,000 × n more users (a simulated day each).
  * Events go out at --rate per second (0 = as fast as the producer accepts
  * them). */
 #include "rs_cli.h"
@@ -237,33 +239,80 @@ static bool user_heavy(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc,
         return emit(pub, pc, &su, false) && emit(pub, pc, &ch, false);
 }
 
-/* production: most events change nothing. */
-static bool user_production(lg_t *g, rs_publisher_t *pub, int64_t k, pacer_t *pc,
-                            rs_arena_t *a)
+/* production: most events change nothing. A user's plan is drawn from the
+ * user's own random sequence, so that it can be drawn again when a later
+ * charge is due: in the stream, charge n of user k comes after the sign-ups
+ * of PRODUCTION_DAY * n more users, as in a day-ordered stream where
+ * charges follow days after the sign-up, not all at once. */
+#define PRODUCTION_CHARGES_MAX 6
+#define PRODUCTION_DAY         2000 /* users signing up per simulated day */
+
+typedef struct plan {
+        rs_event_t su;
+        bool su_dup, early;
+        int charges;
+        rs_event_t ch[PRODUCTION_CHARGES_MAX], rf[PRODUCTION_CHARGES_MAX];
+        bool ch_dup[PRODUCTION_CHARGES_MAX], refunded[PRODUCTION_CHARGES_MAX];
+        bool rf_dup[PRODUCTION_CHARGES_MAX];
+} plan_t;
+
+static void plan_production(lg_t *g, int64_t k, plan_t *p, rs_arena_t *a)
 {
-        rs_event_t su = signup(g, k, a);
+        uint64_t stream = g->rng;
+        g->rng = ((uint64_t)g->seed * UINT64_C(0x9E3779B97F4A7C15)) ^
+                 ((uint64_t)(k + 1) * UINT64_C(0xBF58476D1CE4E5B9));
+        g->rng = g->rng ? g->rng : 1;
+        memset(p, 0, sizeof(*p));
+        p->su = signup(g, k, a);
         if (g->ncodes && below(g, 100) < 10)
-                su.referral_code = g->codes[below(g, (int64_t)g->ncodes)];
-        int charges = below(g, 100) < 60 ? 3 + (int)below(g, 4) : 0;
-        bool early = charges && below(g, 100) < 5; /* first charge before the sign-up */
-        if (!early && !emit(pub, pc, &su, below(g, 200) == 0))
-                return false;
-        int64_t at = su.occurred_at_ms + 60000 + below(g, 3600000);
-        for (int n = 0; n < charges; n++) {
+                p->su.referral_code = g->codes[below(g, (int64_t)g->ncodes)];
+        p->charges = below(g, 100) < 60 ? 3 + (int)below(g, 4) : 0;
+        p->early = p->charges && below(g, 100) < 5; /* first charge before the sign-up */
+        p->su_dup = below(g, 200) == 0;
+        int64_t at = p->su.occurred_at_ms + 60000 + below(g, 3600000);
+        for (int n = 0; n < p->charges; n++) {
                 /* The first charge qualifies (>= 10.00): whichever order the
                  * two topics are consumed in, it is the one that credits. */
                 int64_t amount = n == 0 ? 1000 + below(g, 9001) : 500 + below(g, 9501);
-                rs_event_t ch = charge(g, k, n, at, amount, su.user_id, a);
-                if (!emit(pub, pc, &ch, below(g, 200) == 0))
-                        return false;
-                if (n == 0 && early && !emit(pub, pc, &su, below(g, 200) == 0))
-                        return false;
-                if (below(g, 100) == 0) {
-                        rs_event_t rf = refund(g, k, n, &ch, a);
-                        if (!emit(pub, pc, &rf, below(g, 200) == 0))
-                                return false;
+                p->ch[n] = charge(g, k, n, at, amount, p->su.user_id, a);
+                p->ch_dup[n] = below(g, 200) == 0;
+                p->refunded[n] = below(g, 100) == 0;
+                if (p->refunded[n]) {
+                        p->rf[n] = refund(g, k, n, &p->ch[n], a);
+                        p->rf_dup[n] = below(g, 200) == 0;
                 }
                 at += 86400000 + below(g, 2 * 86400000); /* one to three days */
+        }
+        g->rng = stream;
+}
+
+static bool production_charge(rs_publisher_t *pub, pacer_t *pc, const plan_t *p, int n)
+{
+        return emit(pub, pc, &p->ch[n], p->ch_dup[n]) &&
+               (!p->refunded[n] || emit(pub, pc, &p->rf[n], p->rf_dup[n]));
+}
+
+/* Step t: user t's sign-up and first charge, then the later charges due. */
+static bool step_production(lg_t *g, rs_publisher_t *pub, int64_t t, pacer_t *pc,
+                            rs_arena_t *a)
+{
+        plan_t p;
+        if (t < g->count) {
+                plan_production(g, t, &p, a);
+                if (!p.early && !emit(pub, pc, &p.su, p.su_dup))
+                        return false;
+                if (p.charges && !production_charge(pub, pc, &p, 0))
+                        return false;
+                if (p.early && !emit(pub, pc, &p.su, p.su_dup))
+                        return false;
+        }
+        for (int n = 1; n < PRODUCTION_CHARGES_MAX; n++) {
+                int64_t k = t - (int64_t)n * PRODUCTION_DAY;
+                if (k < 0 || k >= g->count)
+                        continue;
+                plan_production(g, k, &p, a);
+                if (n < p.charges && !production_charge(pub, pc, &p, n))
+                        return false;
         }
         return true;
 }
@@ -286,9 +335,13 @@ static int generate(const rs_config_t *cfg, lg_t *g)
         bool ok = true;
         bool (*user)(lg_t *, rs_publisher_t *, int64_t, pacer_t *, rs_arena_t *) =
             g->mix == MIX_HEAVY        ? user_heavy
-            : g->mix == MIX_PRODUCTION ? user_production
+            : g->mix == MIX_PRODUCTION ? step_production
                                        : user_classic;
-        for (int64_t k = 0; ok && k < g->count; k++) {
+        int64_t steps =
+            g->count + (g->mix == MIX_PRODUCTION
+                            ? (int64_t)(PRODUCTION_CHARGES_MAX - 1) * PRODUCTION_DAY
+                            : 0);
+        for (int64_t k = 0; ok && k < steps; k++) {
                 ok = user(g, pub, k, &pc, &a);
                 rs_arena_reset(&a);
         }

@@ -64,20 +64,10 @@ bool rs_pg_connect(rs_pg_t *pg, char *errstr, size_t errstr_size)
         return true;
 }
 
-PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
-                     char *errstr, size_t errstr_size)
+/* Records why a statement failed (res may be NULL: the connection's error). */
+static void record_error(rs_pg_t *pg, const PGresult *res, char *errstr,
+                         size_t errstr_size)
 {
-        pg->sqlstate[0] = '\0';
-        if (!pg->conn) {
-                snprintf(errstr, errstr_size, "not connected to Postgres");
-                rs_strlcpy(pg->sqlstate, "08003", sizeof(pg->sqlstate));
-                pg->broken = true;
-                return NULL;
-        }
-        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
-        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-                return res;
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
         rs_strlcpy(pg->sqlstate, state ? state : "08006", sizeof(pg->sqlstate));
         snprintf(errstr, errstr_size, "%s",
@@ -86,8 +76,105 @@ PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *cons
         trim_newline(errstr);
         if (PQstatus(pg->conn) != CONNECTION_OK)
                 pg->broken = true;
+}
+
+static bool not_connected(rs_pg_t *pg, char *errstr, size_t errstr_size)
+{
+        if (pg->conn)
+                return false;
+        snprintf(errstr, errstr_size, "not connected to Postgres");
+        rs_strlcpy(pg->sqlstate, "08003", sizeof(pg->sqlstate));
+        pg->broken = true;
+        return true;
+}
+
+PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                     char *errstr, size_t errstr_size)
+{
+        pg->sqlstate[0] = '\0';
+        if (not_connected(pg, errstr, errstr_size))
+                return NULL;
+        PGresult *res = PQexecParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+                return res;
+        record_error(pg, res, errstr, errstr_size);
         PQclear(res);
         return NULL;
+}
+
+bool rs_pg_pipeline_begin(rs_pg_t *pg, char *errstr, size_t errstr_size)
+{
+        pg->sqlstate[0] = '\0';
+        if (not_connected(pg, errstr, errstr_size))
+                return false;
+        if (PQenterPipelineMode(pg->conn) != 1) {
+                record_error(pg, NULL, errstr, errstr_size);
+                return false;
+        }
+        pg->pipeline = true;
+        pg->queued = 0;
+        return true;
+}
+
+int rs_pg_send(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size)
+{
+        if (PQsendQueryParams(pg->conn, sql, nparams, NULL, params, NULL, NULL, 0) != 1) {
+                record_error(pg, NULL, errstr, errstr_size);
+                return -1;
+        }
+        return pg->queued++;
+}
+
+bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
+                        size_t errstr_size)
+{
+        bool ok = PQpipelineSync(pg->conn) == 1;
+        if (!ok)
+                record_error(pg, NULL, errstr, errstr_size);
+        PGresult *mine = NULL;
+        /* Each statement: its result, then NULL. A statement after a failed
+         * one comes back PGRES_PIPELINE_ABORTED. */
+        for (int i = 0; ok && i < pg->queued; i++) {
+                PGresult *res = PQgetResult(pg->conn);
+                ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+                if (st == PGRES_FATAL_ERROR && !res) {
+                        record_error(pg, NULL, errstr, errstr_size);
+                        ok = false;
+                        break;
+                }
+                if (st == PGRES_FATAL_ERROR && !pg->sqlstate[0])
+                        record_error(pg, res, errstr, errstr_size);
+                if (i == keep && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+                        mine = res;
+                else
+                        PQclear(res);
+                while ((res = PQgetResult(pg->conn)))
+                        PQclear(res);
+        }
+        if (ok) { /* the sync point */
+                PGresult *res = PQgetResult(pg->conn);
+                if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+                        if (!pg->sqlstate[0])
+                                record_error(pg, NULL, errstr, errstr_size);
+                        pg->broken = true;
+                }
+                PQclear(res);
+        }
+        if (!pg->broken && PQexitPipelineMode(pg->conn) != 1) {
+                if (!pg->sqlstate[0])
+                        record_error(pg, NULL, errstr, errstr_size);
+                pg->broken = true;
+        }
+        pg->pipeline = false;
+        pg->queued = 0;
+        ok = ok && !pg->sqlstate[0];
+        if (ok && kept)
+                *kept = mine;
+        else
+                PQclear(mine);
+        return ok;
 }
 
 bool rs_pg_script(rs_pg_t *pg, const char *sql, char *errstr, size_t errstr_size)

@@ -14,6 +14,8 @@ typedef struct rs_pg {
         int64_t statement_timeout_ms;
         char sqlstate[6]; /* of the last failed statement, "" if none */
         bool broken;      /* connection lost: reconnect before next use */
+        bool pipeline;    /* statements are queued (rs_pg_pipeline_begin) */
+        int queued;       /* statements queued in the pipeline */
 } rs_pg_t;
 
 rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms);
@@ -29,6 +31,21 @@ void rs_pg_disconnect(rs_pg_t *pg);
 PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
                      char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Same, for statements whose rows are not needed. */
+/* Pipeline mode (libpq's): statements are sent without waiting for each
+ * result, and the results are read at the end, one round trip for all
+ * (docs/design.md §1). Between begin and end only rs_pg_send may be used;
+ * rs_pgrows_exec queues by itself. The first failed statement makes the
+ * rest fail (their transaction is aborted): rs_pg_pipeline_end reports it,
+ * as rs_pg_exec would (errstr, sqlstate), and leaves pipeline mode. */
+bool rs_pg_pipeline_begin(rs_pg_t *pg, char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Queues a statement; its number in the pipeline (from 0), or -1. */
+int rs_pg_send(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
+               char *errstr, size_t errstr_size);
+/* Waits for every queued statement. *kept (if kept) gets the result of
+ * statement number `keep` when everything succeeded (the caller clears it). */
+bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
+                        size_t errstr_size) RS_WARN_UNUSED;
+
 bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
                char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Runs a script of several statements (the simple query protocol: no

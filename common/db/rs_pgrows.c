@@ -100,27 +100,48 @@ char *rs_pgrows_sql(const char *sql, const rs_pgcol_t *cols, size_t ncols)
         return b.data;
 }
 
-PGresult *rs_pgrows_query(rs_pg_t *pg, const char *sql, rs_pgrows_t *r,
-                          const char *const *extra, int nextra, char *errstr,
-                          size_t errstr_size)
+/* The statement's parameters: the columns' arrays, then the extra ones. */
+static int params_of(rs_pgrows_t *r, const char *const *extra, int nextra,
+                     const char *params[RS_PGROWS_MAX_COLS + 4])
 {
-        const char *params[RS_PGROWS_MAX_COLS + 4];
         int n = 0;
         for (size_t i = 0; i < r->ncols; i++)
                 params[n++] = rs_pgarr_get(&r->arr[i]);
         for (int i = 0; i < nextra && i < 4; i++)
                 params[n++] = extra[i];
+        return n;
+}
+
+PGresult *rs_pgrows_query(rs_pg_t *pg, const char *sql, rs_pgrows_t *r,
+                          const char *const *extra, int nextra, char *errstr,
+                          size_t errstr_size)
+{
+        const char *params[RS_PGROWS_MAX_COLS + 4];
+        int n = params_of(r, extra, nextra, params);
         char *text = rs_pgrows_sql(sql, r->cols, r->ncols);
         PGresult *res = rs_pg_exec(pg, text, n, params, errstr, errstr_size);
         free(text);
         return res;
 }
 
+int rs_pgrows_send(rs_pg_t *pg, const char *sql, rs_pgrows_t *r, const char *const *extra,
+                   int nextra, char *errstr, size_t errstr_size)
+{
+        const char *params[RS_PGROWS_MAX_COLS + 4];
+        int n = params_of(r, extra, nextra, params);
+        char *text = rs_pgrows_sql(sql, r->cols, r->ncols);
+        int at = rs_pg_send(pg, text, n, params, errstr, errstr_size);
+        free(text);
+        return at;
+}
+
 bool rs_pgrows_exec(rs_pg_t *pg, bool run, const char *sql, rs_pgrows_t *r, char *errstr,
                     size_t errstr_size)
 {
         bool ok = run;
-        if (run && r->n > 0) {
+        if (run && r->n > 0 && pg->pipeline) {
+                ok = rs_pgrows_send(pg, sql, r, NULL, 0, errstr, errstr_size) >= 0;
+        } else if (run && r->n > 0) {
                 PGresult *res = rs_pgrows_query(pg, sql, r, NULL, 0, errstr, errstr_size);
                 ok = res != NULL;
                 PQclear(res);

@@ -68,8 +68,11 @@ char *rs_pgrows_sql(const char *sql, const rs_pgcol_t *cols, size_t ncols);
 PGresult *rs_pgrows_query(rs_pg_t *pg, const char *sql, rs_pgrows_t *r,
                           const char *const *extra, int nextra, char *errstr,
                           size_t errstr_size) RS_WARN_UNUSED;
-/* Runs sql unless there are no rows or !run (an earlier statement failed);
- * frees the rows either way. */
+/* The same, queued in the pipeline (rs_pg_send): its number, or -1. */
+int rs_pgrows_send(rs_pg_t *pg, const char *sql, rs_pgrows_t *r, const char *const *extra,
+                   int nextra, char *errstr, size_t errstr_size);
+/* Runs sql (queues it, in pipeline mode) unless there are no rows or !run
+ * (an earlier statement failed); frees the rows either way. */
 bool rs_pgrows_exec(rs_pg_t *pg, bool run, const char *sql, rs_pgrows_t *r, char *errstr,
                     size_t errstr_size) RS_WARN_UNUSED;
 

@@ -416,7 +416,8 @@ static rs_user_t *remember_user(rs_state_t *st, const rs_event_t *ev)
         rs_user_t *u = rs_state_user(st, ev->user_id);
         if (!u) {
                 u = rs_arena_alloc(st->arena, sizeof(*u));
-                *u = (rs_user_t){.user_id = ev->user_id};
+                *u =
+                    (rs_user_t){.user_id = ev->user_id, .first_charge_at_ms = RS_TS_NONE};
                 rs_state_add_user(st, u);
         }
         if (!u->signed_up) {

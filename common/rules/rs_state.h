@@ -82,6 +82,11 @@ typedef struct rs_user {
         bool signed_up;
         const char *signup_event_id;
         int64_t signed_up_at_ms;
+        /* Kept for the batch's first-level filter (docs/design.md §2): the
+         * time of the earliest charge (rs_first_charges), and whether the
+         * user is the referee of a pending referral. */
+        int64_t first_charge_at_ms; /* RS_TS_NONE: no charge yet */
+        bool pending_referral;
         bool dirty;
 } rs_user_t;
 

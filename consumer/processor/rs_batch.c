@@ -269,7 +269,7 @@ static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
 {
         for (size_t i = 0; i < b->n; i++) {
                 const rs_batch_msg_t *m = &b->msgs[i];
-                if (m->outcome != RS_MSG_NEW)
+                if (m->outcome != RS_MSG_NEW || m->quiet)
                         continue;
                 rs_strset_add(&s->users, m->ev.user_id);
                 if (m->ev.type == RS_EV_PAYMENT) {
@@ -319,6 +319,7 @@ static void count_results(rs_batch_t *b, const rs_state_t *st)
 {
         for (size_t i = 0; i < b->n; i++) {
                 const rs_batch_msg_t *m = &b->msgs[i];
+                b->stats.filtered += m->quiet;
                 if (m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_SIGNUP)
                         b->stats.signups++;
                 else if (m->outcome == RS_MSG_NEW)
@@ -462,12 +463,14 @@ static int cmp_int64(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* Inserts b->out as outbox rows, filling in their ids. The rows are claimed
- * by this process (claimed_until = now + lease) so the sweep of other
- * instances leaves them alone while this one publishes them. */
-static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *errstr,
-                         size_t errstr_size)
+/* Queues the insert of b->out as outbox rows (*at: its number in the
+ * pipeline, -1 when there is nothing to insert). The rows are claimed by this
+ * process (claimed_until = now + lease) so the sweep of other instances
+ * leaves them alone while this one publishes them. */
+static bool queue_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, int *at,
+                         char *errstr, size_t errstr_size)
 {
+        *at = -1;
         if (b->n_out == 0)
                 return true;
         rs_pgrows_t rows;
@@ -477,18 +480,20 @@ static bool write_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, char *err
         char lease[24];
         snprintf(lease, sizeof(lease), "%lld", (long long)lease_ms);
         const char *extra[] = {lease};
-        PGresult *res =
-            rs_pgrows_query(pg, SQL_OUTBOX_INSERT, &rows, extra, 1, errstr, errstr_size);
+        *at = rs_pgrows_send(pg, SQL_OUTBOX_INSERT, &rows, extra, 1, errstr, errstr_size);
         rs_pgrows_free(&rows);
-        if (!res)
-                return false;
-        /* The sequence hands out increasing ids in insertion order, so the
-         * sorted ids match b->out whatever order RETURNING uses. */
+        return *at >= 0;
+}
+
+/* The outbox rows' ids, from the insert's RETURNING. The sequence hands out
+ * increasing ids in insertion order, so the sorted ids match b->out whatever
+ * order RETURNING uses. */
+static bool take_outbox_ids(rs_batch_t *b, PGresult *res)
+{
         size_t n = (size_t)PQntuples(res);
-        int64_t *ids = rs_malloc(n * sizeof(*ids));
+        int64_t *ids = rs_malloc((n ? n : 1) * sizeof(*ids));
         for (size_t r = 0; r < n; r++)
                 ids[r] = rs_pg_int(res, (int)r, 0, 0);
-        PQclear(res);
         qsort(ids, n, sizeof(*ids), cmp_int64);
         for (size_t r = 0; r < n && r < b->n_out; r++)
                 b->out[r].outbox_id = ids[r];
@@ -529,6 +534,112 @@ static bool write_fingerprints(rs_pg_t *pg, rs_batch_t *b, char *errstr,
                               errstr_size);
 }
 
+/* ---------------------------------------------------------------- filter */
+
+/* The first-level filter (docs/design.md §2): a charge of a user who signed
+ * up, is the referee of no pending referral and was charged before, no
+ * later than this charge, changes nothing: no referral can judge it now,
+ * and it is not the first charge. Such charges ("quiet") are counted and
+ * their payment fingerprints remembered, but their users are neither locked
+ * nor loaded and the rules do not see them. The users' rows are read
+ * without a lock: a referral created meanwhile by another instance is
+ * ordered after the charge, which that referral would not judge either (it
+ * judges the first charge). Users who appear in the batch otherwise (a
+ * sign-up, a refund, a code's owner) are never quiet. */
+static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *cl,
+                       char *errstr, size_t errstr_size)
+{
+        rs_map_t earliest; /* user -> the batch message of their earliest charge */
+        rs_strset_t other; /* users with another part in the batch */
+        rs_map_init(&earliest);
+        rs_strset_init(&other);
+        for (size_t i = 0; i < b->n; i++) {
+                rs_batch_msg_t *m = &b->msgs[i];
+                m->quiet = false;
+                if (m->outcome != RS_MSG_NEW)
+                        continue;
+                const rs_event_t *ev = &m->ev;
+                if (ev->type == RS_EV_PAYMENT && ev->kind == RS_PAY_CHARGE) {
+                        const rs_batch_msg_t *e = rs_map_get(&earliest, ev->user_id);
+                        if (!e || ev->occurred_at_ms < e->ev.occurred_at_ms)
+                                rs_map_put(&earliest, ev->user_id, m);
+                        continue;
+                }
+                rs_strset_add(&other, ev->user_id);
+                if (m->code)
+                        rs_strset_add(&other, rs_map_get(&cl->owner_of, m->code));
+        }
+        rs_strset_t candidates;
+        rs_strset_init(&candidates);
+        for (size_t i = 0; i < earliest.cap; i++) {
+                const char *u = earliest.slots[i].key;
+                if (u && !rs_strset_has(&other, u))
+                        rs_strset_add(&candidates, u);
+        }
+        rs_strset_t quiet;
+        rs_strset_init(&quiet);
+        bool ok = true;
+        if (candidates.n > 0) {
+                rs_pgarr_t arr;
+                rs_pgarr_init(&arr);
+                const char *params[] = {rs_strset_literal(&candidates, &arr)};
+                PGresult *res =
+                    rs_pg_exec(env->pg, SQL_USERS_QUIET, 1, params, errstr, errstr_size);
+                rs_pgarr_free(&arr);
+                ok = res != NULL;
+                for (int r = 0; res && r < PQntuples(res); r++) {
+                        const rs_batch_msg_t *e =
+                            rs_map_get(&earliest, PQgetvalue(res, r, 0));
+                        if (e && rs_pg_int(res, r, 1, INT64_MAX) <= e->ev.occurred_at_ms)
+                                rs_strset_add(&quiet, e->ev.user_id);
+                }
+                PQclear(res);
+        }
+        for (size_t i = 0; ok && i < b->n; i++) {
+                rs_batch_msg_t *m = &b->msgs[i];
+                m->quiet = m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_PAYMENT &&
+                           rs_strset_has(&quiet, m->ev.user_id);
+        }
+        rs_strset_free(&quiet);
+        rs_strset_free(&candidates);
+        rs_strset_free(&other);
+        rs_map_free(&earliest);
+        return ok;
+}
+
+/* Keeps each locked user's row current for the filter: the first charge's
+ * time, and whether a referral of theirs is pending. A user who only paid
+ * gets a row at the first charge. */
+static void update_user_flags(run_ctx_t *x)
+{
+        rs_state_t *st = &x->st;
+        for (size_t i = 0; i < x->sets.users.n; i++) {
+                const char *id = x->sets.users.items[i];
+                bool pending = false;
+                for (const rs_referral_t *r = rs_state_referrals_of(st, id); r;
+                     r = r->next_of_referee)
+                        pending = pending || r->status == RS_REF_PENDING;
+                const rs_charge_t *ch = rs_state_charge(st, id);
+                int64_t first = ch ? ch->occurred_at_ms : RS_TS_NONE;
+                rs_user_t *u = rs_state_user(st, id);
+                if (!u && !pending && first == RS_TS_NONE)
+                        continue;
+                if (!u) {
+                        u = rs_arena_alloc(st->arena, sizeof(*u));
+                        *u = (rs_user_t){.user_id = id,
+                                         .signed_up_at_ms = RS_TS_NONE,
+                                         .first_charge_at_ms = RS_TS_NONE,
+                                         .dirty = true};
+                        rs_state_add_user(st, u);
+                }
+                if (u->pending_referral != pending || u->first_charge_at_ms != first) {
+                        u->pending_referral = pending;
+                        u->first_charge_at_ms = first;
+                        u->dirty = true;
+                }
+        }
+}
+
 /* Whether the inbox records m (docs/design.md §2). A replayed event must find
  * the state that makes it a no-op. A sign-up without a code finds its user
  * row; a charge of a user who signed up and has no pending referral finds
@@ -540,7 +651,7 @@ static bool needs_claim(run_ctx_t *x, const rs_batch_msg_t *m)
 {
         if (m->outcome == RS_MSG_DLQ)
                 return true;
-        if (m->outcome != RS_MSG_NEW)
+        if (m->outcome != RS_MSG_NEW || m->quiet)
                 return false;
         const rs_event_t *ev = &m->ev;
         if (ev->type == RS_EV_SIGNUP)
@@ -629,15 +740,17 @@ static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
 static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_batch_t *b = x->b;
+        if (!mark_quiet(x->env, b, &x->cl, errstr, errstr_size))
+                return false;
         collect(b, &x->cl, &x->sets);
         if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
                 return false;
         for (size_t i = 0; i < b->n; i++) {
-                if (b->msgs[i].outcome == RS_MSG_NEW)
+                if (b->msgs[i].outcome == RS_MSG_NEW && !b->msgs[i].quiet)
                         rs_rules_apply(&x->st, &b->msgs[i].ev, i);
         }
-        return rs_store_write(x->env->pg, &x->st, errstr, errstr_size) &&
-               write_fingerprints(x->env->pg, b, errstr, errstr_size);
+        update_user_flags(x);
+        return true;
 }
 
 static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
@@ -653,7 +766,33 @@ static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
                 if (b->msgs[i].outcome == RS_MSG_DLQ)
                         dlq_out(b, &b->msgs[i]);
         }
-        return write_outbox(x->env->pg, b, x->env->outbox_lease_ms, errstr, errstr_size);
+        return true;
+}
+
+/* Every write, the outbox rows and COMMIT in one pipeline: one round trip. */
+static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        rs_pg_t *pg = x->env->pg;
+        if (!build_outbox(x, errstr, errstr_size) ||
+            !rs_pg_pipeline_begin(pg, errstr, errstr_size))
+                return false;
+        int outbox_at = -1;
+        bool queued = rs_store_write(pg, &x->st, errstr, errstr_size) &&
+                      write_fingerprints(pg, x->b, errstr, errstr_size) &&
+                      queue_outbox(pg, x->b, x->env->outbox_lease_ms, &outbox_at, errstr,
+                                   errstr_size) &&
+                      rs_pg_send(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size) >= 0;
+        char ignored[256];
+        PGresult *ids = NULL;
+        bool ok = rs_pg_pipeline_end(pg, outbox_at, &ids, queued ? errstr : ignored,
+                                     queued ? errstr_size : sizeof(ignored)) &&
+                  queued;
+        if (ok && outbox_at >= 0 && !take_outbox_ids(x->b, ids)) {
+                snprintf(errstr, errstr_size, "outbox insert returned too few ids");
+                ok = false;
+        }
+        PQclear(ids);
+        return ok;
 }
 
 static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
@@ -671,8 +810,7 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
         if (ok) {
                 dedupe_batch(b);
                 ok = apply_rules(&x, errstr, errstr_size) &&
-                     build_outbox(&x, errstr, errstr_size) &&
-                     rs_pg_cmd(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size);
+                     write_and_commit(&x, errstr, errstr_size);
                 if (!ok)
                         rs_pg_rollback(pg);
         }

@@ -43,6 +43,11 @@ void rs_proc_register_metrics(proc_metrics_t *m)
                                "Redis failures (lookups then go to Postgres).", NULL);
         m->batches =
             rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
+        m->filtered = rs_metrics_counter(
+            "refstream_charges_filtered_total",
+            "Charges the first-level filter found to change nothing (also counted as "
+            "applied events).",
+            NULL);
         m->retries_transient =
             rs_metrics_counter("refstream_batch_retries_total",
                                "Batch transactions retried.", "reason=\"unavailable\"");
@@ -144,6 +149,7 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->cache[1], s->cache_negative);
         rs_counter_add(m->cache[2], s->cache_misses);
         rs_counter_add(m->retries_conflict, s->deadlock_retries);
+        rs_counter_add(m->filtered, s->filtered);
         rs_counter_inc(m->batches);
         rs_histogram_observe(m->batch_size, (double)b->n);
         rs_histogram_observe(m->batch_seconds, seconds);

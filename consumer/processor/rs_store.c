@@ -110,11 +110,15 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_user_t *u = rs_arena_alloc(st->arena, sizeof(*u));
-                *u = (rs_user_t){.user_id = dup(st, res, r, USER_ID),
-                                 .email_hash = dup(st, res, r, USER_EMAIL_HASH),
-                                 .signup_event_id = dup(st, res, r, USER_SIGNUP_EVENT),
-                                 .signed_up_at_ms =
-                                     rs_pg_int(res, r, USER_SIGNED_UP_AT, RS_TS_NONE)};
+                *u = (rs_user_t){
+                    .user_id = dup(st, res, r, USER_ID),
+                    .email_hash = dup(st, res, r, USER_EMAIL_HASH),
+                    .signup_event_id = dup(st, res, r, USER_SIGNUP_EVENT),
+                    .signed_up_at_ms = rs_pg_int(res, r, USER_SIGNED_UP_AT, RS_TS_NONE),
+                    .first_charge_at_ms =
+                        rs_pg_int(res, r, USER_FIRST_CHARGE_AT, RS_TS_NONE),
+                    .pending_referral =
+                        strcmp(PQgetvalue(res, r, USER_PENDING_REFERRAL), "t") == 0};
                 u->signed_up = u->signup_event_id != NULL;
                 rs_state_add_user(st, u);
         }
@@ -430,6 +434,8 @@ static const rs_pgcol_t user_cols[] = {
     RS_PGCOL(rs_user_t, email_hash, "text", RS_PGCOL_TEXT),
     RS_PGCOL(rs_user_t, signup_event_id, "text", RS_PGCOL_TEXT),
     RS_PGCOL(rs_user_t, signed_up_at_ms, "bigint", RS_PGCOL_TIME),
+    RS_PGCOL(rs_user_t, first_charge_at_ms, "bigint", RS_PGCOL_TIME),
+    RS_PGCOL(rs_user_t, pending_referral, "bool", RS_PGCOL_BOOL),
 };
 
 static bool write_users(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)

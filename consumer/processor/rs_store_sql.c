@@ -15,9 +15,17 @@ const char SQL_USERS_LOCK[] = "SELECT pg_advisory_xact_lock($1::int, k)\n"
                               "  FROM unnest($2::int[]) AS k";
 
 const char SQL_USERS_LOAD[] =
-    "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at)\n"
+    "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at),\n"
+    "       rs_ts_to_ms(first_charge_at), pending_referral\n"
     "  FROM rs_users\n"
     " WHERE user_id = ANY($1::text[])";
+
+const char SQL_USERS_QUIET[] = "SELECT user_id, rs_ts_to_ms(first_charge_at)\n"
+                               "  FROM rs_users\n"
+                               " WHERE user_id = ANY($1::text[])\n"
+                               "   AND signup_event_id IS NOT NULL\n"
+                               "   AND NOT pending_referral\n"
+                               "   AND first_charge_at IS NOT NULL";
 
 const char SQL_CODES_LOCK[] = "SELECT code, program_id, owner_user_id, status,\n"
                               "       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
@@ -73,13 +81,17 @@ const char SQL_CREDITS_OF[] =
     " WHERE referral_id = ANY($1::uuid[])";
 
 const char SQL_USERS_UPSERT[] =
-    "INSERT INTO rs_users (user_id, email_hash, signup_event_id, signed_up_at)\n"
-    "SELECT user_id, email_hash, signup_event_id, rs_ms_to_ts(signed_up_at_ms)\n"
+    "INSERT INTO rs_users (user_id, email_hash, signup_event_id, signed_up_at,\n"
+    "                      first_charge_at, pending_referral)\n"
+    "SELECT user_id, email_hash, signup_event_id, rs_ms_to_ts(signed_up_at_ms),\n"
+    "       rs_ms_to_ts(first_charge_at_ms), pending_referral\n"
     "  FROM {rows}\n"
     "    ON CONFLICT (user_id) DO UPDATE\n"
-    "   SET email_hash = EXCLUDED.email_hash, signup_event_id = "
-    "EXCLUDED.signup_event_id,\n"
-    "       signed_up_at = EXCLUDED.signed_up_at";
+    "   SET email_hash = EXCLUDED.email_hash,\n"
+    "       signup_event_id = EXCLUDED.signup_event_id,\n"
+    "       signed_up_at = EXCLUDED.signed_up_at,\n"
+    "       first_charge_at = EXCLUDED.first_charge_at,\n"
+    "       pending_referral = EXCLUDED.pending_referral";
 
 const char SQL_CODES_UPDATE[] =
     "UPDATE rs_codes c\n"

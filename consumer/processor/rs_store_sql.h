@@ -22,8 +22,19 @@ extern const char SQL_INBOX_CLAIM[];
  * overlapping users queue instead of deadlocking. */
 extern const char SQL_USERS_LOCK[];
 
-enum { USER_ID, USER_EMAIL_HASH, USER_SIGNUP_EVENT, USER_SIGNED_UP_AT };
+enum {
+        USER_ID,
+        USER_EMAIL_HASH,
+        USER_SIGNUP_EVENT,
+        USER_SIGNED_UP_AT,
+        USER_FIRST_CHARGE_AT,
+        USER_PENDING_REFERRAL
+};
 extern const char SQL_USERS_LOAD[];
+
+/* Outside the locks: of the given users, those who signed up, have no
+ * pending referral and were charged (user id, time of the first charge). */
+extern const char SQL_USERS_QUIET[];
 
 enum {
         CODE_CODE,

@@ -490,7 +490,14 @@ static void upgrade_from_version_4(void **state)
                            " ('signup', 'e-u1'), ('payment', 'e-u2')"));
         if (!rs_pg_migrate(pg, NULL, err, sizeof(err)))
                 fail_msg("migrate: %s", err);
-        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 1); /* dave */
+        /* dave (pending), erin (her first charge); alice's bare row is gone. */
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users WHERE user_id ="
+                                         " 'dave' AND pending_referral"),
+                         1);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users WHERE user_id ="
+                                         " 'erin' AND first_charge_at = '2026-01-02Z'"),
+                         1);
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 2);
 
         rs_batch_env_t env = {
             .pg = rs_it_pg(url), .codec = fx.codec, .outbox_lease_ms = 30000};
@@ -512,7 +519,10 @@ static void upgrade_from_version_4(void **state)
         assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_credits"), 2);
         assert_int_equal(rs_it_count(pg, "SELECT uses_count FROM rs_codes"), 1);
         assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_rejections"), 0);
-        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 2); /* + fay */
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users"), 3); /* + fay */
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_users WHERE"
+                                         " pending_referral"),
+                         0);
         assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_first_charges"), 2);
         rs_batch_free(&b);
         rs_pg_destroy(env.pg);
