@@ -8,7 +8,8 @@ interpreter of scripts/pyenv.sh.
         committed every record of the topics (zero lag), then prints one JSON
         object: the records, when the first progress was seen and when the
         lag reached zero (seconds since the command started), the steady-state
-        rate between the two, and the peak resident memory of PID (VmHWM).
+        rate between the two, the rates over its first and last tenth of the
+        records (flatness), and the peak resident memory of PID (VmHWM).
         The processes under test commit every 200 ms for this
         (auto.commit.interval.ms), so a rate is exact to about 0.2 s.
     measure.py latency --brokers B --payments T --credited T [--skip S]
@@ -66,11 +67,13 @@ def progress(args):
     t0 = time.monotonic()
     first = None
     rss = None
+    samples = []  # (seconds, records committed)
     while True:
         done = 0
         for tp in c.committed(tps, timeout=10):
             done += max(tp.offset, 0)
         now = time.monotonic() - t0
+        samples.append((now, done))
         if done > 0 and first is None:
             first = (now, done)
         rss = peak_rss_mib(args.pid) or rss
@@ -85,7 +88,21 @@ def progress(args):
     print(json.dumps({"records": total, "first_progress_s": round(start_s, 2),
                       "zero_lag_s": round(now, 2), "steady_s": round(steady, 2),
                       "events_per_s": round((total - start_done) / steady),
+                      "first_tenth_per_s": tenth_rate(samples, start_done, total, 0),
+                      "last_tenth_per_s": tenth_rate(samples, start_done, total, 9),
                       "peak_rss_mib": rss}))
+
+
+def tenth_rate(samples, start, total, k):
+    """The rate over the k-th tenth (0-9) of the records after the first
+    progress: from the first sample at or past its start to the first at or
+    past its end (samples every 0.1 s; meaningful when a tenth takes
+    seconds)."""
+    lo = start + (total - start) * k // 10
+    hi = start + (total - start) * (k + 1) // 10
+    a = next(s for s in samples if s[1] >= lo)
+    b = next(s for s in samples if s[1] >= hi)
+    return round((b[1] - a[1]) / max(b[0] - a[0], 0.001))
 
 
 def read_all(c, topic):

@@ -59,7 +59,7 @@ const rs_config_def_t rs_config_defs[] = {
            "Log level."),
     CHOICE("REFSTREAM_LOG_FORMAT", "log-format", "text", "text|json", log_format,
            "Log format on stderr: text, or one JSON object per line."),
-    INT("REFSTREAM_BATCH_SIZE", "batch-size", "500", 1, 100000, batch_size,
+    INT("REFSTREAM_BATCH_SIZE", "batch-size", "2000", 1, 100000, batch_size,
         "Most input records processed in one Postgres transaction."),
     INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "50", 0, 60000, batch_linger_ms,
         "Longest wait for a batch to fill before it is processed."),

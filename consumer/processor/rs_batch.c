@@ -536,22 +536,27 @@ static bool write_fingerprints(rs_pg_t *pg, rs_batch_t *b, char *errstr,
 
 /* ---------------------------------------------------------------- filter */
 
-/* The first-level filter (docs/design.md §2): a charge of a user who signed
- * up, is the referee of no pending referral and was charged before, no
- * later than this charge, changes nothing: no referral can judge it now,
- * and it is not the first charge. Such charges ("quiet") are counted and
- * their payment fingerprints remembered, but their users are neither locked
- * nor loaded and the rules do not see them. The users' rows are read
- * without a lock: a referral created meanwhile by another instance is
- * ordered after the charge, which that referral would not judge either (it
- * judges the first charge). Users who appear in the batch otherwise (a
- * sign-up, a refund, a code's owner) are never quiet. */
+/* The first-level filter (docs/design.md §2) sets aside ("quiet") the events
+ * that need no locks, loads or rules:
+ *   - a sign-up without a code of a user with no other part in the batch: it
+ *     only sets the user's sign-up fields where they are unset, which one
+ *     statement does (write_quiet_signups);
+ *   - a charge of a user who signed up, is the referee of no pending
+ *     referral and was charged before, no later than this charge: it
+ *     changes nothing but the payment fingerprints. The users' rows are read
+ *     without a lock: a referral created meanwhile by another instance is
+ *     ordered after the charge, which that referral would not judge either
+ *     (it judges the first charge).
+ * Users who appear in the batch otherwise (a sign-up with a code, a refund,
+ * a code's owner, both a sign-up and a charge) are never quiet. */
 static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *cl,
                        char *errstr, size_t errstr_size)
 {
         rs_map_t earliest; /* user -> the batch message of their earliest charge */
-        rs_strset_t other; /* users with another part in the batch */
+        rs_strset_t plain; /* users with a sign-up without a code */
+        rs_strset_t other; /* users with any other part in the batch */
         rs_map_init(&earliest);
+        rs_strset_init(&plain);
         rs_strset_init(&other);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
@@ -565,6 +570,10 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
                                 rs_map_put(&earliest, ev->user_id, m);
                         continue;
                 }
+                if (ev->type == RS_EV_SIGNUP && !m->intent) {
+                        rs_strset_add(&plain, ev->user_id);
+                        continue;
+                }
                 rs_strset_add(&other, ev->user_id);
                 if (m->code)
                         rs_strset_add(&other, rs_map_get(&cl->owner_of, m->code));
@@ -573,7 +582,7 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
         rs_strset_init(&candidates);
         for (size_t i = 0; i < earliest.cap; i++) {
                 const char *u = earliest.slots[i].key;
-                if (u && !rs_strset_has(&other, u))
+                if (u && !rs_strset_has(&other, u) && !rs_strset_has(&plain, u))
                         rs_strset_add(&candidates, u);
         }
         rs_strset_t quiet;
@@ -597,14 +606,67 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
         }
         for (size_t i = 0; ok && i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                m->quiet = m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_PAYMENT &&
-                           rs_strset_has(&quiet, m->ev.user_id);
+                if (m->outcome != RS_MSG_NEW)
+                        continue;
+                const char *u = m->ev.user_id;
+                if (m->ev.type == RS_EV_PAYMENT)
+                        m->quiet = rs_strset_has(&quiet, u);
+                else
+                        m->quiet = !m->intent && !rs_strset_has(&other, u) &&
+                                   !rs_map_get(&earliest, u);
         }
         rs_strset_free(&quiet);
         rs_strset_free(&candidates);
         rs_strset_free(&other);
+        rs_strset_free(&plain);
         rs_map_free(&earliest);
         return ok;
+}
+
+static const rs_pgcol_t quiet_signup_cols[] = {
+    RS_PGCOL(rs_user_t, user_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_user_t, email_hash, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_user_t, signup_event_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_user_t, signed_up_at_ms, "bigint", RS_PGCOL_TIME),
+};
+
+/* The quiet sign-ups: one row per user (the first sign-up of the batch, and
+ * the first e-mail hash), merged into rs_users where unset. */
+static bool write_quiet_signups(rs_pg_t *pg, rs_batch_t *b, char *errstr,
+                                size_t errstr_size)
+{
+        rs_map_t by_user; /* user -> rs_user_t */
+        rs_map_init(&by_user);
+        rs_pgrows_t rows;
+        rs_pgrows_init(&rows, quiet_signup_cols, RS_ARRAY_SIZE(quiet_signup_cols));
+        rs_user_t **order = rs_malloc((b->n ? b->n : 1) * sizeof(*order));
+        size_t n = 0;
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (!m->quiet || m->ev.type != RS_EV_SIGNUP)
+                        continue;
+                const rs_event_t *ev = &m->ev;
+                const char *hash =
+                    ev->email_hash && *ev->email_hash ? ev->email_hash : NULL;
+                rs_user_t *u = rs_map_get(&by_user, ev->user_id);
+                if (u) {
+                        u->email_hash = u->email_hash ? u->email_hash : hash;
+                        continue;
+                }
+                u = rs_arena_alloc(&b->arena, sizeof(*u));
+                *u = (rs_user_t){.user_id = ev->user_id,
+                                 .email_hash = hash,
+                                 .signup_event_id = ev->event_id,
+                                 .signed_up_at_ms = ev->occurred_at_ms};
+                rs_map_put(&by_user, u->user_id, u);
+                order[n++] = u;
+        }
+        for (size_t i = 0; i < n; i++)
+                rs_pgrows_add(&rows, order[i]);
+        free(order);
+        rs_map_free(&by_user);
+        return rs_pgrows_exec(pg, true, SQL_USERS_SIGNUP_MERGE, &rows, errstr,
+                              errstr_size);
 }
 
 /* Keeps each locked user's row current for the filter: the first charge's
@@ -778,6 +840,7 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
                 return false;
         int outbox_at = -1;
         bool queued = rs_store_write(pg, &x->st, errstr, errstr_size) &&
+                      write_quiet_signups(pg, x->b, errstr, errstr_size) &&
                       write_fingerprints(pg, x->b, errstr, errstr_size) &&
                       queue_outbox(pg, x->b, x->env->outbox_lease_ms, &outbox_at, errstr,
                                    errstr_size) &&

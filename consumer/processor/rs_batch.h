@@ -46,7 +46,7 @@ typedef struct rs_batch_msg {
         rs_event_t ev;
         const char *code; /* sign-ups: the normalised code if well formed, else NULL */
         bool intent;      /* sign-ups: a code, well formed or not (not blank) */
-        bool quiet;       /* a charge the first-level filter found to change nothing */
+        bool quiet;       /* set aside by the first-level filter (rs_batch.c) */
         const char *inbox_key; /* rs_batch_inbox_key() of the event (or dead letter) */
         rs_decode_error_t err;
         rs_msg_outcome_t outcome;
@@ -62,7 +62,7 @@ typedef struct rs_batch_stats {
         uint64_t rejections[RS_REJ__COUNT];
         uint64_t cache_hits, cache_negative, cache_misses, cache_errors;
         uint64_t deadlock_retries;
-        uint64_t filtered; /* quiet charges (also in payments) */
+        uint64_t filtered; /* quiet events (also in signups and payments) */
 } rs_batch_stats_t;
 
 typedef struct rs_batch {

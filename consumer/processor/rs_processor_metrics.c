@@ -44,9 +44,9 @@ void rs_proc_register_metrics(proc_metrics_t *m)
         m->batches =
             rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
         m->filtered = rs_metrics_counter(
-            "refstream_charges_filtered_total",
-            "Charges the first-level filter found to change nothing (also counted as "
-            "applied events).",
+            "refstream_events_filtered_total",
+            "Events applied without locks, loads or rules by the first-level filter "
+            "(also counted as applied).",
             NULL);
         m->retries_transient =
             rs_metrics_counter("refstream_batch_retries_total",

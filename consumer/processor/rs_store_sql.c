@@ -20,12 +20,12 @@ const char SQL_USERS_LOAD[] =
     "  FROM rs_users\n"
     " WHERE user_id = ANY($1::text[])";
 
-const char SQL_USERS_QUIET[] = "SELECT user_id, rs_ts_to_ms(first_charge_at)\n"
-                               "  FROM rs_users\n"
-                               " WHERE user_id = ANY($1::text[])\n"
-                               "   AND signup_event_id IS NOT NULL\n"
-                               "   AND NOT pending_referral\n"
-                               "   AND first_charge_at IS NOT NULL";
+const char SQL_USERS_QUIET[] = "SELECT u.user_id, rs_ts_to_ms(u.first_charge_at)\n"
+                               "  FROM unnest($1::text[]) AS k(id)\n"
+                               "  JOIN rs_users u ON u.user_id = k.id\n"
+                               " WHERE u.signup_event_id IS NOT NULL\n"
+                               "   AND NOT u.pending_referral\n"
+                               "   AND u.first_charge_at IS NOT NULL";
 
 const char SQL_CODES_LOCK[] = "SELECT code, program_id, owner_user_id, status,\n"
                               "       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
@@ -80,18 +80,31 @@ const char SQL_CREDITS_OF[] =
     "  FROM rs_credits\n"
     " WHERE referral_id = ANY($1::uuid[])";
 
+/* A sign-up's fields are set once (the first sign-up wins, and the first
+ * e-mail hash): the quiet sign-ups write them without the user's lock, so
+ * neither statement overwrites a value already there. */
+#define SIGNUP_FIELDS_MERGE                                                              \
+        "   SET email_hash = COALESCE(rs_users.email_hash, EXCLUDED.email_hash),\n"      \
+        "       signup_event_id = COALESCE(rs_users.signup_event_id,\n"                  \
+        "                                  EXCLUDED.signup_event_id),\n"                 \
+        "       signed_up_at = COALESCE(rs_users.signed_up_at, EXCLUDED.signed_up_at)"
+
 const char SQL_USERS_UPSERT[] =
     "INSERT INTO rs_users (user_id, email_hash, signup_event_id, signed_up_at,\n"
     "                      first_charge_at, pending_referral)\n"
     "SELECT user_id, email_hash, signup_event_id, rs_ms_to_ts(signed_up_at_ms),\n"
     "       rs_ms_to_ts(first_charge_at_ms), pending_referral\n"
     "  FROM {rows}\n"
-    "    ON CONFLICT (user_id) DO UPDATE\n"
-    "   SET email_hash = EXCLUDED.email_hash,\n"
-    "       signup_event_id = EXCLUDED.signup_event_id,\n"
-    "       signed_up_at = EXCLUDED.signed_up_at,\n"
+    "    ON CONFLICT (user_id) DO UPDATE\n" SIGNUP_FIELDS_MERGE ",\n"
     "       first_charge_at = EXCLUDED.first_charge_at,\n"
     "       pending_referral = EXCLUDED.pending_referral";
+
+const char SQL_USERS_SIGNUP_MERGE[] =
+    "INSERT INTO rs_users (user_id, email_hash, signup_event_id, signed_up_at)\n"
+    "SELECT user_id, email_hash, signup_event_id, rs_ms_to_ts(signed_up_at_ms)\n"
+    "  FROM {rows}\n"
+    "    ON CONFLICT (user_id) DO UPDATE\n" SIGNUP_FIELDS_MERGE "\n"
+    " WHERE rs_users.signup_event_id IS NULL OR rs_users.email_hash IS NULL";
 
 const char SQL_CODES_UPDATE[] =
     "UPDATE rs_codes c\n"

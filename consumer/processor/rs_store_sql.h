@@ -122,8 +122,11 @@ extern const char SQL_CREDITS_OF[];
 
 /* ---- writes ({rows}: the writer's column table in rs_store.c) */
 
-/* Only sign-ups write a user row; a user who only paid has none. */
+/* A user's row: the sign-up fields (set once), the first charge's time and
+ * whether a referral is pending. */
 extern const char SQL_USERS_UPSERT[];
+/* The quiet sign-ups (no lock held): only the sign-up fields, where unset. */
+extern const char SQL_USERS_SIGNUP_MERGE[];
 
 extern const char SQL_CODES_UPDATE[];
 

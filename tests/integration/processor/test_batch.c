@@ -406,6 +406,8 @@ static void events_without_effect_write_nothing(void **state)
         rs_batch_init(&b);
         plain_signup(&b, 300, "e-g1", "nofx-gus");
         run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(b.stats.signups, 1);
         long long inbox = rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox");
         for (int round = 0; round < 2; round++) {
                 rs_batch_reset(&b);
@@ -416,6 +418,25 @@ static void events_without_effect_write_nothing(void **state)
                 assert_int_equal(b.stats.duplicates, 0);
                 assert_int_equal(b.n_out, 0);
         }
+        /* Charges alone: the filter finds they change nothing. */
+        rs_batch_reset(&b);
+        charge(&b, 303, "e-g4", "nofx-gus", 3500);
+        charge(&b, 301, "e-g2", "nofx-gus", 1500);
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.filtered, 2);
+        assert_int_equal(b.stats.payments, 2);
+        /* A second sign-up sets only what the first left unset. */
+        rs_batch_reset(&b);
+        add(&b, RS_EV_SIGNUP, 304,
+            "{\"event_id\":\"e-g5\",\"occurred_at\":1767229200000,"
+            "\"user_id\":\"nofx-gus\",\"email_hash\":\"h-gus\"}");
+        run_ok(&fx.env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_users WHERE"
+                                            " user_id = 'nofx-gus' AND signup_event_id ="
+                                            " 'e-g1' AND email_hash = 'h-gus' AND"
+                                            " signed_up_at = '2026-01-01Z'"),
+                         1);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_inbox"), inbox);
         assert_int_equal(
             rs_it_count(fx.pg, "SELECT count(*) FROM rs_users WHERE"

@@ -20,7 +20,7 @@ static void defaults(void **state)
         assert_string_equal(c.group_id, "refstream");
         assert_string_equal(c.topic_signups, "signups");
         assert_string_equal(c.topic_dlq, "refstream-dlq");
-        assert_int_equal(c.batch_size, 500);
+        assert_int_equal(c.batch_size, 2000);
         rs_config_free(&c);
 }
 
@@ -42,7 +42,7 @@ static void invalid_values_name_the_setting(void **state)
                                    sizeof(err)));
         assert_false(
             rs_config_set(&c, "REFSTREAM_TOPIC_SIGNUPS", "", "T", err, sizeof(err)));
-        assert_int_equal(c.batch_size, 500); /* unchanged by failures */
+        assert_int_equal(c.batch_size, 2000); /* unchanged by failures */
         /* Addresses are checked when they are set, not when first used. */
         static const char *const bad_redis[] = {"redis://", "redis://h:0/0",
                                                 "redis://h:99999", "redis://h:1/x",
