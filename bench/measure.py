@@ -26,7 +26,7 @@ import struct
 import sys
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 import fastavro
 
@@ -69,9 +69,11 @@ def progress(args):
     rss = None
     samples = []  # (seconds, records committed)
     while True:
-        done = 0
-        for tp in c.committed(tps, timeout=10):
-            done += max(tp.offset, 0)
+        try:
+            done = sum(max(tp.offset, 0) for tp in c.committed(tps, timeout=10))
+        except KafkaException:  # the group's coordinator moving: ask again
+            time.sleep(0.1)
+            continue
         now = time.monotonic() - t0
         samples.append((now, done))
         if done > 0 and first is None:

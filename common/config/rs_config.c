@@ -61,7 +61,7 @@ const rs_config_def_t rs_config_defs[] = {
            "Log format on stderr: text, or one JSON object per line."),
     INT("REFSTREAM_BATCH_SIZE", "batch-size", "2000", 1, 100000, batch_size,
         "Most input records processed in one Postgres transaction."),
-    INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "50", 0, 60000, batch_linger_ms,
+    INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "10", 0, 60000, batch_linger_ms,
         "Longest wait for a batch to fill before it is processed."),
     INT("REFSTREAM_CACHE_TTL_MS", "cache-ttl-ms", "600000", 1000, 86400000, cache_ttl_ms,
         "Lifetime of a cached referral code in Redis."),

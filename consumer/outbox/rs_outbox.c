@@ -215,6 +215,37 @@ static bool renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
         return ok;
 }
 
+/* The delivered ids [0, n) as an array literal, in arr. */
+static const char *delivered_ids(const rs_outbox_t *o, size_t n, rs_pgarr_t *arr)
+{
+        for (size_t i = 0; i < n; i++)
+                rs_pgarr_int(arr, o->delivered[i]);
+        return rs_pgarr_get(arr);
+}
+
+void rs_outbox_marked(rs_outbox_t *o, size_t n)
+{
+        n = RS_MIN(n, o->n_delivered);
+        for (size_t i = 0; i < n; i++)
+                rs_idset_del(&o->held, o->delivered[i]);
+        memmove(o->delivered, o->delivered + n, (o->n_delivered - n) * sizeof(int64_t));
+        o->n_delivered -= n;
+}
+
+bool rs_outbox_queue_mark(rs_outbox_t *o, rs_pg_t *pg, size_t *n, char *errstr,
+                          size_t errstr_size)
+{
+        *n = o->n_delivered;
+        if (*n == 0)
+                return true;
+        rs_pgarr_t ids;
+        rs_pgarr_init(&ids);
+        const char *params[] = {delivered_ids(o, *n, &ids)};
+        bool ok = rs_pg_send(pg, SQL_OUTBOX_MARK, 1, params, errstr, errstr_size) >= 0;
+        rs_pgarr_free(&ids);
+        return ok;
+}
+
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
         if (o->n_delivered == 0 && o->held.count == 0)
@@ -224,17 +255,13 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
         if (o->n_delivered > 0) {
                 rs_pgarr_t ids;
                 rs_pgarr_init(&ids);
-                for (size_t i = 0; i < o->n_delivered; i++)
-                        rs_pgarr_int(&ids, o->delivered[i]);
-                const char *params[] = {rs_pgarr_get(&ids)};
+                const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
                 bool ok =
                     rs_pg_cmd(o->pg, SQL_OUTBOX_MARK, 1, params, errstr, errstr_size);
                 rs_pgarr_free(&ids);
                 if (!ok)
                         return false;
-                for (size_t i = 0; i < o->n_delivered; i++)
-                        rs_idset_del(&o->held, o->delivered[i]);
-                o->n_delivered = 0;
+                rs_outbox_marked(o, o->n_delivered);
         }
         return renew(o, errstr, errstr_size);
 }

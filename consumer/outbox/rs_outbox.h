@@ -47,6 +47,14 @@ void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
  * rows this process holds (every third of a lease). Keeps them for later when
  * Postgres is unavailable. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
+/* The same marking inside the caller's transaction, queued in its pipeline
+ * (rs_pg_pipeline_begin on pg): the batch marks what was delivered since the
+ * last one without a transaction of its own. *n gets how many rows it
+ * queued; after the transaction committed, rs_outbox_marked(o, n) forgets
+ * them (if it did not commit, they stay for the next mark). */
+bool rs_outbox_queue_mark(rs_outbox_t *o, rs_pg_t *pg, size_t *n, char *errstr,
+                          size_t errstr_size);
+void rs_outbox_marked(rs_outbox_t *o, size_t n);
 /* Claims unpublished rows whose lease expired, republishes them, and deletes
  * published rows past retention. Returns the number republished, -1 on error. */
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size);

@@ -22,6 +22,7 @@
  */
 #include "rs_cache.h"
 #include "rs_codec.h"
+#include "rs_outbox.h"
 #include "rs_outmsg.h"
 #include "rs_pg.h"
 #include "rs_rules.h"
@@ -100,6 +101,8 @@ typedef struct rs_batch_env {
         rs_cache_t *cache; /* NULL: no cache */
         rs_codec_t *codec;
         int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
+        rs_outbox_t *outbox;     /* NULL: none; else its delivered rows are
+                                    marked published in the batch transaction */
 } rs_batch_env_t;
 
 /* Runs the batch transaction (retrying deadlocks and serialization failures a

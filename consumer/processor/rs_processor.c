@@ -344,7 +344,8 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         p->env = (rs_batch_env_t){.pg = p->pg,
                                   .cache = p->cache,
                                   .codec = p->codec,
-                                  .outbox_lease_ms = cfg->outbox_lease_ms};
+                                  .outbox_lease_ms = cfg->outbox_lease_ms,
+                                  .outbox = p->outbox};
         return p;
 fail:
         rs_processor_destroy(p);

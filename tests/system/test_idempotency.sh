@@ -2,7 +2,11 @@
 # docs/guarantees.md, idempotency by event_id: the same events delivered several times
 # (other offsets, same event ids; in the same batch, in later batches, as JSON
 # and as Avro) have one effect: one referral each, one pair of credits each,
-# every credit_id once on the credited topic, one inbox row per distinct event.
+# every credit_id once on the credited topic, one inbox row per distinct event
+# whose replay needs one (docs/design.md §2: here every sign-up carries a code
+# and every charge is a referee's first), none for the events whose effect is
+# idempotent by itself (a sign-up without a code, a charge of a user who signed
+# up and has no pending referral), which, delivered twice, have one effect too.
 # Sign-up and payment event ids are separate namespaces: a payment whose
 # event_id equals a sign-up's is still applied.
 . "$(dirname "$0")/lib.sh"
@@ -52,14 +56,29 @@ seen 24
 # wrongly produced exists by now; wait until it is on the topic.)
 wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
 
-# 24 records, 6 distinct events: 18 duplicates, 6 applied.
+# 24 records, 6 distinct events. The sign-ups carry a code, so the inbox
+# recognises each of their replays: 3 applied, 9 duplicates. A charge is
+# recorded when it is processed while its referral is pending; a replay that
+# comes once the referral is credited is not looked up in the inbox (the
+# first charge it would be is there already, so it changes nothing) and is
+# counted as applied: the payments' split between the two outcomes depends on
+# the batches, their sum does not, and the effects below show that each
+# payment had one.
 expect_eq "$(metric_sum 'refstream_events_total{type="signup",outcome="applied"}')" 3 "sign-ups applied"
-expect_eq "$(metric_sum 'refstream_events_total{type="payment",outcome="applied"}')" 3 "payments applied"
 expect_eq "$(metric_sum 'refstream_events_total{type="signup",outcome="duplicate"}')" 9 "sign-up duplicates"
-expect_eq "$(metric_sum 'refstream_events_total{type="payment",outcome="duplicate"}')" 9 "payment duplicates"
-expect_eq "$(psql_q "SELECT string_agg(kind || ':' || event_id, ' ' ORDER BY kind, event_id) FROM rs_inbox")" \
+expect_eq "$(($(metric_sum 'refstream_events_total{type="payment",outcome="applied"}') +
+        $(metric_sum 'refstream_events_total{type="payment",outcome="duplicate"}')))" 12 \
+        "payments applied or duplicate"
+expect_eq "$(metric_sum 'refstream_events_total{type="payment",outcome="dlq"}')" 0 "payments dead-lettered"
+# The inbox: exactly the 6 distinct events, each under its kind (the sign-up
+# and the payment "shared-dan" are two rows).
+expect_eq "$(psql_q "SELECT string_agg(e.kind || ':' || e.id, ' ' ORDER BY e.kind, e.id)
+                FROM (VALUES ('signup', 'su-bob'), ('signup', 'su-carol'), ('signup', 'shared-dan'),
+                        ('payment', 'pay-bob'), ('payment', 'pay-carol'), ('payment', 'shared-dan')) e (kind, id)
+                JOIN rs_inbox i ON i.key = rs_inbox_key(e.kind, e.id)")" \
         "payment:pay-bob payment:pay-carol payment:shared-dan signup:shared-dan signup:su-bob signup:su-carol" \
-        "inbox rows"
+        "inbox rows of the events"
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" 6 "inbox rows"
 
 # One effect each: a referral per referee (dan's included: his sign-up was
 # not mistaken for his payment), the code used 3 times, two credits per
@@ -83,6 +102,34 @@ expect_eq "$(jq -c 'select(.value.referee_user_id == "dan") | [.value.role, .val
         "dan's credits"
 expect_eq "$(jq -r '.value.referrer_rewarded_count' <<<"$credited" | sort | tr '\n' ' ')" "1 1 2 2 3 3 " \
         "rewarded counts (each referral counted once)"
+
+# Events that need no inbox row: erin signs up without a code, then (once
+# that is processed: a charge of a user who has not signed up yet would be
+# recorded) pays; each delivered twice, back to back.
+erin_signup() {
+        printf 'erin\t{"event_id":"su-erin","occurred_at":%s,"user_id":"erin","email_hash":"h-erin"}\n' "$NOW"
+}
+erin_charge() {
+        printf 'erin\t{"event_id":"pay-erin","occurred_at":%s,"user_id":"erin","payment_id":"p-erin","amount_minor":1000,"currency":"USD","kind":"CHARGE"}\n' \
+                $((NOW + 1000))
+}
+{ erin_signup; erin_signup; } | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
+seen 26
+{ erin_charge; erin_charge; } | kcat_produce_keyed "$REFSTREAM_TOPIC_PAYMENTS"
+seen 28
+# Their effects, once: erin signed up, her charge is her first; no referral,
+# credit, rejection or output for her.
+expect_eq "$(psql_q "SELECT signup_event_id || ':' || email_hash FROM rs_users WHERE user_id = 'erin'")" \
+        "su-erin:h-erin" "erin's sign-up"
+expect_eq "$(psql_q "SELECT event_id || ':' || payment_id || ':' || amount_minor FROM rs_first_charges
+                WHERE user_id = 'erin'")" "pay-erin:p-erin:1000" "erin's first charge"
+expect_eq "$(psql_q "SELECT (SELECT count(*) FROM rs_referrals) || ' ' || (SELECT count(*) FROM rs_credits)
+                || ' ' || (SELECT count(*) FROM rs_rejections) || ' ' || (SELECT count(*) FROM rs_outbox)")" \
+        "3 6 0 6" "referrals, credits, rejections and outbox rows after erin's events"
+# ...and no inbox row.
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox WHERE key IN (rs_inbox_key('signup', 'su-erin'),
+                rs_inbox_key('payment', 'pay-erin'))")" 0 "inbox rows of erin's events"
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" 6 "inbox rows after erin's events"
 
 stop_consumer
 pass

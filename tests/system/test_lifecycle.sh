@@ -9,6 +9,9 @@ setup
 CROCKFORD='^[0-9A-HJKMNP-TV-Z]{8}$'
 redis() { redis-cli -u "$REFSTREAM_REDIS_URL" "$@"; }
 now_ms() { date +%s%3N; }
+# Every event of this test needs an inbox row (docs/design.md §2: sign-ups
+# with a code, charges of referees, a refund), so the inbox counts the
+# events processed.
 inbox="SELECT count(*) FROM rs_inbox"
 EVENTS=0 # events published so far (all distinct), for wait_processed
 

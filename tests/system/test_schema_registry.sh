@@ -133,9 +133,11 @@ NIN=8
 start_consumer
 wait_metric 'refstream_events_total{' "$NIN" 60
 wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
-expect_eq "$(psql_q "SELECT string_agg(referee_user_id || ':' || status, ',' ORDER BY 1)
+# (In an aggregate, ORDER BY 1 sorts by the constant 1: the rows' order is
+# named explicitly.)
+expect_eq "$(psql_q "SELECT string_agg(referee_user_id || ':' || status, ',' ORDER BY referee_user_id)
         FROM rs_referrals")" "bob:credited,carol:credited" "referrals"
-expect_eq "$(psql_q "SELECT string_agg(user_id, ',' ORDER BY 1) FROM rs_users
+expect_eq "$(psql_q "SELECT string_agg(user_id, ',' ORDER BY user_id) FROM rs_users
         WHERE signup_event_id IS NOT NULL")" "alice,bob,carol,dave" "sign-ups"
 expect_eq "$(psql_q "SELECT email_hash FROM rs_users WHERE user_id = 'carol'")" "h-carol" \
         "carol's e-mail hash"

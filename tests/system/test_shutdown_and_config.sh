@@ -8,15 +8,19 @@
 #    redacted in logs;
 #  - --help everywhere, unknown command, unmigrated database, migrate twice.
 # To hold a batch "in flight" for as long as we like, the test locks rs_inbox
-# (the batch transaction's first write) from another session.
+# from another session: the batch transaction inserts into it before it
+# writes any effect, when the batch holds an event the inbox records (a
+# sign-up with a code, as all of this test's sign-ups but the sentinels are).
 . "$(dirname "$0")/lib.sh"
 setup
 
 rs admin program create --key sd --name "Shutdown" --currency USD --reward-fixed 100 >/dev/null
 CODE=$(rs admin codes issue --program sd --user owner)
 inbox="SELECT count(*) FROM rs_inbox"
+referrals="SELECT count(*) FROM rs_referrals"
 
-# signups N M: sign-ups of users uN..uM with the code (JSON, keyed by user).
+# signups N M: sign-ups of users uN..uM with the code (JSON, keyed by user):
+# each makes a referral and an inbox row.
 signups() {
         local i
         for i in $(seq "$1" "$2"); do
@@ -25,7 +29,7 @@ signups() {
 }
 
 # lock_inbox / unlock_inbox: another session holds a SHARE lock on rs_inbox,
-# so the consumer's next batch transaction waits at its first INSERT.
+# so the consumer's next batch transaction waits at its inbox INSERT.
 lock_inbox() {
         PGAPPNAME=rs-test-locker psql -X -q "$REFSTREAM_DATABASE_URL" \
                 -c "BEGIN; LOCK TABLE rs_inbox IN SHARE MODE; SELECT pg_sleep(120); COMMIT;" \
@@ -47,17 +51,17 @@ waiting_for_lock="SELECT count(*) FROM pg_stat_activity WHERE datname = current_
 start_consumer first
 FIRST_LOG=$RS_TMP/first.log
 signups 1 10
-wait_sql "$inbox" 10
+wait_sql "$referrals" 10
 lock_inbox
 signups 11 11
 wait_sql "$waiting_for_lock" 1 30 # the batch with u11 is in its transaction
 kill -TERM "$CONSUMER_PID"
-expect_eq "$(psql_q "$inbox")" 10 "inbox while the batch waits"
+expect_eq "$(psql_q "$referrals") $(psql_q "$inbox")" "10 10" "referrals and inbox while the batch waits"
 unlock_inbox
 wait_exit "$CONSUMER_PID" 30
 expect_eq "$WAIT_RC" 0 "exit status after SIGTERM"
 expect_eq "$(psql_q "$inbox")" 11 "inbox after shutdown (the batch was finished)"
-expect_eq "$(psql_q "SELECT count(*) FROM rs_referrals")" 11 "referrals after shutdown"
+expect_eq "$(psql_q "$referrals")" 11 "referrals after shutdown"
 grep -q '\[consumer\] stopped' "$FIRST_LOG" || fail "no 'stopped' line in the log"
 
 # ---- 2. Configuration from a file, the environment and flags (defaults <
@@ -99,18 +103,21 @@ done
 grep -q 'unknown environment variables: REFSTREAM_FOO' "$SECOND_LOG" ||
         fail "REFSTREAM_FOO was not warned about"
 wait_http /readyz 200 30
-expect_eq "$(psql_q "$inbox")" 11 "inbox after the restart"
+expect_eq "$(psql_q "$referrals") $(psql_q "$inbox")" "11 11" "referrals and inbox after the restart"
 # A sentinel sign-up in every partition: once all four are applied, every
 # partition has been read past the point where a consumer that had not
 # committed would have re-read the first 11; the restarted one saw nothing
-# else.
+# else. (The sentinels carry no code: they make users, no referral and no
+# inbox row, docs/design.md §2.)
 for p in 0 1 2 3; do
         echo "{\"event_id\":\"sentinel-$p\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"sentinel$p\"}" |
                 kcat -b "$BROKERS" -P -t "$REFSTREAM_TOPIC_SIGNUPS" -p "$p"
 done
 wait_metric 'refstream_events_total{type="signup",outcome="applied"}' 4 30
 expect_eq "$(metric_sum refstream_events_total)" 4 "events seen by the restarted consumer"
-expect_eq "$(psql_q "$inbox")" 15 "inbox after the sentinels"
+expect_eq "$(psql_q "SELECT count(*) FROM rs_users WHERE signup_event_id IS NOT NULL")" 15 \
+        "users who signed up, after the sentinels"
+expect_eq "$(psql_q "$referrals") $(psql_q "$inbox")" "11 11" "referrals and inbox after the sentinels"
 # Secrets: the password is in the file, never in the log; the URL is logged
 # redacted.
 grep -q 'Fi1eSecret42' "$SECOND_LOG" && fail "the database password appears in the log"
@@ -131,8 +138,8 @@ grep -q 'second signal' "$SECOND_LOG" || fail "no 'second signal' message"
 unlock_inbox
 # The abandoned batch is not lost: the next consumer applies u13 once.
 start_consumer third
-wait_sql "$inbox" 16 60
-expect_eq "$(psql_q "SELECT count(*) FROM rs_referrals")" 12 "referrals"
+wait_sql "$referrals" 12 60
+expect_eq "$(psql_q "$inbox")" 12 "inbox rows"
 expect_eq "$(psql_q "SELECT uses_count FROM rs_codes WHERE code = '$CODE'")" 12 "uses of the code"
 expect_eq "$(psql_q "SELECT count(*) FROM rs_rejections")" 0 "rejections"
 stop_consumer

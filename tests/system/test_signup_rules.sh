@@ -4,8 +4,9 @@
 # reason, as recorded in rs_rejections and reported by `refstream admin stats`.
 # Sign-ups arrive as JSON (kcat) and as Avro (`refstream publish`). Events that
 # depend on earlier ones are published in a later phase, after the earlier
-# phase is visibly processed: different users land in different partitions,
-# so Kafka does not order them.
+# phase is visibly processed (the consumer counts all of its records as
+# applied, after their batches' COMMIT): different users land in different
+# partitions, so Kafka does not order them.
 . "$(dirname "$0")/lib.sh"
 setup
 
@@ -22,6 +23,8 @@ signup_json() {
 }
 # kv: the same, as "USER<TAB>JSON" for kcat_produce_keyed.
 kv() { printf '%s\t%s\n' "$2" "$(signup_json "$@")"; }
+# processed N: waits until the consumer has applied N sign-ups.
+processed() { wait_metric 'refstream_events_total{type="signup",outcome="applied"}' "$1" 30; }
 
 # Programs: "main" (no dates), one paused, one that runs only in January 2030.
 rs admin program create --key main --name Main --currency USD --reward-fixed 500 >/dev/null
@@ -71,7 +74,7 @@ start_consumer
         signup_json s1-late u-late "$J" "" "$(ms 2030-03-01T00:00:00Z)" # PROGRAM_INACTIVE (after)
         signup_json s1-alice alice "$A" # SELF_REFERRAL (own code)
 } | rs publish signup >/dev/null 2>&1 || fail "refstream publish signup"
-wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 16 30
+processed 16
 
 # ---- Phase 2: sign-ups that depend on phase 1 (X used once, kate's and
 # kate-twin's e-mail hashes known, bob referred by alice).
@@ -85,7 +88,7 @@ wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 16 30
         signup_json s2-kate-friend kate-friend "$K" h-friend # valid: another e-mail hash
         signup_json s2-alice alice "$B" # REFERRAL_CYCLE (alice referred bob)
 } | rs publish signup >/dev/null 2>&1 || fail "refstream publish signup"
-wait_sql "SELECT count(*) FROM rs_inbox WHERE kind = 'signup'" 22 30
+processed 22
 
 # Exactly the valid sign-ups became pending referrals, attributed to the code's
 # owner; the ALREADY_REFERRED sign-up did not move bob to kate's code (first
@@ -145,6 +148,15 @@ expect_eq "$(echo "$stats" | jq -c '[.rejections.recent[] | [.reason, .as]] | so
 stats=$(rs admin stats --user alice --json)
 expect_eq "$(echo "$stats" | jq -c '[.as_referrer[] | [.program, .referrals.total, .referrals.pending]]')" \
         '[["main",2,2]]' "stats alice: as referrer"
+
+# The inbox records each sign-up with a code (docs/design.md §2): the 20
+# that made a referral or a rejection; kate's and kate-twin's first sign-ups
+# carry none and need no record.
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox WHERE key IN
+                (SELECT rs_inbox_key('signup', signup_event_id) FROM rs_referrals
+                 UNION SELECT rs_inbox_key('signup', event_id) FROM rs_rejections)")" 20 \
+        "inbox rows of the sign-ups with a code"
+expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" 20 "inbox rows"
 
 # No credits: nothing was paid.
 expect_eq "$(psql_q "SELECT count(*) FROM rs_credits")" 0 "credits"

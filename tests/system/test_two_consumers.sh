@@ -16,6 +16,8 @@ rs admin program create --key capped --name "Capped" --currency USD --reward-fix
         --referee-reward 100 --max-rewarded 5 --goal 3 >/dev/null
 X=$(rs admin codes issue --program solo --user solo-owner --max-uses 1)
 Y=$(rs admin codes issue --program capped --user bigref)
+# Every event of this test needs an inbox row (docs/design.md §2: sign-ups
+# with a code, charges of referees), so the inbox counts the events processed.
 inbox="SELECT count(*) FROM rs_inbox"
 
 # x_signups N M: users xN..xM sign up with X (keyed by user: all partitions).
