@@ -9,6 +9,9 @@
 #                     many events/s while refstream runs (default 0: skip)
 #   RS_COMPARE_BASELINE=0 runs refstream alone (for long streams: the flatness
 #   run of a million events; the credits are then not compared).
+#   RS_COMPARE_PROFILE=1 also says where refstream's run spent its time: the
+#   CPU seconds of refstream, Postgres and the broker over the run, and the
+#   statements that took Postgres's time (pg_stat_statements).
 #
 # For each system: a fresh database with the same program (fixed reward 500,
 # referee reward 250, minimum 1000 USD, 30-day window) and the same 50 codes,
@@ -36,6 +39,13 @@ cleanup() {
 }
 trap cleanup EXIT
 RS_PG_FSYNC=on scripts/stack.sh up db --dir "$dir/db" >/dev/null
+PROFILE=${RS_COMPARE_PROFILE:-0}
+if [ "$PROFILE" = 1 ]; then
+        psql -X -q "$(scripts/stack.sh env --dir "$dir/db" | sed -n 's/^RS_PG_SUPERUSER_URL=//p')" \
+                -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'"
+        scripts/stack.sh stop postgres --dir "$dir/db" >/dev/null
+        scripts/stack.sh start postgres --dir "$dir/db" >/dev/null
+fi
 scripts/stack.sh up kafka --dir "$dir/kafka" >/dev/null
 set -a
 . "$dir/db/env"
@@ -105,9 +115,42 @@ wait "${pids[-1]}" || true
 fi
 
 # ---- refstream
+# cpu PID...: CPU seconds (user + system) of the processes, with the children
+# they waited for (Postgres's backends that ended).
+cpu() {
+        local p t=0
+        for p in "$@"; do
+                t=$((t + $(awk '{print $14 + $15 + $16 + $17}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+        done
+        echo "$t"
+}
+pg_pids() {
+        local pm
+        pm=$(scripts/stack.sh pid postgres --dir "$dir/db")
+        echo "$pm" $(pgrep -P "$pm")
+}
+if [ "$PROFILE" = 1 ]; then
+        pg "$REFSTREAM_DATABASE_URL" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+                -c "SELECT pg_stat_statements_reset()" >/dev/null
+        # shellcheck disable=SC2046 # one PID per word
+        pg0=$(cpu $(pg_pids)) k0=$(cpu "$(scripts/stack.sh pid kafka --dir "$dir/kafka")")
+fi
 REFSTREAM_GROUP_ID=rs "$BIN" consume 2>"$dir/refstream.log" &
 pids+=("$!")
 measure refstream rs "$!"
+if [ "$PROFILE" = 1 ]; then
+        # shellcheck disable=SC2046 # one PID per word
+        pg1=$(cpu $(pg_pids)) k1=$(cpu "$(scripts/stack.sh pid kafka --dir "$dir/kafka")")
+        rs1=$(cpu "${pids[-1]}")
+        tck=$(getconf CLK_TCK)
+        echo "profile: CPU seconds over the run: refstream $((rs1 / tck))," \
+                "Postgres $(((pg1 - pg0) / tck)), broker $(((k1 - k0) / tck));" \
+                "steady state $(jq -r .steady_s "$dir/refstream.json") s on $(nproc) cores"
+        echo "profile: Postgres time by statement (ms, calls, rows, statement):"
+        pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT round(total_exec_time), calls, rows,
+                left(regexp_replace(query, '\s+', ' ', 'g'), 100)
+                FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+fi
 kill -TERM "${pids[-1]}"
 wait "${pids[-1]}"
 

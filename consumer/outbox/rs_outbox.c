@@ -226,6 +226,8 @@ static const char *delivered_ids(const rs_outbox_t *o, size_t n, rs_pgarr_t *arr
 void rs_outbox_marked(rs_outbox_t *o, size_t n)
 {
         n = RS_MIN(n, o->n_delivered);
+        if (n == 0)
+                return;
         for (size_t i = 0; i < n; i++)
                 rs_idset_del(&o->held, o->delivered[i]);
         memmove(o->delivered, o->delivered + n, (o->n_delivered - n) * sizeof(int64_t));

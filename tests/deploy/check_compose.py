@@ -18,17 +18,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-passed = failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}{': ' + detail if detail else ''}")
+from checks import check, summary
 
 
 def main():
@@ -86,8 +76,7 @@ def main():
           and services.get("refstream", {}).get("depends_on", {}).get("migrate", {}).get("condition")
           == "service_completed_successfully"
           and services.get("demo", {}).get("build", {}).get("target") == "demo")
-    print(f"compose: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary("compose")
 
 
 if __name__ == "__main__":

@@ -28,18 +28,7 @@ K8S_VERSIONS = ["1.30.0", "1.37.0"]
 OVERLAYS = ["dev", "production", "statefulset"]
 WORKLOADS = {"Deployment", "StatefulSet", "Job"}
 
-passed = 0
-failed = 0
-
-
-def check(name, ok, detail=""):
-    global passed, failed
-    if ok:
-        passed += 1
-        print(f"ok - {name}")
-    else:
-        failed += 1
-        print(f"not ok - {name}{': ' + detail if detail else ''}")
+from checks import check, summary
 
 
 def docs_of(path):
@@ -408,8 +397,7 @@ def main():
     if args.metrics_out:
         Path(args.metrics_out).write_text("".join(n + "\n" for n in names))
 
-    print(f"manifests: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    return summary("manifests")
 
 
 if __name__ == "__main__":
