@@ -142,10 +142,9 @@ if [ "$PROFILE" = 1 ]; then
         # shellcheck disable=SC2046 # one PID per word
         pg1=$(cpu $(pg_pids)) k1=$(cpu "$(scripts/stack.sh pid kafka --dir "$dir/kafka")")
         rs1=$(cpu "${pids[-1]}")
-        tck=$(getconf CLK_TCK)
-        echo "profile: CPU seconds over the run: refstream $((rs1 / tck))," \
-                "Postgres $(((pg1 - pg0) / tck)), broker $(((k1 - k0) / tck));" \
-                "steady state $(jq -r .steady_s "$dir/refstream.json") s on $(nproc) cores"
+        awk -v t="$(getconf CLK_TCK)" -v rs="$rs1" -v pg=$((pg1 - pg0)) -v k=$((k1 - k0)) \
+                -v s="$(jq -r .zero_lag_s "$dir/refstream.json")" -v n="$(nproc)" \
+                'BEGIN { printf "profile: CPU seconds over the run: refstream %.2f, Postgres %.2f, broker %.2f; %.2f s from start to zero lag on %d cores\n", rs / t, pg / t, k / t, s, n }'
         echo "profile: Postgres time by statement (ms, calls, rows, statement):"
         pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT round(total_exec_time), calls, rows,
                 left(regexp_replace(query, '\s+', ' ', 'g'), 100)

@@ -291,15 +291,15 @@ rd_kafka_t *rs_proc_consumer_new(rs_processor_t *p, char *errstr, size_t errstr_
              * 10 s, not librdkafka's default 45 s. */
             "session.timeout.ms", "10000", "heartbeat.interval.ms", "3000",
             /* Prefetch: librdkafka's defaults (64 MiB queued, 50 MiB per
-             * fetch) held most of the process's memory under a backlog;
-             * 4 MiB is still two batches of 2,000 typical records ahead
-             * (README "Measured numbers": peak RSS). A fetch of 2 MiB
-             * serves 8 partitions of 256 KiB each: with 1 MiB each it
-             * served two, and one input topic could run far ahead of the
-             * other in a backlog (payments processed before their
-             * sign-ups all need the inbox). */
-            "queued.max.messages.kbytes", "4096", "fetch.max.bytes", "2097152",
-            "max.partition.fetch.bytes", "262144", NULL};
+             * fetch) held most of the process's memory under a backlog.
+             * Fetches of 4 MiB, 512 KiB per partition, serve all partitions
+             * of both input topics at once (with 1 MiB each, one topic could
+             * run far ahead of the other in a backlog, and payments processed
+             * before their sign-ups all need the inbox); much smaller ones
+             * cost the broker more CPU than Postgres's share could spare.
+             * README "Measured numbers" has the runs. */
+            "queued.max.messages.kbytes", "8192", "fetch.max.bytes", "4194304",
+            "max.partition.fetch.bytes", "524288", NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(p->cfg, defaults, errstr, errstr_size);
         if (!conf ||
             !rs_kafka_set(conf, "group.id", p->cfg->group_id, errstr, errstr_size)) {
