@@ -239,8 +239,7 @@ static void dedupe_batch(rs_batch_t *b)
         rs_map_free(&first);
 }
 
-/* ---------------------------------------------------------------- rules */ /* ----------------------------------------------------------------
-                                                                                rules */
+/* ---------------------------------------------------------------- rules */
 
 typedef struct txn_sets {
         rs_strset_t users, payers, codes, refunded;
