@@ -73,7 +73,12 @@ static int cmp_int32(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-int32_t rs_store_user_lock_key(const char *user_id)
+/* The advisory lock class of users (pg_advisory_xact_lock(class, key)):
+ * "rs" and 1, out of the way of other applications' locks. */
+#define USER_LOCK_CLASS 0x72730001
+
+/* The lock key of a user: a 32-bit hash of the id. */
+static int32_t user_lock_key(const char *user_id)
 {
         uint64_t h = rs_hash_str(user_id);
         return (int32_t)(uint32_t)(h ^ (h >> 32));
@@ -90,7 +95,7 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
          * with the same key only wait for each other. */
         int32_t *keys = rs_malloc(users->n * sizeof(*keys));
         for (size_t i = 0; i < users->n; i++)
-                keys[i] = rs_store_user_lock_key(users->items[i]);
+                keys[i] = user_lock_key(users->items[i]);
         qsort(keys, users->n, sizeof(*keys), cmp_int32);
         rs_pgarr_t arr;
         rs_pgarr_init(&arr);
@@ -99,7 +104,7 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                         rs_pgarr_int(&arr, keys[i]);
         free(keys);
         char class[16];
-        snprintf(class, sizeof(class), "%d", RS_USER_LOCK_CLASS);
+        snprintf(class, sizeof(class), "%d", USER_LOCK_CLASS);
         const char *params[] = {class, rs_pgarr_get(&arr)};
         PGresult *res = rs_pg_exec(pg, SQL_USERS_LOCK, 2, params, errstr, errstr_size);
         rs_pgarr_free(&arr);

@@ -22,11 +22,6 @@ bool rs_strset_has(const rs_strset_t *s, const char *v);
 /* Array literal of the items, in arr (reset first). */
 const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr);
 
-/* The advisory lock class of users (pg_advisory_xact_lock(class, key)):
- * "rs" and 1, out of the way of other applications' locks. */
-#define RS_USER_LOCK_CLASS 0x72730001
-/* The lock key of a user: a 32-bit hash of the id. */
-int32_t rs_store_user_lock_key(const char *user_id);
 /* Locks `users` for the transaction (advisory locks, sorted) and loads the
  * rows of those that have one (users who signed up) into st. */
 bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
