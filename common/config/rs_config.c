@@ -79,7 +79,8 @@ const rs_config_def_t rs_config_defs[] = {
         "statement_timeout and lock_timeout of refstream's sessions."),
     INT("REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "outbox-sweep-interval-ms", "5000", 100,
         3600000, outbox_sweep_interval_ms,
-        "How often unpublished outbox rows are looked for and republished."),
+        "How often the housekeeping runs: unpublished outbox rows republished, "
+        "codes expired, held credits that are due released."),
     INT("REFSTREAM_OUTBOX_LEASE_MS", "outbox-lease-ms", "30000", 1000, 3600000,
         outbox_lease_ms,
         "An outbox row not confirmed published this long after it was claimed is "

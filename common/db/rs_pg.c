@@ -299,6 +299,12 @@ int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null)
         return strtoll(PQgetvalue(res, r, c), NULL, 10);
 }
 
+int32_t rs_pg_user_lock_key(const char *user_id)
+{
+        uint64_t h = rs_hash_str(user_id);
+        return (int32_t)(uint32_t)(h ^ (h >> 32));
+}
+
 /* ---------------------------------------------------------------- arrays */
 
 void rs_pgarr_init(rs_pgarr_t *a)

@@ -78,6 +78,15 @@ int64_t rs_pg_delete_older(rs_pg_t *pg, const char *sql, int64_t hours, int limi
 const char *rs_pg_str(const PGresult *res, int r, int c); /* NULL if SQL NULL */
 int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null);
 
+/* ---- user locks ----
+ * Everything that changes a user's referrals (the batch, the release of held
+ * credits, the operators' cancel) holds the user's transaction-scoped
+ * advisory lock, pg_advisory_xact_lock(RS_PG_USER_LOCK_CLASS, key): class
+ * "rs" and 1, out of the way of other applications' locks; key a 32-bit hash
+ * of the user id. */
+#define RS_PG_USER_LOCK_CLASS 0x72730001
+int32_t rs_pg_user_lock_key(const char *user_id);
+
 /* ---- array literals for "= ANY($1)" and "unnest($1::text[], ...)" ---- */
 typedef struct rs_pgarr {
         rs_buf_t buf;

@@ -5,9 +5,13 @@
 
 void rs_pgrows_init(rs_pgrows_t *r, const rs_pgcol_t *cols, size_t ncols)
 {
+        /* A column table longer than the limit is a programming error:
+         * dropping columns would send a statement rows it does not expect. */
+        if (ncols > RS_PGROWS_MAX_COLS)
+                abort();
         memset(r, 0, sizeof(*r));
         r->cols = cols;
-        r->ncols = RS_MIN(ncols, (size_t)RS_PGROWS_MAX_COLS);
+        r->ncols = ncols;
         for (size_t i = 0; i < r->ncols; i++)
                 rs_pgarr_init(&r->arr[i]);
 }

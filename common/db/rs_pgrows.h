@@ -47,7 +47,7 @@ typedef struct rs_pgcol {
                 name, pgtype, RS_PGCOL_FN, 0, fn                                         \
         }
 
-#define RS_PGROWS_MAX_COLS 16
+#define RS_PGROWS_MAX_COLS 24 /* rs_pgrows_init aborts on more */
 
 typedef struct rs_pgrows {
         const rs_pgcol_t *cols;

@@ -68,8 +68,10 @@ static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_progra
             .beneficiary = role == RS_ROLE_REFERRER ? r->referrer : r->referee,
             .amount_minor = amount,
             .currency = p->currency,
+            .status = p->hold_days > 0 ? RS_CREDIT_HELD : RS_CREDIT_ISSUED,
             .source_event_id = source_event_id,
             .created_at_ms = st->now_ms,
+            .released_at_ms = RS_TS_NONE,
             .is_new = true,
         };
         rs_state_add_credit(c);
@@ -78,11 +80,16 @@ static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_progra
 
 /* The qualifying charge of a pending referral: issues the referrer credit
  * (unless the referrer is at the program's cap) and the referee credit of a
- * double-sided program. */
+ * double-sided program; with a hold, the credits are made held and nothing is
+ * emitted until their release (docs/rules.md §8). Caps and goals count the
+ * referral now either way. */
 static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
                             const rs_program_t *p, const rs_charge_t *ch)
 {
-        r->status = RS_REF_CREDITED;
+        bool hold = p->hold_days > 0;
+        r->status = hold ? RS_REF_HELD : RS_REF_CREDITED;
+        if (hold)
+                r->release_at_ms = ch->occurred_at_ms + (int64_t)p->hold_days * RS_DAY_MS;
         r->payment_id = ch->payment_id;
         r->payment_event_id = ch->event_id;
         r->qualified_at_ms = ch->occurred_at_ms;
@@ -122,32 +129,67 @@ static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
         /* Both credits of one referral carry the same count. */
         if (referrer_credit) {
                 referrer_credit->rewarded_count = stat->rewarded_count;
-                emit(st, idx, referrer_credit, false);
+                if (!hold)
+                        emit(st, idx, referrer_credit, false);
         }
         if (referee_credit) {
                 referee_credit->rewarded_count = stat->rewarded_count;
-                emit(st, idx, referee_credit, false);
+                if (!hold)
+                        emit(st, idx, referee_credit, false);
+        }
+}
+
+void rs_rules_release(rs_state_t *st, rs_referral_t *r)
+{
+        if (r->status != RS_REF_HELD)
+                return;
+        r->status = RS_REF_CREDITED;
+        r->released_at_ms = st->now_ms;
+        r->dirty = true;
+        for (rs_credit_t *c = r->credits; c; c = c->next) {
+                if (c->status != RS_CREDIT_HELD)
+                        continue;
+                c->status = RS_CREDIT_ISSUED;
+                c->released_at_ms = st->now_ms;
+                c->dirty = true;
+                emit(st, RS_RELEASE_INDEX, c, false);
         }
 }
 
 /* ---------------------------------------------------------------- refunds */
 
+/* A refund of the qualifying payment: reverses issued credits (published),
+ * cancels held ones (nothing was published, nothing is). */
 static void reverse_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
                              const char *event_id)
 {
-        r->status = RS_REF_REVERSED;
-        r->reversed_at_ms = st->now_ms;
-        r->reversal_event_id = event_id;
+        bool held = r->status == RS_REF_HELD;
+        if (held) {
+                r->status = RS_REF_CANCELLED;
+                r->cancelled_at_ms = st->now_ms;
+                r->cancel_event_id = event_id;
+        } else {
+                r->status = RS_REF_REVERSED;
+                r->reversed_at_ms = st->now_ms;
+                r->reversal_event_id = event_id;
+        }
         r->dirty = true;
         for (rs_credit_t *c = r->credits; c; c = c->next) {
-                if (c->reversed)
+                if (c->status != (held ? RS_CREDIT_HELD : RS_CREDIT_ISSUED))
                         continue;
-                c->reversed = true;
+                c->status = held ? RS_CREDIT_CANCELLED : RS_CREDIT_REVERSED;
                 c->reversed_at_ms = st->now_ms;
                 c->reversal_event_id = event_id;
                 c->dirty = true;
-                emit(st, idx, c, true);
+                if (!held)
+                        emit(st, idx, c, true);
         }
+}
+
+/* A referral a refund of its qualifying payment still changes. */
+static bool refundable(const rs_referral_t *r)
+{
+        return r->status == RS_REF_CREDITED || r->status == RS_REF_HELD;
 }
 
 /* A refund held because its charge had not qualified: applies it now if the
@@ -161,8 +203,7 @@ static void apply_held_refund(rs_state_t *st, size_t idx, const char *user_id,
         bool used = false;
         for (rs_referral_t *r = rs_state_referrals_of(st, user_id); r;
              r = r->next_of_referee) {
-                if (r->status == RS_REF_CREDITED &&
-                    strcmp(r->payment_id, payment_id) == 0) {
+                if (refundable(r) && strcmp(r->payment_id, payment_id) == 0) {
                         reverse_referral(st, idx, r, h->event_id);
                         used = true;
                 }
@@ -179,9 +220,10 @@ static void refund(rs_state_t *st, const rs_event_t *ev, size_t idx)
                 if (!r->payment_id || strcmp(r->payment_id, ev->refund_of) != 0)
                         continue;
                 matched = true;
-                if (r->status == RS_REF_CREDITED)
+                if (refundable(r))
                         reverse_referral(st, idx, r, ev->event_id);
-                /* already reversed: a duplicate or partial refund, no effect */
+                /* already reversed or cancelled: a duplicate or partial
+                 * refund, no effect */
         }
         if (matched || rs_state_held(st, ev->user_id, ev->refund_of))
                 return;
@@ -225,7 +267,8 @@ static int charge_verdict(const rs_referral_t *r, const rs_program_t *p,
 }
 
 /* Evaluates one charge against one pending referral: credits it, or records
- * why not. */
+ * why not. A charge paid with a payment method the referrer used before this
+ * event would qualify it but is rejected (docs/rules.md §9). */
 static void try_qualify(rs_state_t *st, size_t idx, rs_referral_t *r,
                         const rs_charge_t *ch)
 {
@@ -234,6 +277,14 @@ static void try_qualify(rs_state_t *st, size_t idx, rs_referral_t *r,
                 return;
         const char *detail = NULL;
         int why = charge_verdict(r, p, ch, &detail, st->arena);
+        if (why < 0 && ch->fingerprint &&
+            rs_state_fingerprint_before(st, r->referrer, ch->fingerprint, (int64_t)idx)) {
+                why = RS_REJ_SHARED_PAYMENT_METHOD;
+                detail = rs_arena_printf(st->arena,
+                                         "payment %s uses a payment method the referrer "
+                                         "%s has paid with",
+                                         ch->payment_id, r->referrer);
+        }
         if (why < 0) {
                 credit_referral(st, idx, r, p, ch);
                 apply_held_refund(st, idx, r->referee, ch->payment_id);
@@ -271,12 +322,15 @@ static void charge(rs_state_t *st, const rs_event_t *ev, size_t idx)
                           .payment_id = ev->payment_id,
                           .event_id = ev->event_id,
                           .amount_minor = ev->amount_minor,
-                          .occurred_at_ms = ev->occurred_at_ms};
+                          .occurred_at_ms = ev->occurred_at_ms,
+                          .fingerprint = ev->payment_fingerprint};
         memcpy(ch.currency, ev->currency, sizeof(ch.currency));
         remember_charge(st, ev, &ch);
         for (rs_referral_t *r = rs_state_referrals_of(st, ev->user_id); r;
              r = r->next_of_referee)
                 try_qualify(st, idx, r, &ch);
+        if (ch.fingerprint)
+                rs_state_add_fingerprint(st, ev->user_id, ch.fingerprint, (int64_t)idx);
 }
 
 /* ---------------------------------------------------------------- sign-ups */
@@ -386,6 +440,28 @@ static bool check_people(signup_ctx_t *x, const char *referee_hash)
         return true;
 }
 
+/* Velocity (docs/rules.md §9): the referrer's referrals in the program in the
+ * 24 hours before this sign-up, (at - 24 h, at], against the program's limit. */
+static bool check_velocity(signup_ctx_t *x)
+{
+        const rs_program_t *p = x->p;
+        if (p->max_per_day == RS_INT_NONE)
+                return true;
+        int64_t at = x->ev->occurred_at_ms;
+        const rs_refstat_t *s = rs_state_refstat(x->st, p->id, x->c->owner);
+        int32_t n = 0;
+        for (size_t i = 0; s && i < s->n_recent; i++)
+                n += s->recent[i] > at - RS_DAY_MS && s->recent[i] <= at;
+        if (n < p->max_per_day)
+                return true;
+        return signup_reject(x, RS_REJ_VELOCITY_LIMIT,
+                             rs_arena_printf(x->st->arena,
+                                             "referrer %s has %d referrals in program %s "
+                                             "in the 24 hours before this sign-up "
+                                             "(limit %d)",
+                                             x->c->owner, n, p->key, p->max_per_day));
+}
+
 static rs_referral_t *create_referral(signup_ctx_t *x)
 {
         rs_state_t *st = x->st;
@@ -402,8 +478,14 @@ static rs_referral_t *create_referral(signup_ctx_t *x)
                              .signup_at_ms = x->ev->occurred_at_ms,
                              .qualified_at_ms = RS_TS_NONE,
                              .reversed_at_ms = RS_TS_NONE,
+                             .release_at_ms = RS_TS_NONE,
+                             .released_at_ms = RS_TS_NONE,
+                             .cancelled_at_ms = RS_TS_NONE,
                              .is_new = true};
         rs_state_add_referral(st, r);
+        if (x->p->max_per_day != RS_INT_NONE)
+                rs_refstat_add_recent(st, refstat_get(st, x->p->id, r->referrer),
+                                      r->signup_at_ms);
         x->c->uses_count++;
         if (x->c->max_uses != RS_INT_NONE && x->c->uses_count >= x->c->max_uses)
                 x->c->status = RS_CODE_EXHAUSTED;
@@ -452,7 +534,8 @@ static void signup(rs_state_t *st, const rs_event_t *ev, size_t idx)
         x.p = x.c ? rs_state_program(st, x.c->program_id) : NULL;
         const char *hash =
             ev->email_hash && *ev->email_hash ? ev->email_hash : u->email_hash;
-        if (!check_code(&x) || !check_program(&x) || !check_people(&x, hash))
+        if (!check_code(&x) || !check_program(&x) || !check_people(&x, hash) ||
+            !check_velocity(&x))
                 return;
         rs_referral_t *r = create_referral(&x);
         /* The referee may have paid before this sign-up was processed. */

@@ -8,8 +8,18 @@
  * exactly as if its events were processed one at a time. */
 #include "rs_state.h"
 
+#include <stdint.h>
+
 /* Applies one (new, validated) event. */
 void rs_rules_apply(rs_state_t *st, const rs_event_t *ev, size_t event_index);
+
+/* The emissions of a release have no batch event: their event_index. */
+#define RS_RELEASE_INDEX SIZE_MAX
+
+/* Releases a held referral whose hold is over (or that an operator released):
+ * status credited, its held credits issued with released_at = st->now_ms,
+ * and emitted (event_index RS_RELEASE_INDEX). No-op unless r is held. */
+void rs_rules_release(rs_state_t *st, rs_referral_t *r);
 
 /* Reward arithmetic, exposed for tests: fixed, or floor(amount * bps / 10000),
  * then capped; never overflows. */

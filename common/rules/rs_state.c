@@ -6,14 +6,19 @@
 #include <string.h>
 
 static const char *const reason_names[RS_REJ__COUNT] = {
-    "UNKNOWN_CODE",     "CODE_INACTIVE", "CODE_EXPIRED",      "CODE_EXHAUSTED",
-    "PROGRAM_INACTIVE", "SELF_REFERRAL", "ALREADY_REFERRED",  "REFERRAL_CYCLE",
-    "OUTSIDE_WINDOW",   "BELOW_MINIMUM", "CURRENCY_MISMATCH", "REFERRER_CAP_REACHED",
+    "UNKNOWN_CODE",          "CODE_INACTIVE",     "CODE_EXPIRED",
+    "CODE_EXHAUSTED",        "PROGRAM_INACTIVE",  "SELF_REFERRAL",
+    "ALREADY_REFERRED",      "REFERRAL_CYCLE",    "OUTSIDE_WINDOW",
+    "BELOW_MINIMUM",         "CURRENCY_MISMATCH", "REFERRER_CAP_REACHED",
+    "SHARED_PAYMENT_METHOD", "VELOCITY_LIMIT",
 };
 static const char *const prog_status_names[] = {"active", "paused", "ended"};
 static const char *const code_status_names[] = {"active", "paused", "revoked", "expired",
                                                 "exhausted"};
-static const char *const ref_status_names[] = {"pending", "credited", "reversed"};
+static const char *const ref_status_names[] = {"pending", "held", "credited", "reversed",
+                                               "cancelled"};
+static const char *const credit_status_names[] = {"held", "issued", "reversed",
+                                                  "cancelled"};
 
 const char *rs_reason_name(rs_reason_t r)
 {
@@ -33,6 +38,11 @@ const char *rs_code_status_name(rs_code_status_t s)
 const char *rs_ref_status_name(rs_ref_status_t s)
 {
         return ref_status_names[s];
+}
+
+const char *rs_credit_status_name(rs_credit_status_t s)
+{
+        return credit_status_names[s];
 }
 
 static bool parse_name(const char *const *names, size_t n, const char *s, int *out)
@@ -73,6 +83,15 @@ bool rs_ref_status_parse(const char *s, rs_ref_status_t *out)
         return true;
 }
 
+bool rs_credit_status_parse(const char *s, rs_credit_status_t *out)
+{
+        int v;
+        if (!parse_name(credit_status_names, RS_ARRAY_SIZE(credit_status_names), s, &v))
+                return false;
+        *out = (rs_credit_status_t)v;
+        return true;
+}
+
 void rs_state_init(rs_state_t *st, rs_arena_t *arena, int64_t now_ms)
 {
         memset(st, 0, sizeof(*st));
@@ -85,6 +104,7 @@ void rs_state_init(rs_state_t *st, rs_arena_t *arena, int64_t now_ms)
         rs_map_init(&st->refstats);
         rs_map_init(&st->charges);
         rs_map_init(&st->held);
+        rs_map_init(&st->fingerprints);
 }
 
 void rs_state_free(rs_state_t *st)
@@ -96,6 +116,7 @@ void rs_state_free(rs_state_t *st)
         rs_map_free(&st->refstats);
         rs_map_free(&st->charges);
         rs_map_free(&st->held);
+        rs_map_free(&st->fingerprints);
         free(st->rejections);
         free(st->emissions);
         st->rejections = NULL;
@@ -206,4 +227,41 @@ void rs_state_add_held(rs_state_t *st, rs_held_refund_t *h)
         char key[300];
         held_key(h->user_id, h->refund_of, key, sizeof(key));
         rs_map_put(&st->held, rs_arena_strdup(st->arena, key), h);
+}
+
+void rs_state_add_fingerprint(rs_state_t *st, const char *user_id,
+                              const char *fingerprint, int64_t index)
+{
+        char key[300];
+        held_key(user_id, fingerprint, key, sizeof(key));
+        rs_fpseen_t *f = rs_map_get(&st->fingerprints, key);
+        if (f) {
+                f->first_index = RS_MIN(f->first_index, index);
+                return;
+        }
+        f = rs_arena_alloc(st->arena, sizeof(*f));
+        f->first_index = index;
+        rs_map_put(&st->fingerprints, rs_arena_strdup(st->arena, key), f);
+}
+
+bool rs_state_fingerprint_before(rs_state_t *st, const char *user_id,
+                                 const char *fingerprint, int64_t index)
+{
+        char key[300];
+        const rs_fpseen_t *f = rs_map_get(
+            &st->fingerprints, held_key(user_id, fingerprint, key, sizeof(key)));
+        return f && f->first_index < index;
+}
+
+void rs_refstat_add_recent(rs_state_t *st, rs_refstat_t *s, int64_t at_ms)
+{
+        if (s->n_recent == s->cap_recent) {
+                size_t cap = s->cap_recent ? s->cap_recent * 2 : 8;
+                int64_t *grown = rs_arena_alloc(st->arena, cap * sizeof(*grown));
+                if (s->n_recent)
+                        memcpy(grown, s->recent, s->n_recent * sizeof(*grown));
+                s->recent = grown;
+                s->cap_recent = cap;
+        }
+        s->recent[s->n_recent++] = at_ms;
 }

@@ -20,7 +20,19 @@ typedef enum {
         RS_CODE_EXPIRED,
         RS_CODE_EXHAUSTED,
 } rs_code_status_t;
-typedef enum { RS_REF_PENDING, RS_REF_CREDITED, RS_REF_REVERSED } rs_ref_status_t;
+typedef enum {
+        RS_REF_PENDING,
+        RS_REF_HELD, /* qualified; credits held until release_at (rules.md §8) */
+        RS_REF_CREDITED,
+        RS_REF_REVERSED,
+        RS_REF_CANCELLED, /* refunded during the hold, or cancelled by an operator */
+} rs_ref_status_t;
+typedef enum {
+        RS_CREDIT_HELD,
+        RS_CREDIT_ISSUED,
+        RS_CREDIT_REVERSED,
+        RS_CREDIT_CANCELLED,
+} rs_credit_status_t;
 
 typedef enum {
         RS_REJ_UNKNOWN_CODE,
@@ -35,6 +47,8 @@ typedef enum {
         RS_REJ_BELOW_MINIMUM,
         RS_REJ_CURRENCY_MISMATCH,
         RS_REJ_REFERRER_CAP_REACHED,
+        RS_REJ_SHARED_PAYMENT_METHOD,
+        RS_REJ_VELOCITY_LIMIT,
         RS_REJ__COUNT
 } rs_reason_t;
 
@@ -42,9 +56,11 @@ const char *rs_reason_name(rs_reason_t r);
 const char *rs_prog_status_name(rs_prog_status_t s);
 const char *rs_code_status_name(rs_code_status_t s);
 const char *rs_ref_status_name(rs_ref_status_t s);
+const char *rs_credit_status_name(rs_credit_status_t s);
 bool rs_prog_status_parse(const char *s, rs_prog_status_t *out);
 bool rs_code_status_parse(const char *s, rs_code_status_t *out);
 bool rs_ref_status_parse(const char *s, rs_ref_status_t *out);
+bool rs_credit_status_parse(const char *s, rs_credit_status_t *out);
 
 #define RS_DAY_MS INT64_C(86400000)
 
@@ -63,6 +79,8 @@ typedef struct rs_program {
         int32_t max_rewarded; /* RS_INT_NONE: no cap */
         int64_t starts_at_ms; /* RS_TS_NONE: open */
         int64_t ends_at_ms;   /* RS_TS_NONE: open */
+        int32_t hold_days;    /* 0: credits issued at once */
+        int32_t max_per_day;  /* referrals per referrer in 24 h; RS_INT_NONE: no limit */
 } rs_program_t;
 
 typedef struct rs_code {
@@ -106,6 +124,10 @@ typedef struct rs_referral {
         int64_t qualified_at_ms;
         int64_t reversed_at_ms;
         const char *reversal_event_id;
+        int64_t release_at_ms;   /* held: when the credits are due */
+        int64_t released_at_ms;  /* RS_TS_NONE: not released (yet) */
+        int64_t cancelled_at_ms; /* RS_TS_NONE: not cancelled */
+        const char *cancel_event_id;
         bool is_new, dirty;
         struct rs_referral *next_of_referee; /* all referrals of one referee */
         rs_credit_t *credits;                /* loaded for refunds, and new ones */
@@ -118,9 +140,10 @@ struct rs_credit {
         const char *beneficiary;
         int64_t amount_minor;
         const char *currency;
-        bool reversed;
+        rs_credit_status_t status;
         const char *source_event_id;
         int64_t created_at_ms;
+        int64_t released_at_ms; /* a held credit's release; RS_TS_NONE: none */
         int32_t rewarded_count;
         bool goal_reached;
         int64_t reversed_at_ms;
@@ -134,6 +157,11 @@ typedef struct rs_refstat {
         const char *referrer;
         int32_t rewarded_count;
         bool dirty;
+        /* Velocity (rules.md §9): sign-up times of the referrer's referrals in
+         * the program, loaded from 24 hours before the batch's earliest
+         * sign-up, plus those the batch creates. */
+        int64_t *recent;
+        size_t n_recent, cap_recent;
 } rs_refstat_t;
 
 typedef struct rs_charge {
@@ -143,6 +171,7 @@ typedef struct rs_charge {
         int64_t amount_minor;
         char currency[4];
         int64_t occurred_at_ms;
+        const char *fingerprint; /* NULL: none */
         bool dirty;
 } rs_charge_t;
 
@@ -154,6 +183,10 @@ typedef struct rs_held_refund {
         bool is_new;  /* insert */
         bool applied; /* delete */
 } rs_held_refund_t;
+
+typedef struct rs_fpseen {
+        int64_t first_index; /* batch event that first used it; -1: before the batch */
+} rs_fpseen_t;
 
 typedef struct rs_rejection {
         size_t event_index; /* which event of the batch */
@@ -185,6 +218,9 @@ typedef struct rs_state {
         rs_map_t refstats;  /* "<program_id>/<referrer>" -> rs_refstat_t */
         rs_map_t charges;   /* user_id -> rs_charge_t (first charge) */
         rs_map_t held;      /* "<user>\x1f<refund_of>" -> rs_held_refund_t */
+        /* "<user>\x1f<fingerprint>" -> rs_fpseen_t: payment methods seen on
+         * users' charges, before the batch or at a batch event. */
+        rs_map_t fingerprints;
         rs_rejection_t *rejections;
         size_t n_rejections, cap_rejections;
         rs_emission_t *emissions;
@@ -212,5 +248,14 @@ void rs_state_add_charge(rs_state_t *st, rs_charge_t *c);
 rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id,
                                 const char *refund_of);
 void rs_state_add_held(rs_state_t *st, rs_held_refund_t *h);
+/* Records that user paid with fingerprint at batch event index (-1: before
+ * the batch); keeps the earliest. */
+void rs_state_add_fingerprint(rs_state_t *st, const char *user_id,
+                              const char *fingerprint, int64_t index);
+/* Whether user paid with fingerprint before batch event index. */
+bool rs_state_fingerprint_before(rs_state_t *st, const char *user_id,
+                                 const char *fingerprint, int64_t index);
+/* Appends a sign-up time to s->recent (grown in the state's arena). */
+void rs_refstat_add_recent(rs_state_t *st, rs_refstat_t *s, int64_t at_ms);
 
 #endif

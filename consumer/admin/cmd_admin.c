@@ -12,8 +12,9 @@ static const char admin_synopsis[] =
     "        (--reward-fixed MINOR | --reward-percent BPS) [--reward-cap MINOR]\n"
     "        [--referee-reward MINOR] [--min-payment MINOR] [--window-days N]\n"
     "        [--goal N] [--max-rewarded N] [--starts-at T] [--ends-at T]\n"
+    "        [--hold-days N] [--max-referrals-per-day N]\n"
     "refstream admin program update K [same options; 'none' clears reward-cap,\n"
-    "        referee-reward, max-rewarded, starts-at, ends-at]\n"
+    "        referee-reward, max-rewarded, starts-at, ends-at, max-referrals-per-day]\n"
     "refstream admin program pause K | resume K | end K\n"
     "refstream admin program list [--json] | show K [--json]\n"
     "refstream admin codes issue --program K --user U [--code VANITY] [--max-uses N]\n"
@@ -24,6 +25,9 @@ static const char admin_synopsis[] =
     "refstream admin codes backfill --program K  < user ids, one per line\n"
     "refstream admin stats (--user U | --program K) [--json]\n"
     "refstream admin referrals --user U [--limit N] [--json]\n"
+    "refstream admin referrals release|cancel REFERRAL_ID [--reason TEXT] [--actor A]\n"
+    "refstream admin dlq list [--class C] [--topic T] [--limit N] [--json]\n"
+    "refstream admin dlq redrive [--class C] [--topic T] [--dry-run]\n"
     "\n"
     "Money is in minor units, times are RFC 3339. Every command takes --help and the\n"
     "settings flags (--database-url, --redis-url, ...; see 'refstream consume --help').\n"
@@ -148,6 +152,7 @@ int rs_admin_session_open(rs_admin_session_t *s, const rs_cli_t *cli,
         char err[1024];
         memset(s, 0, sizeof(*s));
         s->cli = cli;
+        s->cfg = cfg;
         s->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
         if (!rs_pg_connect(s->pg, err, sizeof(err)))
                 return rs_admin_cli_fail(cli, err);
@@ -241,6 +246,8 @@ enum {
         O_MAXREW,
         O_STARTS,
         O_ENDS,
+        O_HOLD,
+        O_VELOCITY,
 };
 
 static const rs_cli_opt_t program_opts[] = {
@@ -260,6 +267,10 @@ static const rs_cli_opt_t program_opts[] = {
                   "cap of rewarded referrals per referrer"},
     [O_STARTS] = {"starts-at", true, "T|none", "start (RFC 3339)"},
     [O_ENDS] = {"ends-at", true, "T|none", "end (RFC 3339), after the start"},
+    [O_HOLD] = {"hold-days", true, "N",
+                "days credits are held before they are issued, 0..3650 (default 0)"},
+    [O_VELOCITY] = {"max-referrals-per-day", true, "N|none",
+                    "referrals per referrer in 24 hours (default none)"},
 };
 
 #define PF(f) offsetof(rs_admin_program_t, f)
@@ -269,6 +280,7 @@ static const size_t program_fields[] = {
     [O_MIN] = PF(min_payment),    [O_WINDOW] = PF(window_days),
     [O_GOAL] = PF(goal),          [O_MAXREW] = PF(max_rewarded),
     [O_STARTS] = PF(starts_at),   [O_ENDS] = PF(ends_at),
+    [O_HOLD] = PF(hold_days),     [O_VELOCITY] = PF(max_per_day),
 };
 
 typedef struct program_ctx {
@@ -432,6 +444,7 @@ bool rs_admin_set_json(void *opaque, int idx, const char *arg, char *errstr,
         "(fixed|percent), reward_value (minor units or bps), reward_cap, "               \
         "referee_reward,\n"                                                              \
         "min_payment, window_days, referral_goal, max_rewarded, starts_at, ends_at,\n"   \
+        "hold_days, max_referrals_per_day,\n"                                            \
         "created_at, updated_at (null when absent; times RFC 3339 UTC)."
 
 typedef struct program_read_ctx {
@@ -501,7 +514,9 @@ int rs_cmd_admin(int argc, char **argv)
             {"codes", rs_admin_cli_codes,
              "issue, pause, resume, revoke, update, show, backfill"},
             {"stats", rs_admin_cli_stats, "referrals, credits, goals, rejections"},
-            {"referrals", rs_admin_cli_referrals, "referral history of a user"},
+            {"referrals", rs_admin_cli_referrals,
+             "referral history of a user; release or cancel a held referral"},
+            {"dlq", rs_admin_cli_dlq, "list and redrive dead letters"},
         };
         if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                           strcmp(argv[1], "help") == 0)) {

@@ -40,6 +40,7 @@ typedef struct rs_admin_session {
         rs_pg_t *pg;
         rs_cache_t *cache;
         rs_admin_t admin;
+        const rs_config_t *cfg; /* the command's settings, while it runs */
 } rs_admin_session_t;
 
 /* Returns -1 when connected, else the exit code (after printing why). */
@@ -69,5 +70,6 @@ int rs_admin_cli_report(const rs_cli_t *cli, json_t *j, bool json, const char *e
 int rs_admin_cli_codes(int argc, char **argv);
 int rs_admin_cli_stats(int argc, char **argv);
 int rs_admin_cli_referrals(int argc, char **argv);
+int rs_admin_cli_dlq(int argc, char **argv);
 
 #endif

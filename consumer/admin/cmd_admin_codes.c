@@ -420,8 +420,92 @@ static int referrals_work(rs_admin_session_t *s, const char *none, void *ctx)
         return rs_admin_cli_report(s->cli, j, c->json, err, rs_admin_print_referrals);
 }
 
+/* ---------------------------------------------------------------- review */
+
+typedef struct review_ctx {
+        bool cancel;
+        const char *reason, *actor;
+} review_ctx_t;
+
+static bool review_opt(void *opaque, int idx, const char *arg, char *errstr,
+                       size_t errstr_size)
+{
+        review_ctx_t *c = opaque;
+        if (idx == 0)
+                c->reason = arg;
+        else
+                c->actor = arg;
+        return true;
+}
+
+static int review_check(const rs_cli_t *cli, const char *id, void *ctx)
+{
+        review_ctx_t *c = ctx;
+        if (!id)
+                return rs_admin_cli_usage(cli, "missing REFERRAL_ID");
+        if (!c->actor || !*c->actor)
+                c->actor = getenv("USER");
+        if (!c->actor || !*c->actor)
+                return rs_admin_cli_usage(cli, "--actor is required when $USER is unset");
+        return -1;
+}
+
+static int review_work(rs_admin_session_t *s, const char *id, void *ctx)
+{
+        const review_ctx_t *c = ctx;
+        char err[1024];
+        if (!rs_admin_referral_review(&s->admin, id, c->cancel, c->actor, c->reason, err,
+                                      sizeof(err)))
+                return rs_admin_cli_fail(s->cli, err);
+        if (c->cancel)
+                printf("referral %s cancelled by %s: its held credits are cancelled, "
+                       "nothing is published\n",
+                       id, c->actor);
+        else
+                printf("referral %s released by %s: the housekeeping of a running "
+                       "processor issues and publishes its credits\n",
+                       id, c->actor);
+        return RS_EXIT_OK;
+}
+
+static int referrals_review(int argc, char **argv, bool cancel)
+{
+        static const rs_cli_opt_t opts[] = {
+            {"reason", true, "TEXT", "why (recorded in the audit trail)"},
+            {"actor", true, "NAME", "who (default: $USER)"},
+        };
+        review_ctx_t c = {.cancel = cancel};
+        const rs_cli_t cli = {
+            .command = cancel ? "refstream admin referrals cancel"
+                              : "refstream admin referrals release",
+            .usage = cancel
+                         ? "refstream admin referrals cancel REFERRAL_ID [--reason TEXT] "
+                           "[--actor NAME]\n\n"
+                           "Cancels a held referral: its credits become cancelled and "
+                           "are never published.\nRecorded with who and why; shown by "
+                           "'admin referrals --user'."
+                         : "refstream admin referrals release REFERRAL_ID [--reason "
+                           "TEXT] [--actor NAME]\n\n"
+                           "Releases a held referral now, before its hold ends: the "
+                           "housekeeping of a\nrunning processor (every "
+                           "REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS) issues its credits\n"
+                           "and publishes ReferralCredited. Recorded with who and why.",
+            .opts = opts,
+            .nopts = RS_ARRAY_SIZE(opts),
+            .handler = review_opt,
+            .ctx = &c,
+            .config_flags = true,
+        };
+        return rs_admin_cli_run(&cli, argc, argv, "REFERRAL_ID", review_check,
+                                review_work, &c);
+}
+
 int rs_admin_cli_referrals(int argc, char **argv)
 {
+        if (argc >= 2 && strcmp(argv[1], "release") == 0)
+                return referrals_review(argc - 1, argv + 1, false);
+        if (argc >= 2 && strcmp(argv[1], "cancel") == 0)
+                return referrals_review(argc - 1, argv + 1, true);
         static const int map[] = {R_USER, R_JSON, R_LIMIT};
         static const rs_cli_opt_t opts[] = {
             {"user", true, "U", "user id"},
@@ -431,7 +515,9 @@ int rs_admin_cli_referrals(int argc, char **argv)
         report_ctx_t c = {.map = map, .missing = "missing --user", .limit = 100};
         const rs_cli_t cli = {
             .command = "refstream admin referrals",
-            .usage = "refstream admin referrals --user U [--limit N] [--json]\n\n"
+            .usage = "refstream admin referrals --user U [--limit N] [--json]\n"
+                     "refstream admin referrals release|cancel REFERRAL_ID [--reason "
+                     "TEXT] [--actor NAME]\n\n"
                      "Referrals where U is referrer or referee, newest first, with their "
                      "credits;\nreferrals through codes revoked since are included "
                      "(code_status says so).",

@@ -255,6 +255,8 @@ static const field_rule_t program_rules[] = {
     {"--max-rewarded", FIELD(max_rewarded), 0, INT32_MAX, true},
     {"--starts-at", FIELD(starts_at), INT64_MIN, INT64_MAX, true},
     {"--ends-at", FIELD(ends_at), INT64_MIN, INT64_MAX, true},
+    {"--hold-days", FIELD(hold_days), 0, 3650, false},
+    {"--max-referrals-per-day", FIELD(max_per_day), 0, INT32_MAX, true},
 };
 
 static const rs_admin_i64_t *rule_field(const rs_admin_program_t *p,
@@ -391,7 +393,8 @@ static void create_params(const char *key, const rs_admin_program_t *p,
         rs_admin_param_opt(ps, reward_value(p));
         const rs_admin_i64_t *rest[] = {
             &p->reward_cap, &p->referee_reward, &p->min_payment, &p->window_days,
-            &p->goal,       &p->max_rewarded,   &p->starts_at,   &p->ends_at};
+            &p->goal,       &p->max_rewarded,   &p->starts_at,   &p->ends_at,
+            &p->hold_days,  &p->max_per_day};
         for (size_t i = 0; i < RS_ARRAY_SIZE(rest); i++)
                 rs_admin_param_opt(ps, rest[i]);
 }
@@ -439,7 +442,8 @@ static void update_params(const char *key, const rs_admin_program_t *p,
         rs_admin_param_opt(ps, reward_value(p));
         const rs_admin_i64_t *rest[] = {
             &p->reward_cap, &p->referee_reward, &p->min_payment, &p->window_days,
-            &p->goal,       &p->max_rewarded,   &p->starts_at,   &p->ends_at};
+            &p->goal,       &p->max_rewarded,   &p->starts_at,   &p->ends_at,
+            &p->hold_days,  &p->max_per_day};
         for (size_t i = 0; i < RS_ARRAY_SIZE(rest); i++) {
                 rs_admin_param_flag(ps, rest[i]->state != RS_ADMIN_UNSET);
                 rs_admin_param_opt(ps, rest[i]);

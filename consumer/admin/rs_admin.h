@@ -58,6 +58,8 @@ typedef struct rs_admin_program {
         rs_admin_i64_t max_rewarded; /* clearable */
         rs_admin_i64_t starts_at;    /* clearable */
         rs_admin_i64_t ends_at;      /* clearable */
+        rs_admin_i64_t hold_days;    /* 0..3650 */
+        rs_admin_i64_t max_per_day;  /* clearable */
 } rs_admin_program_t;
 
 typedef enum {
@@ -163,6 +165,16 @@ json_t *rs_admin_stats_user(rs_admin_t *a, const char *user, char *errstr,
  * (> 0); "total" tells how many there are. */
 json_t *rs_admin_referrals(rs_admin_t *a, const char *user, int64_t limit, char *errstr,
                            size_t errstr_size) RS_WARN_UNUSED;
+
+/* ---- the review of held referrals (rs_admin_hold.c) ---- */
+/* Releases (the referral becomes due now: the housekeeping of a running
+ * processor issues its credits and publishes them) or cancels (its credits
+ * are cancelled, nothing is published) the held referral id, and records
+ * who did it and why (reason may be NULL). Fails, changing nothing, unless
+ * the referral is held. */
+bool rs_admin_referral_review(rs_admin_t *a, const char *id, bool cancel,
+                              const char *actor, const char *reason, char *errstr,
+                              size_t errstr_size) RS_WARN_UNUSED;
 
 /* ---- text rendering of the JSON above (rs_admin_text.c) ---- */
 void rs_admin_print_program(FILE *out, const json_t *program);

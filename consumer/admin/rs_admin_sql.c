@@ -35,7 +35,8 @@
         "    'reward_value', p.reward_value, 'reward_cap', p.reward_cap,\n"              \
         "    'referee_reward', p.referee_reward, 'min_payment', p.min_payment,\n"        \
         "    'window_days', p.window_days, 'referral_goal', p.referral_goal,\n"          \
-        "    'max_rewarded', p.max_rewarded,\n"                                          \
+        "    'max_rewarded', p.max_rewarded, 'hold_days', p.hold_days,\n"                \
+        "    'max_referrals_per_day', p.max_referrals_per_day,\n"                        \
         "    'starts_at', to_char(p.starts_at " RFC3339_UTC "),\n"                       \
         "    'ends_at', to_char(p.ends_at " RFC3339_UTC "),\n"                           \
         "    'created_at', to_char(p.created_at " RFC3339_UTC "),\n"                     \
@@ -46,8 +47,10 @@
         "json_build_object(\n"                                                           \
         "    'total', count(r.id),\n"                                                    \
         "    'pending', count(*) FILTER (WHERE r.status = 'pending'),\n"                 \
+        "    'held', count(*) FILTER (WHERE r.status = 'held'),\n"                       \
         "    'credited', count(*) FILTER (WHERE r.status = 'credited'),\n"               \
-        "    'reversed', count(*) FILTER (WHERE r.status = 'reversed'))"
+        "    'reversed', count(*) FILTER (WHERE r.status = 'reversed'),\n"               \
+        "    'cancelled', count(*) FILTER (WHERE r.status = 'cancelled'))"
 
 /* A rejection row (alias j; its program alias jp, may be NULL-extended) as
  * JSON fields. */
@@ -58,20 +61,37 @@
         "'user_id', j.user_id, 'referrer_user_id', j.referrer_user_id,\n"                \
         "'code', j.code, 'program', jp.key, 'detail', j.detail"
 
-/* Credit sums of rows (alias k) grouped by the caller. */
+/* Count and sum of the credits (alias k) in one status. */
+#define CREDIT_SUM(st)                                                                   \
+        "count(*) FILTER (WHERE k.status = '" st "') AS " st "_count,\n"                 \
+        "coalesce(sum(k.amount_minor) FILTER (WHERE k.status = '" st "'), 0)\n"          \
+        "    AS " st "_minor"
+
+/* Credit sums of rows (alias k, their referral f) grouped by the caller, and
+ * when the next and the last held ones become due. */
 #define CREDIT_SUMS                                                                      \
-        "count(*) FILTER (WHERE k.status = 'issued') AS issued_count,\n"                 \
-        "coalesce(sum(k.amount_minor) FILTER (WHERE k.status = 'issued'), 0)\n"          \
-        "    AS issued_minor,\n"                                                         \
-        "count(*) FILTER (WHERE k.status = 'reversed') AS reversed_count,\n"             \
-        "coalesce(sum(k.amount_minor) FILTER (WHERE k.status = 'reversed'), 0)\n"        \
-        "    AS reversed_minor"
+        CREDIT_SUM("issued")                                                             \
+        ",\n" CREDIT_SUM("reversed") ",\n" CREDIT_SUM("held") ",\n" CREDIT_SUM(          \
+            "cancelled") ",\n"                                                           \
+                         "min(f.release_at) FILTER (WHERE k.status = 'held') AS "        \
+                         "next_due,\n"                                                   \
+                         "max(f.release_at) FILTER (WHERE k.status = 'held') AS "        \
+                         "last_due"
+
+/* The credits (alias k) with their referral (alias f), for CREDIT_SUMS. */
+#define CREDITS_WITH_REFERRAL                                                            \
+        "rs_credits k\n"                                                                 \
+        "           JOIN rs_referrals f ON f.id = k.referral_id"
 
 /* The CREDIT_SUMS of a grouped row (alias x) as JSON fields. */
 #define CREDIT_FIELDS                                                                    \
         "'role', x.role, 'currency', x.currency,\n"                                      \
         "'issued_count', x.issued_count, 'issued_minor', x.issued_minor,\n"              \
-        "'reversed_count', x.reversed_count, 'reversed_minor', x.reversed_minor"
+        "'reversed_count', x.reversed_count, 'reversed_minor', x.reversed_minor,\n"      \
+        "'held_count', x.held_count, 'held_minor', x.held_minor,\n"                      \
+        "'held_next_due', to_char(x.next_due " RFC3339_UTC "),\n"                        \
+        "'held_last_due', to_char(x.last_due " RFC3339_UTC "),\n"                        \
+        "'cancelled_count', x.cancelled_count, 'cancelled_minor', x.cancelled_minor"
 
 /* Goal progress of rewarded count n against program p's goal, as JSON
  * fields. */
@@ -95,10 +115,12 @@ const char SQL_ADMIN_PROGRAM_STATUS[] = "SELECT status\n"
 const char SQL_ADMIN_PROGRAM_INSERT[] =
     "INSERT INTO rs_programs (key, name, currency, reward_kind, reward_value,\n"
     "                         reward_cap, referee_reward, min_payment, window_days,\n"
-    "                         referral_goal, max_rewarded, starts_at, ends_at)\n"
+    "                         referral_goal, max_rewarded, starts_at, ends_at,\n"
+    "                         hold_days, max_referrals_per_day)\n"
     "VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint,\n"
     "        coalesce($8::bigint, 0), coalesce($9::int, 30), coalesce($10::int, 10),\n"
-    "        $11::int, rs_ms_to_ts($12::bigint), rs_ms_to_ts($13::bigint))\n"
+    "        $11::int, rs_ms_to_ts($12::bigint), rs_ms_to_ts($13::bigint),\n"
+    "        coalesce($14::int, 0), $15::int)\n"
     "    ON CONFLICT (key) DO NOTHING\n"
     "RETURNING id";
 
@@ -121,6 +143,9 @@ const char SQL_ADMIN_PROGRAM_UPDATE[] =
     "                   ELSE starts_at END,\n"
     "       ends_at = CASE WHEN $23::bool THEN rs_ms_to_ts($24::bigint)\n"
     "                 ELSE ends_at END,\n"
+    "       hold_days = CASE WHEN $25::bool THEN $26::int ELSE hold_days END,\n"
+    "       max_referrals_per_day = CASE WHEN $27::bool THEN $28::int\n"
+    "                               ELSE max_referrals_per_day END,\n"
     "       updated_at = now()\n"
     " WHERE key = $1\n"
     "RETURNING id";
@@ -286,7 +311,7 @@ const char SQL_ADMIN_BACKFILL_INSERT[] =
         "            ORDER BY x.role DESC, x.currency), '[]')\n"                         \
         "   FROM (SELECT k.role, k.currency,\n"                                          \
         "                " CREDIT_SUMS "\n"                                              \
-        "           FROM rs_credits k\n"                                                 \
+        "           FROM " CREDITS_WITH_REFERRAL "\n"                                    \
         "          WHERE k.program_id = p.id\n"                                          \
         "          GROUP BY k.role, k.currency) x)"
 
@@ -402,7 +427,7 @@ const char SQL_ADMIN_STATS_PROGRAM[] =
         "            ORDER BY p.key, x.role DESC, x.currency), '[]')\n"                  \
         "   FROM (SELECT k.program_id, k.role, k.currency,\n"                            \
         "                " CREDIT_SUMS "\n"                                              \
-        "           FROM rs_credits k\n"                                                 \
+        "           FROM " CREDITS_WITH_REFERRAL "\n"                                    \
         "          WHERE k.beneficiary_user_id = $1\n"                                   \
         "          GROUP BY k.program_id, k.role, k.currency) x\n"                       \
         "   JOIN rs_programs p ON p.id = x.program_id)"
@@ -452,11 +477,24 @@ const char SQL_ADMIN_STATS_USER[] = "SELECT json_build_object(\n"
         "            'beneficiary_user_id', k.beneficiary_user_id,\n"                    \
         "            'amount_minor', k.amount_minor, 'currency', k.currency,\n"          \
         "            'status', k.status,\n"                                              \
-        "            'credited_at', to_char(k.created_at " RFC3339_UTC "),\n"            \
+        "            'created_at', to_char(k.created_at " RFC3339_UTC "),\n"             \
+        "            'credited_at', to_char(CASE WHEN k.status = 'held' THEN NULL\n"     \
+        "                                        ELSE coalesce(k.released_at,\n"         \
+        "                                                      k.created_at)\n"          \
+        "                                   END " RFC3339_UTC "),\n"                     \
         "            'reversed_at', to_char(k.reversed_at " RFC3339_UTC "))\n"           \
         "            ORDER BY k.role DESC), '[]')\n"                                     \
         "   FROM rs_credits k\n"                                                         \
         "  WHERE k.referral_id = r.id)"
+
+/* What operators did to a referral (alias r), oldest first. */
+#define REFERRAL_AUDIT                                                                   \
+        "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
+        "            'action', a.action, 'actor', a.actor, 'reason', a.reason,\n"        \
+        "            'at', to_char(a.at " RFC3339_UTC "))\n"                             \
+        "            ORDER BY a.id), '[]')\n"                                            \
+        "   FROM rs_referral_audit a\n"                                                  \
+        "  WHERE a.referral_id = r.id)"
 
 /* Referrals where $1 is referrer or referee, newest first, at most $2, with
  * their credits. The code is joined, not required: history outlives revoked
@@ -473,8 +511,12 @@ const char SQL_ADMIN_STATS_USER[] = "SELECT json_build_object(\n"
         "            'signup_at', to_char(r.signup_at " RFC3339_UTC "),\n"               \
         "            'qualified_at', to_char(r.qualified_at " RFC3339_UTC "),\n"         \
         "            'reversed_at', to_char(r.reversed_at " RFC3339_UTC "),\n"           \
+        "            'release_at', to_char(r.release_at " RFC3339_UTC "),\n"             \
+        "            'released_at', to_char(r.released_at " RFC3339_UTC "),\n"           \
+        "            'cancelled_at', to_char(r.cancelled_at " RFC3339_UTC "),\n"         \
         "            'payment_id', r.payment_id,\n"                                      \
-        "            'credits', " REFERRAL_CREDITS ")\n"                                 \
+        "            'credits', " REFERRAL_CREDITS ",\n"                                 \
+        "            'audit', " REFERRAL_AUDIT ")\n"                                     \
         "            ORDER BY r.signup_at DESC, r.id), '[]')\n"                          \
         "   FROM (SELECT *\n"                                                            \
         "           FROM rs_referrals\n"                                                 \
@@ -492,3 +534,74 @@ const char SQL_ADMIN_REFERRALS[] =
     "                      WHERE referrer_user_id = $1 OR referee_user_id = $1),\n"
     "           'limit', $2::bigint,\n"
     "           'referrals', " REFERRAL_LIST ")";
+
+/* ---------------------------------------------------------------- dlq */
+
+const char SQL_ADMIN_DLQ_LOCK[] = "SELECT pg_try_advisory_lock($1::bigint)";
+const char SQL_ADMIN_DLQ_UNLOCK[] = "SELECT pg_advisory_unlock($1::bigint)";
+
+const char SQL_ADMIN_DLQ_STATES[] = "SELECT dlq_partition, dlq_offset, state\n"
+                                    "  FROM rs_dlq_redrives\n"
+                                    " WHERE dlq_topic = $1";
+
+const char SQL_ADMIN_DLQ_CLAIMED[] =
+    "SELECT dlq_partition, dlq_offset, target_topic, target_partition, watermark\n"
+    "  FROM rs_dlq_redrives\n"
+    " WHERE dlq_topic = $1 AND state = 'claimed'\n"
+    " ORDER BY target_topic, target_partition, dlq_partition, dlq_offset";
+
+const char SQL_ADMIN_DLQ_CLAIM[] =
+    "INSERT INTO rs_dlq_redrives AS r (dlq_topic, dlq_partition, dlq_offset,\n"
+    "                                  target_topic, target_partition, watermark,\n"
+    "                                  error_class, actor)\n"
+    "SELECT $1, u.p, u.o, u.t, u.tp, u.w, u.c, $8\n"
+    "  FROM unnest($2::int[], $3::bigint[], $4::text[], $5::int[], $6::bigint[],\n"
+    "              $7::text[]) AS u(p, o, t, tp, w, c)\n"
+    "    ON CONFLICT (dlq_topic, dlq_partition, dlq_offset) DO UPDATE\n"
+    "   SET target_topic = EXCLUDED.target_topic,\n"
+    "       target_partition = EXCLUDED.target_partition,\n"
+    "       watermark = EXCLUDED.watermark, actor = EXCLUDED.actor,\n"
+    "       attempts = r.attempts + 1, claimed_at = now()\n"
+    " WHERE r.state = 'claimed'\n"
+    "RETURNING dlq_partition, dlq_offset";
+
+const char SQL_ADMIN_DLQ_MARK_SENT[] =
+    "UPDATE rs_dlq_redrives\n"
+    "   SET state = 'sent', sent_at = now()\n"
+    " WHERE dlq_topic = $1 AND state = 'claimed'\n"
+    "   AND (dlq_partition, dlq_offset) IN\n"
+    "       (SELECT * FROM unnest($2::int[], $3::bigint[]))";
+
+/* ---------------------------------------------------------------- hold review */
+
+/* The referee of referral $1 (to lock), and its status. */
+const char SQL_ADMIN_REFERRAL_FIND[] = "SELECT referee_user_id, status\n"
+                                       "  FROM rs_referrals\n"
+                                       " WHERE id = $1::uuid";
+
+const char SQL_ADMIN_USER_LOCK[] = "SELECT pg_advisory_xact_lock($1::int, $2::int)";
+
+/* Under the referee's lock: the referral's status now. */
+const char SQL_ADMIN_REFERRAL_LOCK[] = "SELECT status\n"
+                                       "  FROM rs_referrals\n"
+                                       " WHERE id = $1::uuid\n"
+                                       "   FOR UPDATE";
+
+/* Release: due now; the housekeeping of a running processor issues it. */
+const char SQL_ADMIN_REFERRAL_RELEASE[] =
+    "UPDATE rs_referrals\n"
+    "   SET release_at = now(), updated_at = now()\n"
+    " WHERE id = $1::uuid AND status = 'held'";
+
+const char SQL_ADMIN_REFERRAL_CANCEL[] =
+    "WITH f AS (UPDATE rs_referrals\n"
+    "              SET status = 'cancelled', cancelled_at = now(), updated_at = now()\n"
+    "            WHERE id = $1::uuid AND status = 'held'\n"
+    "        RETURNING id)\n"
+    "UPDATE rs_credits\n"
+    "   SET status = 'cancelled', reversed_at = now()\n"
+    " WHERE referral_id IN (SELECT id FROM f) AND status = 'held'";
+
+const char SQL_ADMIN_REFERRAL_AUDIT[] =
+    "INSERT INTO rs_referral_audit (referral_id, action, actor, reason)\n"
+    "VALUES ($1::uuid, $2, $3, $4)";

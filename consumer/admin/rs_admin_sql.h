@@ -111,4 +111,52 @@ extern const char SQL_ADMIN_STATS_USER[];
 /* Referral history, newest first (ADMIN_JSON_DOC). $1 user id, $2 limit. */
 extern const char SQL_ADMIN_REFERRALS[];
 
+/* ---- the review of held referrals (rs_admin_hold.c), in one transaction ---- */
+/* $1 referral id -> (referee, status). */
+extern const char SQL_ADMIN_REFERRAL_FIND[];
+/* $1 lock class, $2 the referee's lock key (rs_pg_user_lock_key). */
+extern const char SQL_ADMIN_USER_LOCK[];
+/* $1 referral id -> status, the row locked. */
+extern const char SQL_ADMIN_REFERRAL_LOCK[];
+/* $1 referral id: due now / cancelled with its held credits. */
+extern const char SQL_ADMIN_REFERRAL_RELEASE[];
+extern const char SQL_ADMIN_REFERRAL_CANCEL[];
+/* $1 referral id, $2 action, $3 actor, $4 reason. */
+extern const char SQL_ADMIN_REFERRAL_AUDIT[];
+
+/* ---- dlq redrive (rs_admin_dlq.c; table rs_dlq_redrives, sql/006) ---- */
+
+/* One redrive at a time: pg_try_advisory_lock / unlock. $1 key (bigint).
+ * The lock statement returns one boolean. */
+extern const char SQL_ADMIN_DLQ_LOCK[];
+extern const char SQL_ADMIN_DLQ_UNLOCK[];
+
+/* The redrive state of every position of a DLQ topic. $1 DLQ topic. */
+extern const char SQL_ADMIN_DLQ_STATES[];
+enum { DLQ_STATE_PARTITION, DLQ_STATE_OFFSET, DLQ_STATE_STATE };
+
+/* The positions claimed and not marked sent (left by a run that stopped
+ * between the two), with where their copies went. $1 DLQ topic. */
+extern const char SQL_ADMIN_DLQ_CLAIMED[];
+enum {
+        DLQ_CLAIMED_PARTITION,
+        DLQ_CLAIMED_OFFSET,
+        DLQ_CLAIMED_TARGET_TOPIC,
+        DLQ_CLAIMED_TARGET_PARTITION,
+        DLQ_CLAIMED_WATERMARK
+};
+
+/* Claims positions before their copies are produced: new rows, or rows
+ * still claimed (a copy not found: claimed again with the new watermark);
+ * a sent row is left alone and not returned. $1 DLQ topic, $2 partitions
+ * (int[]), $3 offsets (bigint[]), $4 target topics (text[]), $5 target
+ * partitions (int[]), $6 watermarks (bigint[]), $7 error classes (text[]),
+ * $8 actor. Returns the positions claimed. */
+extern const char SQL_ADMIN_DLQ_CLAIM[];
+enum { DLQ_CLAIM_PARTITION, DLQ_CLAIM_OFFSET };
+
+/* Marks claimed positions sent. $1 DLQ topic, $2 partitions (int[]), $3
+ * offsets (bigint[]). */
+extern const char SQL_ADMIN_DLQ_MARK_SENT[];
+
 #endif

@@ -9,9 +9,8 @@
  * stats --program K:
  *   {"program": PROGRAM,
  *    "codes": {"total","active","paused","revoked","expired","exhausted","uses"},
- *    "referrals": {"total","pending","credited","reversed"},
- *    "credits": [{"role","currency","issued_count","issued_minor",
- *                 "reversed_count","reversed_minor"}],
+ *    "referrals": COUNTS,
+ *    "credits": [{"role","currency", CREDIT_SUMS}],
  *    "rejections": {"total", "by_reason": {"REASON": n, ...},
  *                   "recent": [REJECTION]},
  *    "top_referrers": [{"user_id","referrals","pending","credited","reversed",
@@ -24,8 +23,7 @@
  *    "as_referrer": [{"program","program_status","referrals": {COUNTS},
  *                     "rewarded_count","referral_goal","goal_reached",
  *                     "goal_progress","max_rewarded"}],
- *    "credits": [{"program","role","currency","issued_count","issued_minor",
- *                 "reversed_count","reversed_minor"}],
+ *    "credits": [{"program","role","currency", CREDIT_SUMS}],
  *    "referred_by": [{"program","referrer_user_id","code","status",
  *                     "signup_at","qualified_at"}],
  *    "rejections": {"total", "recent": [REJECTION + "as"]}}
@@ -33,10 +31,18 @@
  *   {"user_id","total","limit",
  *    "referrals": [{"referral_id","program","role","code","code_status",
  *                   "referrer_user_id","referee_user_id","status","signup_at",
- *                   "qualified_at","reversed_at","payment_id",
+ *                   "qualified_at","reversed_at","release_at","released_at",
+ *                   "cancelled_at","payment_id",
  *                   "credits": [{"credit_id","role","beneficiary_user_id",
  *                                "amount_minor","currency","status",
- *                                "credited_at","reversed_at"}]}]}
+ *                                "created_at","credited_at","reversed_at"}],
+ *                   "audit": [{"action","actor","reason","at"}]}]}
+ * COUNTS is {"total","pending","held","credited","reversed","cancelled"};
+ * CREDIT_SUMS is "issued_count","issued_minor","reversed_count",
+ * "reversed_minor","held_count","held_minor","held_next_due","held_last_due",
+ * "cancelled_count","cancelled_minor" (the due times of held credits; a
+ * cancelled credit's reversed_at is when it was cancelled, credited_at of a
+ * released one the release time, null while held).
  * PROGRAM is RS_ADMIN_PROGRAM_JSON; REJECTION is {"at","recorded_at","reason",
  * "event_type","event_id","user_id","referrer_user_id","code","program",
  * "detail"}; "as" is "referee" (the user signed up or paid) or "referrer".

@@ -74,6 +74,8 @@ void rs_admin_print_program(FILE *out, const json_t *p)
         fprintf(out, "  %-16s %lld rewarded referrals\n", "goal",
                 num(p, "referral_goal"));
         opt_num(out, "max rewarded", p, "max_rewarded", "none (no cap)");
+        fprintf(out, "  %-16s %lld days\n", "reward hold", num(p, "hold_days"));
+        opt_num(out, "max per day", p, "max_referrals_per_day", "none (no limit)");
         fprintf(out, "  %-16s %s\n", "starts at", str(p, "starts_at"));
         fprintf(out, "  %-16s %s\n", "ends at", str(p, "ends_at"));
         fprintf(out, "  %-16s %s\n", "created at", str(p, "created_at"));
@@ -105,9 +107,19 @@ static void uses_text(const json_t *c, char *buf, size_t size)
 
 static void counts_text(const json_t *r, char *buf, size_t size)
 {
-        snprintf(buf, size, "%lld (pending %lld, credited %lld, reversed %lld)",
-                 num(r, "total"), num(r, "pending"), num(r, "credited"),
-                 num(r, "reversed"));
+        /* held and cancelled only where a program has them (a hold). */
+        int n = snprintf(buf, size, "%lld (pending %lld, ", num(r, "total"),
+                         num(r, "pending"));
+        if (num(r, "held") > 0 && n >= 0 && (size_t)n < size)
+                n += snprintf(buf + n, size - (size_t)n, "held %lld, ", num(r, "held"));
+        if (n >= 0 && (size_t)n < size)
+                n += snprintf(buf + n, size - (size_t)n, "credited %lld, reversed %lld",
+                              num(r, "credited"), num(r, "reversed"));
+        if (num(r, "cancelled") > 0 && n >= 0 && (size_t)n < size)
+                n += snprintf(buf + n, size - (size_t)n, ", cancelled %lld",
+                              num(r, "cancelled"));
+        if (n >= 0 && (size_t)n < size)
+                snprintf(buf + n, size - (size_t)n, ")");
 }
 
 void rs_admin_print_code(FILE *out, const json_t *c)
@@ -142,10 +154,18 @@ static void print_credits(FILE *out, const json_t *credits, bool with_program)
                         fprintf(out, "  %-16s ", str(k, "program"));
                 else
                         fprintf(out, "  ");
-                fprintf(out, "%-9s %-3s  issued %lld (%lld)  reversed %lld (%lld)\n",
+                fprintf(out, "%-9s %-3s  issued %lld (%lld)  reversed %lld (%lld)",
                         str(k, "role"), str(k, "currency"), num(k, "issued_count"),
                         num(k, "issued_minor"), num(k, "reversed_count"),
                         num(k, "reversed_minor"));
+                if (num(k, "held_count") > 0)
+                        fprintf(out, "  held %lld (%lld) due %s to %s",
+                                num(k, "held_count"), num(k, "held_minor"),
+                                str(k, "held_next_due"), str(k, "held_last_due"));
+                if (num(k, "cancelled_count") > 0)
+                        fprintf(out, "  cancelled %lld (%lld)", num(k, "cancelled_count"),
+                                num(k, "cancelled_minor"));
+                fputc('\n', out);
         }
 }
 
@@ -294,6 +314,19 @@ void rs_admin_print_referrals(FILE *out, const json_t *h)
                                 str(r, "qualified_at"), str(r, "payment_id"));
                 if (has(r, "reversed_at"))
                         fprintf(out, "    reversed %s\n", str(r, "reversed_at"));
+                if (strcmp(str(r, "status"), "held") == 0)
+                        fprintf(out, "    held until %s (referral %s)\n",
+                                str(r, "release_at"), str(r, "referral_id"));
+                if (has(r, "released_at"))
+                        fprintf(out, "    released %s\n", str(r, "released_at"));
+                if (has(r, "cancelled_at"))
+                        fprintf(out, "    cancelled %s\n", str(r, "cancelled_at"));
+                json_array_foreach (json_object_get(r, "audit"), k, c) {
+                        fprintf(out, "    %s %s by %s%s%s\n", str(c, "at"),
+                                str(c, "action"), str(c, "actor"),
+                                has(c, "reason") ? ": " : "",
+                                has(c, "reason") ? str(c, "reason") : "");
+                }
                 json_array_foreach (json_object_get(r, "credits"), k, c) {
                         fprintf(out, "    credit %-8s to %s: %lld %s, %s\n",
                                 str(c, "role"), str(c, "beneficiary_user_id"),

@@ -243,7 +243,9 @@ static void dedupe_batch(rs_batch_t *b)
 
 typedef struct txn_sets {
         rs_strset_t users, payers, codes, refunded;
-        rs_strset_t referees; /* users of the sign-ups that carry a code */
+        rs_strset_t referees;     /* users of the sign-ups that carry a code */
+        rs_strset_t fingerprints; /* of the charges */
+        int64_t first_signup_ms;  /* the earliest sign-up with a code */
 } txn_sets_t;
 
 static void sets_init(txn_sets_t *s)
@@ -253,6 +255,8 @@ static void sets_init(txn_sets_t *s)
         rs_strset_init(&s->codes);
         rs_strset_init(&s->refunded);
         rs_strset_init(&s->referees);
+        rs_strset_init(&s->fingerprints);
+        s->first_signup_ms = INT64_MAX;
 }
 
 static void sets_free(txn_sets_t *s)
@@ -262,6 +266,7 @@ static void sets_free(txn_sets_t *s)
         rs_strset_free(&s->codes);
         rs_strset_free(&s->refunded);
         rs_strset_free(&s->referees);
+        rs_strset_free(&s->fingerprints);
 }
 
 static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
@@ -275,10 +280,16 @@ static void collect(rs_batch_t *b, const code_lookup_t *cl, txn_sets_t *s)
                         rs_strset_add(&s->payers, m->ev.user_id);
                         if (m->ev.kind == RS_PAY_REFUND)
                                 rs_strset_add(&s->refunded, m->ev.refund_of);
+                        else if (m->ev.payment_fingerprint)
+                                rs_strset_add(&s->fingerprints,
+                                              m->ev.payment_fingerprint);
                         continue;
                 }
-                if (m->intent)
+                if (m->intent) {
                         rs_strset_add(&s->referees, m->ev.user_id);
+                        s->first_signup_ms =
+                            RS_MIN(s->first_signup_ms, m->ev.occurred_at_ms);
+                }
                 const char *code = m->code;
                 if (code) {
                         rs_strset_add(&s->codes, code);
@@ -364,7 +375,9 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
         const rs_credit_t *c = e->credit;
         const rs_referral_t *r = c->referral;
         const rs_program_t *p = rs_state_program(st, r->program_id);
-        const rs_batch_msg_t *src = &b->msgs[e->event_index];
+        /* A release has no input record behind it (docs/events.md §4). */
+        bool release = e->event_index == RS_RELEASE_INDEX;
+        const rs_batch_msg_t *src = release ? NULL : &b->msgs[e->event_index];
         rs_buf_t buf;
         rs_buf_init(&buf);
         bool ok;
@@ -390,7 +403,9 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
                                     .amount_minor = c->amount_minor,
                                     .currency = c->currency,
                                     .source_event_id = c->source_event_id,
-                                    .credited_at_ms = c->created_at_ms,
+                                    .credited_at_ms = c->released_at_ms != RS_TS_NONE
+                                                          ? c->released_at_ms
+                                                          : c->created_at_ms,
                                     .referrer_rewarded_count = c->rewarded_count,
                                     .referral_goal = p->goal,
                                     .goal_reached = c->goal_reached};
@@ -405,9 +420,9 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
                 o->payload_len = buf.len;
                 o->event_type =
                     e->reversal ? "ReferralCreditReversed" : "ReferralCredited";
-                o->source_topic = src->topic;
-                o->source_partition = src->partition;
-                o->source_offset = src->offset;
+                o->source_topic = src ? src->topic : RS_RELEASE_SOURCE;
+                o->source_partition = src ? src->partition : -1;
+                o->source_offset = src ? src->offset : -1;
         }
         rs_buf_free(&buf);
         return ok;
@@ -794,8 +809,30 @@ static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
                rs_store_lock_codes(pg, &x->st, &x->sets.codes, errstr, errstr_size) &&
                rs_store_load_referrals(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
                lock_stragglers(pg, &x->st, &x->sets, errstr, errstr_size) &&
-               rs_store_load_rest(pg, &x->st, &x->sets.users, &x->sets.refunded, errstr,
-                                  errstr_size);
+               rs_store_load_rest(
+                   pg, &x->st,
+                   &(rs_store_wants_t){.users = &x->sets.users,
+                                       .refunded = &x->sets.refunded,
+                                       .fingerprints = &x->sets.fingerprints,
+                                       .signups_since_ms =
+                                           x->sets.first_signup_ms == INT64_MAX
+                                               ? INT64_MAX
+                                               : x->sets.first_signup_ms - RS_DAY_MS},
+                   errstr, errstr_size);
+}
+
+/* The payment methods of the batch's charges (quiet ones too), each at its
+ * event: a referrer's charge earlier in the batch counts for the shared
+ * payment method check, a later one does not. */
+static void note_fingerprints(run_ctx_t *x)
+{
+        for (size_t i = 0; i < x->b->n; i++) {
+                const rs_batch_msg_t *m = &x->b->msgs[i];
+                if (m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_PAYMENT &&
+                    m->ev.kind == RS_PAY_CHARGE && m->ev.payment_fingerprint)
+                        rs_state_add_fingerprint(&x->st, m->ev.user_id,
+                                                 m->ev.payment_fingerprint, (int64_t)i);
+        }
 }
 
 static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
@@ -806,6 +843,7 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
         collect(b, &x->cl, &x->sets);
         if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
                 return false;
+        note_fingerprints(x);
         for (size_t i = 0; i < b->n; i++) {
                 if (b->msgs[i].outcome == RS_MSG_NEW && !b->msgs[i].quiet)
                         rs_rules_apply(&x->st, &b->msgs[i].ev, i);
@@ -889,6 +927,47 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
         sets_free(&x.sets);
         rs_state_free(&x.st);
         return ok;
+}
+
+/* The release transaction (docs/rules.md §8): claim due held referrals,
+ * issue their credits, write the outbox rows, COMMIT. */
+static int release_once(rs_batch_env_t *env, rs_batch_t *b, int limit, char *errstr,
+                        size_t errstr_size)
+{
+        run_ctx_t x = {.env = env, .b = b};
+        rs_state_init(&x.st, &b->arena, b->now_ms ? b->now_ms : rs_now_ms());
+        sets_init(&x.sets);
+        rs_pg_t *pg = env->pg;
+        int n = -1;
+        if (rs_pg_connect(pg, errstr, errstr_size) &&
+            rs_pg_cmd(pg, SQL_BEGIN, 0, NULL, errstr, errstr_size)) {
+                n = rs_store_claim_due(pg, &x.st, limit, errstr, errstr_size);
+                for (size_t i = 0; n > 0 && i < x.st.referrals.cap; i++)
+                        for (rs_referral_t *r = x.st.referrals.slots[i].value; r;
+                             r = r->next_of_referee)
+                                rs_rules_release(&x.st, r);
+                if (n < 0 || !write_and_commit(&x, errstr, errstr_size)) {
+                        rs_pg_rollback(pg);
+                        n = -1;
+                }
+        }
+        if (n > 0) {
+                count_results(b, &x.st);
+                b->stats.released = (uint64_t)n;
+        }
+        sets_free(&x.sets);
+        rs_state_free(&x.st);
+        return n;
+}
+
+int rs_batch_release(rs_batch_env_t *env, rs_batch_t *b, int limit, char *errstr,
+                     size_t errstr_size)
+{
+        for (int attempt = 1;; attempt++) {
+                int n = release_once(env, b, limit, errstr, errstr_size);
+                if (n >= 0 || !rs_pg_error_conflict(env->pg) || attempt >= MAX_ATTEMPTS)
+                        return n;
+        }
 }
 
 bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)

@@ -64,6 +64,7 @@ typedef struct rs_batch_stats {
         uint64_t cache_hits, cache_negative, cache_misses, cache_errors;
         uint64_t deadlock_retries;
         uint64_t filtered; /* quiet events (also in signups and payments) */
+        uint64_t released; /* held referrals released (rs_batch_release) */
 } rs_batch_stats_t;
 
 typedef struct rs_batch {
@@ -110,5 +111,17 @@ typedef struct rs_batch_env {
  * tells whether retrying the same batch can succeed. */
 bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr,
                   size_t errstr_size) RS_WARN_UNUSED;
+
+/* The source_topic header of the credits a release publishes (partition and
+ * offset -1): no input record is behind them (docs/events.md §4). */
+#define RS_RELEASE_SOURCE "refstream.hold-release"
+
+/* Releases up to `limit` held referrals whose hold is over (docs/rules.md §8)
+ * in one transaction with a fresh (reset) b: their credits are issued and
+ * b->out holds the outbox rows to publish, as after rs_batch_run(). Due
+ * referrals another instance is releasing, or whose referee a batch holds,
+ * are left for a later call. Returns how many were released, -1 on error. */
+int rs_batch_release(rs_batch_env_t *env, rs_batch_t *b, int limit, char *errstr,
+                     size_t errstr_size) RS_WARN_UNUSED;
 
 #endif

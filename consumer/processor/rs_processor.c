@@ -42,6 +42,26 @@ static void expire_codes(rs_processor_t *p)
         PQclear(res);
 }
 
+/* Releases the held referrals that are due (docs/rules.md §8), a bounded
+ * number per pass, and publishes their credits. */
+#define RELEASE_LIMIT 500
+static void release_due(rs_processor_t *p)
+{
+        char err[512];
+        rs_batch_t b;
+        rs_batch_init(&b);
+        int n = rs_batch_release(&p->env, &b, RELEASE_LIMIT, err, sizeof(err));
+        if (n < 0) {
+                rs_warn("consumer", "cannot release held credits: %s", err);
+        } else if (n > 0) {
+                rs_outbox_publish(p->outbox, b.out, b.n_out);
+                rs_proc_count_release(p, &b);
+                rs_info("consumer", "released %d held referrals (%zu credits)", n,
+                        b.n_out);
+        }
+        rs_batch_free(&b);
+}
+
 /* Deletes rows older than the inbox retention with sql; -1 on error (logged). */
 static int64_t expire_rows(rs_processor_t *p, const char *what, const char *sql)
 {
@@ -145,10 +165,12 @@ static void upkeep(rs_processor_t *p)
         }
         if (now - p->last_sweep_ms >= p->cfg->outbox_sweep_interval_ms && !p->degraded) {
                 p->last_sweep_ms = now;
-                if (rs_outbox_sweep(p->outbox, err, sizeof(err)) < 0)
+                if (rs_outbox_sweep(p->outbox, err, sizeof(err)) < 0) {
                         rs_warn("outbox", "sweep failed: %s", err);
-                else
+                } else {
                         expire_codes(p);
+                        release_due(p);
+                }
         }
         if ((p->last_retention_ms == 0 ||
              now - p->last_retention_ms >= RETENTION_INTERVAL_MS) &&

@@ -18,7 +18,7 @@ typedef struct proc_metrics {
         rs_counter_t *referrals, *reversals, *credits[2], *rejections[RS_REJ__COUNT];
         rs_counter_t *cache[3], *cache_errors; /* hit, negative_hit, miss */
         rs_counter_t *batches, *retries_transient, *retries_conflict, *poison;
-        rs_counter_t *filtered;
+        rs_counter_t *filtered, *released;
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;
         rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *lag, *stall;
@@ -103,5 +103,7 @@ void rs_proc_consumer_close(rs_processor_t *p);
 void rs_proc_register_metrics(proc_metrics_t *m);
 void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds);
 void rs_proc_count_outside(rs_processor_t *p);
+/* The counts of a release (rs_batch_release). */
+void rs_proc_count_release(rs_processor_t *p, const rs_batch_t *b);
 
 #endif

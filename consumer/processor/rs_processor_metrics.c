@@ -43,6 +43,9 @@ void rs_proc_register_metrics(proc_metrics_t *m)
                                "Redis failures (lookups then go to Postgres).", NULL);
         m->batches =
             rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
+        m->released = rs_metrics_counter(
+            "refstream_referrals_released_total",
+            "Held referrals released: their credits issued and published.", NULL);
         m->filtered = rs_metrics_counter(
             "refstream_events_filtered_total",
             "Events applied without locks, loads or rules by the first-level filter "
@@ -122,6 +125,17 @@ void rs_proc_register_metrics(proc_metrics_t *m)
             "Seconds without progress (no record consumed, no batch committed) while "
             "the assigned partitions have lag; 0 when caught up.",
             NULL);
+}
+
+void rs_proc_count_release(rs_processor_t *p, const rs_batch_t *b)
+{
+        const rs_batch_stats_t *s = &b->stats;
+        rs_counter_add(p->m.released, s->released);
+        rs_counter_add(p->m.credits[0], s->credits[0]);
+        rs_counter_add(p->m.credits[1], s->credits[1]);
+        p->totals.released += s->released;
+        p->totals.credits[0] += s->credits[0];
+        p->totals.credits[1] += s->credits[1];
 }
 
 void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)

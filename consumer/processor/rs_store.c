@@ -73,17 +73,6 @@ static int cmp_int32(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* The advisory lock class of users (pg_advisory_xact_lock(class, key)):
- * "rs" and 1, out of the way of other applications' locks. */
-#define USER_LOCK_CLASS 0x72730001
-
-/* The lock key of a user: a 32-bit hash of the id. */
-static int32_t user_lock_key(const char *user_id)
-{
-        uint64_t h = rs_hash_str(user_id);
-        return (int32_t)(uint32_t)(h ^ (h >> 32));
-}
-
 bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                          char *errstr, size_t errstr_size)
 {
@@ -95,7 +84,7 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
          * with the same key only wait for each other. */
         int32_t *keys = rs_malloc(users->n * sizeof(*keys));
         for (size_t i = 0; i < users->n; i++)
-                keys[i] = user_lock_key(users->items[i]);
+                keys[i] = rs_pg_user_lock_key(users->items[i]);
         qsort(keys, users->n, sizeof(*keys), cmp_int32);
         rs_pgarr_t arr;
         rs_pgarr_init(&arr);
@@ -104,7 +93,7 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                         rs_pgarr_int(&arr, keys[i]);
         free(keys);
         char class[16];
-        snprintf(class, sizeof(class), "%d", USER_LOCK_CLASS);
+        snprintf(class, sizeof(class), "%d", RS_PG_USER_LOCK_CLASS);
         const char *params[] = {class, rs_pgarr_get(&arr)};
         PGresult *res = rs_pg_exec(pg, SQL_USERS_LOCK, 2, params, errstr, errstr_size);
         rs_pgarr_free(&arr);
@@ -204,14 +193,9 @@ bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t 
         return res != NULL;
 }
 
-bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                             char *errstr, size_t errstr_size)
+/* Adds the referrals of a SQL_REFERRALS_OF/_BY_ID result to st. */
+static void add_referrals(rs_state_t *st, PGresult *res)
 {
-        if (users->n == 0)
-                return true;
-        PGresult *res = query_set(pg, SQL_REFERRALS_OF, users, errstr, errstr_size);
-        if (!res)
-                return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_referral_t *f = rs_arena_alloc(st->arena, sizeof(*f));
                 *f = (rs_referral_t){
@@ -226,11 +210,26 @@ bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *use
                     .payment_event_id = dup(st, res, r, REF_PAYMENT_EVENT),
                     .qualified_at_ms = rs_pg_int(res, r, REF_QUALIFIED_AT, RS_TS_NONE),
                     .reversed_at_ms = rs_pg_int(res, r, REF_REVERSED_AT, RS_TS_NONE),
-                    .reversal_event_id = dup(st, res, r, REF_REVERSAL_EVENT)};
+                    .reversal_event_id = dup(st, res, r, REF_REVERSAL_EVENT),
+                    .release_at_ms = rs_pg_int(res, r, REF_RELEASE_AT, RS_TS_NONE),
+                    .released_at_ms = rs_pg_int(res, r, REF_RELEASED_AT, RS_TS_NONE),
+                    .cancelled_at_ms = rs_pg_int(res, r, REF_CANCELLED_AT, RS_TS_NONE),
+                    .cancel_event_id = dup(st, res, r, REF_CANCEL_EVENT)};
                 if (!rs_ref_status_parse(PQgetvalue(res, r, REF_STATUS), &f->status))
                         f->status = RS_REF_REVERSED; /* unknown: never credit it */
                 rs_state_add_referral(st, f);
         }
+}
+
+bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                             char *errstr, size_t errstr_size)
+{
+        if (users->n == 0)
+                return true;
+        PGresult *res = query_set(pg, SQL_REFERRALS_OF, users, errstr, errstr_size);
+        if (!res)
+                return false;
+        add_referrals(st, res);
         PQclear(res);
         return true;
 }
@@ -281,7 +280,10 @@ static bool load_programs(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                     .max_rewarded =
                         (int32_t)rs_pg_int(res, r, PROG_MAX_REWARDED, RS_INT_NONE),
                     .starts_at_ms = rs_pg_int(res, r, PROG_STARTS_AT, RS_TS_NONE),
-                    .ends_at_ms = rs_pg_int(res, r, PROG_ENDS_AT, RS_TS_NONE)};
+                    .ends_at_ms = rs_pg_int(res, r, PROG_ENDS_AT, RS_TS_NONE),
+                    .hold_days = (int32_t)rs_pg_int(res, r, PROG_HOLD_DAYS, 0),
+                    .max_per_day =
+                        (int32_t)rs_pg_int(res, r, PROG_MAX_PER_DAY, RS_INT_NONE)};
                 rs_strlcpy(p->currency, PQgetvalue(res, r, PROG_CURRENCY),
                            sizeof(p->currency));
                 if (!rs_prog_status_parse(PQgetvalue(res, r, PROG_STATUS), &p->status))
@@ -343,7 +345,8 @@ static bool load_charges(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                                    .payment_id = dup(st, res, r, CHARGE_PAYMENT),
                                    .event_id = dup(st, res, r, CHARGE_EVENT),
                                    .amount_minor = rs_pg_int(res, r, CHARGE_AMOUNT, 0),
-                                   .occurred_at_ms = rs_pg_int(res, r, CHARGE_AT, 0)};
+                                   .occurred_at_ms = rs_pg_int(res, r, CHARGE_AT, 0),
+                                   .fingerprint = dup(st, res, r, CHARGE_FINGERPRINT)};
                 rs_strlcpy(c->currency, PQgetvalue(res, r, CHARGE_CURRENCY),
                            sizeof(c->currency));
                 rs_state_add_charge(st, c);
@@ -370,8 +373,9 @@ static bool load_held(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, cha
         return true;
 }
 
-/* Credits exist only for credited/reversed referrals; only those a refund of
- * this batch may reverse are needed. */
+/* Credits exist only for referrals that qualified; only those a refund of
+ * this batch may reverse or cancel are needed (refunded NULL: those of every
+ * held referral, for their release). */
 static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunded,
                          char *errstr, size_t errstr_size)
 {
@@ -380,8 +384,12 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
         rs_strset_init(&ids);
         rs_map_init(&by_id);
         FOR_EACH_REFERRAL (st, r) {
-                if (r->status == RS_REF_CREDITED && r->payment_id &&
-                    rs_strset_has(refunded, r->payment_id)) {
+                bool want =
+                    refunded
+                        ? (r->status == RS_REF_CREDITED || r->status == RS_REF_HELD) &&
+                              r->payment_id && rs_strset_has(refunded, r->payment_id)
+                        : r->status == RS_REF_HELD;
+                if (want) {
                         rs_strset_add(&ids, r->id);
                         rs_map_put(&by_id, r->id, r);
                 }
@@ -403,13 +411,15 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
                     .beneficiary = dup(st, res, r, CREDIT_BENEFICIARY),
                     .amount_minor = rs_pg_int(res, r, CREDIT_AMOUNT, 0),
                     .currency = dup(st, res, r, CREDIT_CURRENCY),
-                    .reversed =
-                        strcmp(PQgetvalue(res, r, CREDIT_STATUS), "reversed") == 0,
                     .source_event_id = dup(st, res, r, CREDIT_SOURCE),
                     .created_at_ms = rs_pg_int(res, r, CREDIT_CREATED_AT, 0),
+                    .released_at_ms = rs_pg_int(res, r, CREDIT_RELEASED_AT, RS_TS_NONE),
                     .rewarded_count = (int32_t)rs_pg_int(res, r, CREDIT_COUNT, 0),
                     .goal_reached =
                         strcmp(PQgetvalue(res, r, CREDIT_GOAL_REACHED), "t") == 0};
+                if (!rs_credit_status_parse(PQgetvalue(res, r, CREDIT_STATUS),
+                                            &c->status))
+                        c->status = RS_CREDIT_REVERSED; /* unknown: leave it alone */
                 if (c->referral)
                         rs_state_add_credit(c);
         }
@@ -419,14 +429,126 @@ static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunde
         return ok;
 }
 
-bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                        const rs_strset_t *refunded, char *errstr, size_t errstr_size)
+/* Velocity: the sign-up times of the referrals, since since_ms, of the
+ * owners of the batch's codes in programs with a daily limit. */
+static bool load_recent(rs_pg_t *pg, rs_state_t *st, int64_t since_ms, char *errstr,
+                        size_t errstr_size)
+{
+        rs_pgrows_t keys;
+        rs_pgrows_init(&keys, stat_key_cols, RS_ARRAY_SIZE(stat_key_cols));
+        for (size_t i = 0; i < st->codes.cap; i++) {
+                rs_code_t *c = st->codes.slots[i].value;
+                const rs_program_t *p = c ? rs_state_program(st, c->program_id) : NULL;
+                if (p && p->max_per_day != RS_INT_NONE)
+                        rs_pgrows_add(&keys, &(stat_key_t){c->program_id, c->owner});
+        }
+        if (keys.n == 0) {
+                rs_pgrows_free(&keys);
+                return true;
+        }
+        char since[24];
+        snprintf(since, sizeof(since), "%lld", (long long)since_ms);
+        const char *extra[] = {since};
+        PGresult *res = rs_pgrows_query(pg, SQL_RECENT_REFERRALS, &keys, extra, 1, errstr,
+                                        errstr_size);
+        rs_pgrows_free(&keys);
+        if (!res)
+                return false;
+        for (int r = 0; r < PQntuples(res); r++) {
+                int64_t program_id = rs_pg_int(res, r, RECENT_PROGRAM, 0);
+                const char *referrer = PQgetvalue(res, r, RECENT_REFERRER);
+                rs_refstat_t *s = rs_state_refstat(st, program_id, referrer);
+                if (!s) {
+                        s = rs_arena_alloc(st->arena, sizeof(*s));
+                        *s = (rs_refstat_t){.program_id = program_id,
+                                            .referrer = dup(st, res, r, RECENT_REFERRER)};
+                        rs_state_add_refstat(st, s);
+                }
+                rs_refstat_add_recent(st, s, rs_pg_int(res, r, RECENT_SIGNUP_AT, 0));
+        }
+        PQclear(res);
+        return true;
+}
+
+/* Shared payment method: who paid with the fingerprints of the batch's
+ * charges and of the remembered first charges. */
+static bool load_fingerprints(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *batch_fps,
+                              char *errstr, size_t errstr_size)
+{
+        rs_strset_t fps;
+        rs_strset_init(&fps);
+        for (size_t i = 0; i < batch_fps->n; i++)
+                rs_strset_add(&fps, batch_fps->items[i]);
+        for (size_t i = 0; i < st->charges.cap; i++) {
+                rs_charge_t *c = st->charges.slots[i].value;
+                if (c && c->fingerprint)
+                        rs_strset_add(&fps, c->fingerprint);
+        }
+        PGresult *res =
+            fps.n ? query_set(pg, SQL_FINGERPRINTS_OF, &fps, errstr, errstr_size) : NULL;
+        bool ok = fps.n == 0 || res != NULL;
+        rs_strset_free(&fps);
+        for (int r = 0; res && r < PQntuples(res); r++)
+                rs_state_add_fingerprint(st, dup(st, res, r, 0), dup(st, res, r, 1), -1);
+        PQclear(res);
+        return ok;
+}
+
+bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,
+                        char *errstr, size_t errstr_size)
 {
         return load_programs(pg, st, errstr, errstr_size) &&
                load_refstats(pg, st, errstr, errstr_size) &&
-               (users->n == 0 || (load_charges(pg, st, users, errstr, errstr_size) &&
-                                  load_held(pg, st, users, errstr, errstr_size))) &&
-               load_credits(pg, st, refunded, errstr, errstr_size);
+               load_recent(pg, st, w->signups_since_ms, errstr, errstr_size) &&
+               (w->users->n == 0 ||
+                (load_charges(pg, st, w->users, errstr, errstr_size) &&
+                 load_held(pg, st, w->users, errstr, errstr_size))) &&
+               load_fingerprints(pg, st, w->fingerprints, errstr, errstr_size) &&
+               load_credits(pg, st, w->refunded, errstr, errstr_size);
+}
+
+int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
+                       size_t errstr_size)
+{
+        char lim[16], class[16];
+        snprintf(lim, sizeof(lim), "%d", limit);
+        snprintf(class, sizeof(class), "%d", RS_PG_USER_LOCK_CLASS);
+        const char *params[] = {lim};
+        PGresult *res = rs_pg_exec(pg, SQL_RELEASE_DUE, 1, params, errstr, errstr_size);
+        if (!res)
+                return -1;
+        /* The referee's lock, without waiting: a batch holding it may be
+         * refunding the referral; it is left to a later pass. */
+        rs_strset_t ids;
+        rs_strset_init(&ids);
+        bool ok = true;
+        for (int r = 0; ok && r < PQntuples(res); r++) {
+                char key[16];
+                snprintf(key, sizeof(key), "%d",
+                         rs_pg_user_lock_key(PQgetvalue(res, r, DUE_REFEREE)));
+                const char *lp[] = {class, key};
+                PGresult *got =
+                    rs_pg_exec(pg, SQL_USER_TRY_LOCK, 2, lp, errstr, errstr_size);
+                ok = got != NULL;
+                if (ok && strcmp(PQgetvalue(got, 0, 0), "t") == 0)
+                        rs_strset_add(
+                            &ids, rs_arena_strdup(st->arena, PQgetvalue(res, r, DUE_ID)));
+                PQclear(got);
+        }
+        PQclear(res);
+        int n = (int)ids.n;
+        if (ok && n > 0) {
+                /* Read again now that the referee is locked. */
+                res = query_set(pg, SQL_REFERRALS_BY_ID, &ids, errstr, errstr_size);
+                ok = res != NULL;
+                if (ok)
+                        add_referrals(st, res);
+                PQclear(res);
+                ok = ok && load_programs(pg, st, errstr, errstr_size) &&
+                     load_credits(pg, st, NULL, errstr, errstr_size);
+        }
+        rs_strset_free(&ids);
+        return ok ? n : -1;
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -491,7 +613,11 @@ static void referral_status(rs_pgarr_t *a, const void *row)
             RS_PGCOL(rs_referral_t, payment_event_id, "text", RS_PGCOL_TEXT),            \
             RS_PGCOL(rs_referral_t, qualified_at_ms, "bigint", RS_PGCOL_TIME),           \
             RS_PGCOL(rs_referral_t, reversed_at_ms, "bigint", RS_PGCOL_TIME),            \
-            RS_PGCOL(rs_referral_t, reversal_event_id, "text", RS_PGCOL_TEXT)
+            RS_PGCOL(rs_referral_t, reversal_event_id, "text", RS_PGCOL_TEXT),           \
+            RS_PGCOL(rs_referral_t, release_at_ms, "bigint", RS_PGCOL_TIME),             \
+            RS_PGCOL(rs_referral_t, released_at_ms, "bigint", RS_PGCOL_TIME),            \
+            RS_PGCOL(rs_referral_t, cancelled_at_ms, "bigint", RS_PGCOL_TIME),           \
+            RS_PGCOL(rs_referral_t, cancel_event_id, "text", RS_PGCOL_TEXT)
 
 static const rs_pgcol_t referral_update_cols[] = {REFERRAL_CHANGES};
 static const rs_pgcol_t referral_insert_cols[] = {
@@ -553,12 +679,14 @@ static void credit_role(rs_pgarr_t *a, const void *row)
 }
 static void credit_status(rs_pgarr_t *a, const void *row)
 {
-        rs_pgarr_text(a, ((const rs_credit_t *)row)->reversed ? "reversed" : "issued");
+        rs_pgarr_text(a, rs_credit_status_name(((const rs_credit_t *)row)->status));
 }
+/* Reversed or cancelled: when. */
 static void credit_reversed_at(rs_pgarr_t *a, const void *row)
 {
         const rs_credit_t *c = row;
-        rs_pgarr_int_or_null(a, c->reversed ? c->reversed_at_ms : RS_TS_NONE, RS_TS_NONE);
+        bool ended = c->status == RS_CREDIT_REVERSED || c->status == RS_CREDIT_CANCELLED;
+        rs_pgarr_int_or_null(a, ended ? c->reversed_at_ms : RS_TS_NONE, RS_TS_NONE);
 }
 
 static const rs_pgcol_t credit_insert_cols[] = {
@@ -576,19 +704,22 @@ static const rs_pgcol_t credit_insert_cols[] = {
     RS_PGCOL(rs_credit_t, created_at_ms, "bigint", RS_PGCOL_TIME),
     RS_PGCOL_FN("reversed_at_ms", "bigint", credit_reversed_at),
     RS_PGCOL(rs_credit_t, reversal_event_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_credit_t, released_at_ms, "bigint", RS_PGCOL_TIME),
 };
 
-static const rs_pgcol_t credit_reverse_cols[] = {
+static const rs_pgcol_t credit_update_cols[] = {
     RS_PGCOL(rs_credit_t, id, "uuid", RS_PGCOL_TEXT),
-    RS_PGCOL(rs_credit_t, reversed_at_ms, "bigint", RS_PGCOL_TIME),
+    RS_PGCOL_FN("status", "text", credit_status),
+    RS_PGCOL_FN("reversed_at_ms", "bigint", credit_reversed_at),
     RS_PGCOL(rs_credit_t, reversal_event_id, "text", RS_PGCOL_TEXT),
+    RS_PGCOL(rs_credit_t, released_at_ms, "bigint", RS_PGCOL_TIME),
 };
 
 static bool write_credits(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
 {
         rs_pgrows_t ins, upd;
         rs_pgrows_init(&ins, credit_insert_cols, RS_ARRAY_SIZE(credit_insert_cols));
-        rs_pgrows_init(&upd, credit_reverse_cols, RS_ARRAY_SIZE(credit_reverse_cols));
+        rs_pgrows_init(&upd, credit_update_cols, RS_ARRAY_SIZE(credit_update_cols));
         FOR_EACH_CREDIT (st, c) {
                 if (c->is_new)
                         rs_pgrows_add(&ins, c);
@@ -596,7 +727,7 @@ static bool write_credits(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                         rs_pgrows_add(&upd, c);
         }
         bool ok = rs_pgrows_exec(pg, true, SQL_CREDITS_INSERT, &ins, errstr, errstr_size);
-        return rs_pgrows_exec(pg, ok, SQL_CREDITS_REVERSE, &upd, errstr, errstr_size);
+        return rs_pgrows_exec(pg, ok, SQL_CREDITS_UPDATE, &upd, errstr, errstr_size);
 }
 
 static void rejection_type(rs_pgarr_t *a, const void *row)
@@ -645,6 +776,7 @@ static const rs_pgcol_t charge_cols[] = {
     RS_PGCOL(rs_charge_t, amount_minor, "bigint", RS_PGCOL_I64),
     RS_PGCOL_FN("currency", "text", charge_currency),
     RS_PGCOL(rs_charge_t, occurred_at_ms, "bigint", RS_PGCOL_TIME),
+    RS_PGCOL(rs_charge_t, fingerprint, "text", RS_PGCOL_TEXT),
 };
 
 static bool write_charges(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)

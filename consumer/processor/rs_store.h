@@ -42,12 +42,28 @@ bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *use
 bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
                              rs_arena_t *arena, char *errstr,
                              size_t errstr_size) RS_WARN_UNUSED;
+/* What the rest of the batch's state is loaded for. */
+typedef struct rs_store_wants {
+        const rs_strset_t *users;        /* first charges and held refunds */
+        const rs_strset_t *refunded;     /* payments refunded in the batch */
+        const rs_strset_t *fingerprints; /* of the batch's charges */
+        int64_t signups_since_ms;        /* velocity: 24 h before the earliest sign-up */
+} rs_store_wants_t;
+
 /* Programs of the loaded codes and referrals, referrer stats of their
- * (program, referrer) pairs, first charges and held refunds of `users`, and
- * the credits of referrals whose qualifying payment is in `refunded`. */
-bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                        const rs_strset_t *refunded, char *errstr,
-                        size_t errstr_size) RS_WARN_UNUSED;
+ * (program, referrer) pairs (with the recent sign-ups of referrers in
+ * programs with a daily limit), first charges and held refunds of
+ * w->users, who paid with the batch's and the first charges' fingerprints,
+ * and the credits of referrals whose qualifying payment is in w->refunded. */
+bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,
+                        char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+
+/* The release of held referrals (docs/rules.md §8), inside the caller's
+ * transaction: locks up to `limit` due ones (skipping those another session
+ * holds, and those whose referee's lock is taken) and loads them with their
+ * credits and programs. Returns how many, -1 on error. */
+int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
+                       size_t errstr_size) RS_WARN_UNUSED;
 
 /* Persists every new/dirty object of st, and st->rejections. */
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr,

@@ -42,17 +42,46 @@ const char SQL_CODES_FIND[] = "SELECT code, program_id, owner_user_id\n"
                               "  FROM rs_codes\n"
                               " WHERE code = ANY($1::text[])";
 
+#define REFERRAL_COLUMNS                                                                 \
+        "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,\n"      \
+        "       signup_event_id, rs_ts_to_ms(signup_at), payment_id, "                   \
+        "payment_event_id,\n"                                                            \
+        "       rs_ts_to_ms(qualified_at), rs_ts_to_ms(reversed_at), "                   \
+        "reversal_event_id,\n"                                                           \
+        "       rs_ts_to_ms(release_at), rs_ts_to_ms(released_at),\n"                    \
+        "       rs_ts_to_ms(cancelled_at), cancel_event_id\n"                            \
+        "  FROM rs_referrals\n"
+
 const char SQL_REFERRALS_OF[] =
-    "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,\n"
-    "       signup_event_id, rs_ts_to_ms(signup_at), payment_id, payment_event_id,\n"
-    "       rs_ts_to_ms(qualified_at), rs_ts_to_ms(reversed_at), reversal_event_id\n"
-    "  FROM rs_referrals\n"
-    " WHERE referee_user_id = ANY($1::text[])";
+    REFERRAL_COLUMNS " WHERE referee_user_id = ANY($1::text[])";
+
+const char SQL_REFERRALS_BY_ID[] = REFERRAL_COLUMNS " WHERE id = ANY($1::uuid[])";
+
+const char SQL_RELEASE_DUE[] = "SELECT id, referee_user_id\n"
+                               "  FROM rs_referrals\n"
+                               " WHERE status = 'held' AND release_at <= now()\n"
+                               " ORDER BY release_at\n"
+                               " LIMIT $1::int\n"
+                               "   FOR UPDATE SKIP LOCKED";
+
+const char SQL_USER_TRY_LOCK[] = "SELECT pg_try_advisory_xact_lock($1::int, $2::int)";
+
+const char SQL_FINGERPRINTS_OF[] = "SELECT user_id, fingerprint\n"
+                                   "  FROM rs_payment_fingerprints\n"
+                                   " WHERE fingerprint = ANY($1::text[])";
+
+const char SQL_RECENT_REFERRALS[] =
+    "SELECT f.program_id, f.referrer_user_id, rs_ts_to_ms(f.signup_at)\n"
+    "  FROM (SELECT DISTINCT * FROM {rows}) AS k\n"
+    "  JOIN rs_referrals f\n"
+    "    ON f.referrer_user_id = k.referrer AND f.program_id = k.program_id\n"
+    " WHERE f.signup_at > rs_ms_to_ts({p1}::bigint)";
 
 const char SQL_PROGRAMS[] =
     "SELECT id, key, status, currency, reward_kind, reward_value, reward_cap,\n"
     "       referee_reward, min_payment, window_days, referral_goal, max_rewarded,\n"
-    "       rs_ts_to_ms(starts_at), rs_ts_to_ms(ends_at)\n"
+    "       rs_ts_to_ms(starts_at), rs_ts_to_ms(ends_at), hold_days,\n"
+    "       max_referrals_per_day\n"
     "  FROM rs_programs\n"
     " WHERE id = ANY($1::bigint[])";
 
@@ -64,7 +93,7 @@ const char SQL_REFSTATS[] =
 
 const char SQL_FIRST_CHARGES[] =
     "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
-    "       rs_ts_to_ms(occurred_at)\n"
+    "       rs_ts_to_ms(occurred_at), fingerprint\n"
     "  FROM rs_first_charges\n"
     " WHERE user_id = ANY($1::text[])";
 
@@ -76,7 +105,7 @@ const char SQL_HELD_REFUNDS[] =
 const char SQL_CREDITS_OF[] =
     "SELECT id, referral_id, role, beneficiary_user_id, amount_minor, currency,\n"
     "       status, source_event_id, rs_ts_to_ms(created_at),\n"
-    "       referrer_rewarded_count, goal_reached\n"
+    "       referrer_rewarded_count, goal_reached, rs_ts_to_ms(released_at)\n"
     "  FROM rs_credits\n"
     " WHERE referral_id = ANY($1::uuid[])";
 
@@ -114,12 +143,15 @@ const char SQL_CODES_UPDATE[] =
 
 const char SQL_REFERRALS_INSERT[] =
     "INSERT INTO rs_referrals (id, status, payment_id, payment_event_id, qualified_at,\n"
-    "                          reversed_at, reversal_event_id, program_id, code,\n"
-    "                          referrer_user_id, referee_user_id, signup_event_id,\n"
-    "                          signup_at)\n"
+    "                          reversed_at, reversal_event_id, release_at,\n"
+    "                          released_at, cancelled_at, cancel_event_id,\n"
+    "                          program_id, code, referrer_user_id, referee_user_id,\n"
+    "                          signup_event_id, signup_at)\n"
     "SELECT id, status, payment_id, payment_event_id, rs_ms_to_ts(qualified_at_ms),\n"
-    "       rs_ms_to_ts(reversed_at_ms), reversal_event_id, program_id, code, referrer,\n"
-    "       referee, signup_event_id, rs_ms_to_ts(signup_at_ms)\n"
+    "       rs_ms_to_ts(reversed_at_ms), reversal_event_id, rs_ms_to_ts(release_at_ms),\n"
+    "       rs_ms_to_ts(released_at_ms), rs_ms_to_ts(cancelled_at_ms), cancel_event_id,\n"
+    "       program_id, code, referrer, referee, signup_event_id,\n"
+    "       rs_ms_to_ts(signup_at_ms)\n"
     "  FROM {rows}";
 
 const char SQL_REFERRALS_UPDATE[] =
@@ -128,7 +160,11 @@ const char SQL_REFERRALS_UPDATE[] =
     "       payment_event_id = v.payment_event_id,\n"
     "       qualified_at = rs_ms_to_ts(v.qualified_at_ms),\n"
     "       reversed_at = rs_ms_to_ts(v.reversed_at_ms),\n"
-    "       reversal_event_id = v.reversal_event_id, updated_at = now()\n"
+    "       reversal_event_id = v.reversal_event_id,\n"
+    "       release_at = rs_ms_to_ts(v.release_at_ms),\n"
+    "       released_at = rs_ms_to_ts(v.released_at_ms),\n"
+    "       cancelled_at = rs_ms_to_ts(v.cancelled_at_ms),\n"
+    "       cancel_event_id = v.cancel_event_id, updated_at = now()\n"
     "  FROM {rows}\n"
     " WHERE f.id = v.id";
 
@@ -142,16 +178,18 @@ const char SQL_CREDITS_INSERT[] =
     "INSERT INTO rs_credits (id, referral_id, program_id, beneficiary_user_id, role,\n"
     "                        amount_minor, currency, status, source_event_id,\n"
     "                        referrer_rewarded_count, goal_reached, created_at,\n"
-    "                        reversed_at, reversal_event_id)\n"
+    "                        reversed_at, reversal_event_id, released_at)\n"
     "SELECT id, referral_id, program_id, beneficiary, role, amount_minor, currency,\n"
     "       status, source_event_id, rewarded_count, goal_reached,\n"
-    "       rs_ms_to_ts(created_at_ms), rs_ms_to_ts(reversed_at_ms), reversal_event_id\n"
+    "       rs_ms_to_ts(created_at_ms), rs_ms_to_ts(reversed_at_ms), reversal_event_id,\n"
+    "       rs_ms_to_ts(released_at_ms)\n"
     "  FROM {rows}";
 
-const char SQL_CREDITS_REVERSE[] =
+const char SQL_CREDITS_UPDATE[] =
     "UPDATE rs_credits c\n"
-    "   SET status = 'reversed', reversed_at = rs_ms_to_ts(v.reversed_at_ms),\n"
-    "       reversal_event_id = v.reversal_event_id\n"
+    "   SET status = v.status, reversed_at = rs_ms_to_ts(v.reversed_at_ms),\n"
+    "       reversal_event_id = v.reversal_event_id,\n"
+    "       released_at = rs_ms_to_ts(v.released_at_ms)\n"
     "  FROM {rows}\n"
     " WHERE c.id = v.id";
 
@@ -164,14 +202,14 @@ const char SQL_REJECTIONS_INSERT[] =
 
 const char SQL_FIRST_CHARGES_UPSERT[] =
     "INSERT INTO rs_first_charges (user_id, payment_id, event_id, amount_minor,\n"
-    "                              currency, occurred_at)\n"
+    "                              currency, occurred_at, fingerprint)\n"
     "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
-    "       rs_ms_to_ts(occurred_at_ms)\n"
+    "       rs_ms_to_ts(occurred_at_ms), fingerprint\n"
     "  FROM {rows}\n"
     "    ON CONFLICT (user_id) DO UPDATE\n"
     "   SET payment_id = EXCLUDED.payment_id, event_id = EXCLUDED.event_id,\n"
     "       amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,\n"
-    "       occurred_at = EXCLUDED.occurred_at\n"
+    "       occurred_at = EXCLUDED.occurred_at, fingerprint = EXCLUDED.fingerprint\n"
     " WHERE EXCLUDED.occurred_at < rs_first_charges.occurred_at";
 
 const char SQL_FINGERPRINTS_INSERT[] =

@@ -66,9 +66,21 @@ enum {
         REF_PAYMENT_EVENT,
         REF_QUALIFIED_AT,
         REF_REVERSED_AT,
-        REF_REVERSAL_EVENT
+        REF_REVERSAL_EVENT,
+        REF_RELEASE_AT,
+        REF_RELEASED_AT,
+        REF_CANCELLED_AT,
+        REF_CANCEL_EVENT
 };
 extern const char SQL_REFERRALS_OF[];
+/* The same columns, by referral id. */
+extern const char SQL_REFERRALS_BY_ID[];
+/* Velocity: {rows} the (program_id, referrer) pairs, {p1} epoch ms; the
+ * sign-up times of their referrals after {p1}. */
+enum { RECENT_PROGRAM, RECENT_REFERRER, RECENT_SIGNUP_AT };
+extern const char SQL_RECENT_REFERRALS[];
+/* $1 fingerprints: who paid with them (user_id, fingerprint). */
+extern const char SQL_FINGERPRINTS_OF[];
 
 enum {
         PROG_ID,
@@ -84,7 +96,9 @@ enum {
         PROG_GOAL,
         PROG_MAX_REWARDED,
         PROG_STARTS_AT,
-        PROG_ENDS_AT
+        PROG_ENDS_AT,
+        PROG_HOLD_DAYS,
+        PROG_MAX_PER_DAY
 };
 extern const char SQL_PROGRAMS[];
 
@@ -98,7 +112,8 @@ enum {
         CHARGE_EVENT,
         CHARGE_AMOUNT,
         CHARGE_CURRENCY,
-        CHARGE_AT
+        CHARGE_AT,
+        CHARGE_FINGERPRINT
 };
 extern const char SQL_FIRST_CHARGES[];
 
@@ -116,7 +131,8 @@ enum {
         CREDIT_SOURCE,
         CREDIT_CREATED_AT,
         CREDIT_COUNT,
-        CREDIT_GOAL_REACHED
+        CREDIT_GOAL_REACHED,
+        CREDIT_RELEASED_AT
 };
 extern const char SQL_CREDITS_OF[];
 
@@ -140,7 +156,8 @@ extern const char SQL_REFSTATS_UPSERT[];
 
 extern const char SQL_CREDITS_INSERT[];
 
-extern const char SQL_CREDITS_REVERSE[];
+/* Status changes: reversed, cancelled, or released (issued). */
+extern const char SQL_CREDITS_UPDATE[];
 
 extern const char SQL_REJECTIONS_INSERT[];
 
@@ -165,5 +182,11 @@ extern const char SQL_INBOX_RETENTION[];
 extern const char SQL_HELD_RETENTION[];
 
 extern const char SQL_CODES_EXPIRE[];
+/* The release of held referrals (docs/rules.md §8): up to $1 due ones, locked
+ * (SKIP LOCKED: instances share them) -> (id, referee). */
+enum { DUE_ID, DUE_REFEREE };
+extern const char SQL_RELEASE_DUE[];
+/* $1 lock class, $2 key: true if the lock was free and is now held. */
+extern const char SQL_USER_TRY_LOCK[];
 
 #endif

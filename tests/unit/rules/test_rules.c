@@ -39,7 +39,8 @@ static int setup(void **state)
                                .goal = 3,
                                .max_rewarded = RS_INT_NONE,
                                .starts_at_ms = RS_TS_NONE,
-                               .ends_at_ms = RS_TS_NONE};
+                               .ends_at_ms = RS_TS_NONE,
+                               .max_per_day = RS_INT_NONE};
         rs_state_add_program(&f->st, f->p);
         *state = f;
         return 0;
@@ -86,8 +87,8 @@ static void signup(fx_t *f, const char *user_id, const char *c, int64_t at,
         rs_rules_apply(&f->st, &ev, f->idx++);
 }
 
-static void pay(fx_t *f, const char *user_id, const char *pid, int64_t amount,
-                const char *cur, int64_t at, const char *refund_of)
+static void pay_fp(fx_t *f, const char *user_id, const char *pid, int64_t amount,
+                   const char *cur, int64_t at, const char *refund_of, const char *fp)
 {
         rs_event_t ev = {.type = RS_EV_PAYMENT,
                          .event_id = rs_arena_printf(&f->arena, "p-%zu", f->idx),
@@ -96,9 +97,16 @@ static void pay(fx_t *f, const char *user_id, const char *pid, int64_t amount,
                          .payment_id = pid,
                          .amount_minor = amount,
                          .kind = refund_of ? RS_PAY_REFUND : RS_PAY_CHARGE,
-                         .refund_of = refund_of};
+                         .refund_of = refund_of,
+                         .payment_fingerprint = fp};
         rs_strlcpy(ev.currency, cur, sizeof(ev.currency));
         rs_rules_apply(&f->st, &ev, f->idx++);
+}
+
+static void pay(fx_t *f, const char *user_id, const char *pid, int64_t amount,
+                const char *cur, int64_t at, const char *refund_of)
+{
+        pay_fp(f, user_id, pid, amount, cur, at, refund_of, NULL);
 }
 
 static rs_referral_t *ref(fx_t *f, const char *referee)
@@ -434,7 +442,7 @@ static void refund_reverses_credits(void **state)
         assert_int_equal(f->st.n_emissions, 4);
         assert_true(f->st.emissions[2].reversal);
         assert_true(f->st.emissions[3].reversal);
-        assert_true(f->st.emissions[2].credit->reversed);
+        assert_int_equal(f->st.emissions[2].credit->status, RS_CREDIT_REVERSED);
         assert_string_equal(f->st.emissions[2].credit->reversal_event_id, "p-2");
         /* A duplicate refund has no effect; the count stays (monotonic). */
         pay(f, "bob", "r2", 1000, "USD", T0 + 3, "pay-bob");
@@ -469,6 +477,150 @@ static void refund_before_charge(void **state)
         assert_true(rs_state_held(&f->st, "bob", "pay-1")->applied);
 }
 
+/* ---------------------------------------------------------------- hold */
+
+static void hold_makes_credits_held_and_emits_nothing(void **state)
+{
+        fx_t *f = *state;
+        f->p->hold_days = 14;
+        f->p->referee_reward = 200;
+        code(f, "ABCD2345", "alice");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        pay(f, "bob", "pay-1", 5000, "USD", T0 + DAY, NULL);
+        rs_referral_t *r = ref(f, "bob");
+        assert_int_equal(r->status, RS_REF_HELD);
+        assert_int_equal(r->release_at_ms, T0 + DAY + 14 * DAY);
+        assert_int_equal(f->st.n_emissions, 0);
+        int n = 0;
+        for (rs_credit_t *c = r->credits; c; c = c->next, n++)
+                assert_int_equal(c->status, RS_CREDIT_HELD);
+        assert_int_equal(n, 2);
+        /* Counted at qualification: the cap and the goal see it now. */
+        assert_int_equal(rs_state_refstat(&f->st, 1, "alice")->rewarded_count, 1);
+
+        rs_rules_release(&f->st, r);
+        assert_int_equal(r->status, RS_REF_CREDITED);
+        assert_int_equal(r->released_at_ms, f->st.now_ms);
+        assert_int_equal(f->st.n_emissions, 2);
+        for (size_t i = 0; i < f->st.n_emissions; i++) {
+                assert_true(f->st.emissions[i].event_index == RS_RELEASE_INDEX);
+                assert_int_equal(f->st.emissions[i].credit->status, RS_CREDIT_ISSUED);
+                assert_int_equal(f->st.emissions[i].credit->released_at_ms, f->st.now_ms);
+        }
+        rs_rules_release(&f->st, r); /* a second release does nothing */
+        assert_int_equal(f->st.n_emissions, 2);
+        /* After the release a refund reverses, as without a hold. */
+        pay(f, "bob", "ref-1", 5000, "USD", T0 + 20 * DAY, "pay-1");
+        assert_int_equal(r->status, RS_REF_REVERSED);
+        assert_int_equal(f->st.n_emissions, 4);
+        assert_true(f->st.emissions[2].reversal && f->st.emissions[3].reversal);
+}
+
+static void refund_during_hold_cancels(void **state)
+{
+        fx_t *f = *state;
+        f->p->hold_days = 14;
+        f->p->max_rewarded = 1;
+        code(f, "ABCD2345", "alice");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        pay(f, "bob", "pay-1", 5000, "USD", T0 + DAY, NULL);
+        pay(f, "bob", "ref-1", 5000, "USD", T0 + 2 * DAY, "pay-1");
+        rs_referral_t *r = ref(f, "bob");
+        assert_int_equal(r->status, RS_REF_CANCELLED);
+        assert_int_equal(r->cancelled_at_ms, f->st.now_ms);
+        assert_int_equal(r->credits->status, RS_CREDIT_CANCELLED);
+        assert_int_equal(f->st.n_emissions, 0);
+        rs_rules_release(&f->st, r); /* cancelled: never released */
+        assert_int_equal(f->st.n_emissions, 0);
+        /* A cancelled referral frees nothing: alice stays at the cap. */
+        signup(f, "carol", "ABCD2345", T0, NULL);
+        pay(f, "carol", "pay-2", 5000, "USD", T0 + DAY, NULL);
+        expect_rejection(f, RS_REJ_REFERRER_CAP_REACHED);
+}
+
+static void refund_before_charge_cancels_held(void **state)
+{
+        fx_t *f = *state;
+        f->p->hold_days = 7;
+        code(f, "ABCD2345", "alice");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        pay(f, "bob", "ref-1", 5000, "USD", T0 + 2 * DAY, "pay-1");
+        pay(f, "bob", "pay-1", 5000, "USD", T0 + DAY, NULL);
+        assert_int_equal(ref(f, "bob")->status, RS_REF_CANCELLED);
+        assert_int_equal(f->st.n_emissions, 0);
+}
+
+/* ---------------------------------------------------------------- fraud */
+
+static void shared_payment_method(void **state)
+{
+        fx_t *f = *state;
+        code(f, "ABCD2345", "alice");
+        pay_fp(f, "alice", "a-1", 900, "USD", T0, NULL, "card-A");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        pay_fp(f, "bob", "pay-1", 5000, "USD", T0 + DAY, NULL, "card-A");
+        expect_rejection(f, RS_REJ_SHARED_PAYMENT_METHOD);
+        assert_int_equal(ref(f, "bob")->status, RS_REF_PENDING);
+        /* Another card, within the window, still qualifies it. */
+        pay_fp(f, "bob", "pay-2", 5000, "USD", T0 + 2 * DAY, NULL, "card-B");
+        assert_int_equal(ref(f, "bob")->status, RS_REF_CREDITED);
+        assert_string_equal(ref(f, "bob")->payment_id, "pay-2");
+}
+
+static void shared_payment_method_needs_a_fingerprint_seen_before(void **state)
+{
+        fx_t *f = *state;
+        code(f, "ABCD2345", "alice");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        signup(f, "carol", "ABCD2345", T0, NULL);
+        /* No fingerprint: no check. */
+        pay_fp(f, "bob", "pay-1", 5000, "USD", T0 + DAY, NULL, NULL);
+        assert_int_equal(ref(f, "bob")->status, RS_REF_CREDITED);
+        /* The referrer uses the card only after carol's charge. */
+        pay_fp(f, "carol", "pay-2", 5000, "USD", T0 + DAY, NULL, "card-C");
+        pay_fp(f, "alice", "a-1", 900, "USD", T0 + 2 * DAY, NULL, "card-C");
+        assert_int_equal(ref(f, "carol")->status, RS_REF_CREDITED);
+        /* Before the batch counts as before (-1). */
+        signup(f, "dave", "ABCD2345", T0, NULL);
+        rs_state_add_fingerprint(&f->st, "alice", "card-D", -1);
+        pay_fp(f, "dave", "pay-3", 5000, "USD", T0 + DAY, NULL, "card-D");
+        expect_rejection(f, RS_REJ_SHARED_PAYMENT_METHOD);
+}
+
+static void velocity_boundaries(void **state)
+{
+        fx_t *f = *state;
+        f->p->max_per_day = 2;
+        rs_code_t *c = code(f, "ABCD2345", "alice");
+        signup(f, "u1", "ABCD2345", T0, NULL);
+        signup(f, "u2", "ABCD2345", T0 + 3600000, NULL);
+        assert_non_null(ref(f, "u2")); /* exactly 2 in 24 h: accepted */
+        signup(f, "u3", "ABCD2345", T0 + DAY - 1, NULL);
+        expect_rejection(f, RS_REJ_VELOCITY_LIMIT); /* the third: rejected */
+        assert_null(ref(f, "u3"));
+        assert_int_equal(c->uses_count, 2); /* the code's use is not counted */
+        /* 24 hours after the first, it is out of the window: (at - 24 h, at]. */
+        signup(f, "u4", "ABCD2345", T0 + DAY, NULL);
+        assert_non_null(ref(f, "u4"));
+        assert_int_equal(f->st.n_rejections, 1);
+        /* Referrals after the sign-up's time do not count against it. */
+        signup(f, "u5", "ABCD2345", T0 - 3600000, NULL);
+        assert_non_null(ref(f, "u5"));
+        /* none: no limit */
+        f->p->max_per_day = RS_INT_NONE;
+        signup(f, "u6", "ABCD2345", T0 + DAY, NULL);
+        assert_non_null(ref(f, "u6"));
+}
+
+static void velocity_limit_zero_rejects_all(void **state)
+{
+        fx_t *f = *state;
+        f->p->max_per_day = 0;
+        code(f, "ABCD2345", "alice");
+        signup(f, "bob", "ABCD2345", T0, NULL);
+        expect_rejection(f, RS_REJ_VELOCITY_LIMIT);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -497,6 +649,13 @@ int main(void)
             T(refund_reverses_credits),
             T(refund_of_non_qualifying_payment),
             T(refund_before_charge),
+            T(hold_makes_credits_held_and_emits_nothing),
+            T(refund_during_hold_cancels),
+            T(refund_before_charge_cancels_held),
+            T(shared_payment_method),
+            T(shared_payment_method_needs_a_fingerprint_seen_before),
+            T(velocity_boundaries),
+            T(velocity_limit_zero_rejects_all),
 #undef T
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
