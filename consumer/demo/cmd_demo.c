@@ -39,7 +39,8 @@ typedef struct demo {
         rs_cache_t *cache;
         rs_admin_t admin;
         char alice[RS_CODE_MAX_LEN + 1], carol[RS_CODE_MAX_LEN + 1];
-        int64_t t0; /* sign-ups happen at t0 */
+        char victor[RS_CODE_MAX_LEN + 1]; /* in the program with a hold */
+        int64_t t0;                       /* sign-ups happen at t0 */
         atomic_long processed;
         long phase1;
         pthread_t traffic;
@@ -91,6 +92,8 @@ static bool configure(demo_t *d, char *errstr, size_t errstr_size)
             {"REFSTREAM_HTTP_ADDR", "127.0.0.1:0"},
             {"REFSTREAM_BATCH_LINGER_MS", "20"},
             {"REFSTREAM_GROUP_ID", "refstream-demo"},
+            /* The housekeeping (and the release of held credits) often. */
+            {"REFSTREAM_OUTBOX_SWEEP_INTERVAL_MS", "500"},
         };
         bool ok = rs_config_set(&d->cfg, "REFSTREAM_DATABASE_URL", d->stack.database_url,
                                 "demo", errstr, errstr_size) &&
@@ -130,13 +133,22 @@ static bool create_program(demo_t *d, char *errstr, size_t errstr_size)
                                       errstr, errstr_size) &&
                   rs_admin_code_set_status(&d->admin, d->carol, RS_ADMIN_REVOKE, &changed,
                                            status, sizeof(status), errstr, errstr_size);
+        rs_admin_program_t h = {.name = "Demo: 10 after a 2-day refund window",
+                                .currency = "USD",
+                                .reward_fixed = set(1000),
+                                .hold_days = set(2)};
+        ok = ok && rs_admin_program_create(&d->admin, "held", &h, errstr, errstr_size) &&
+             rs_admin_code_issue(&d->admin, "held", "victor", NULL, &none, d->victor,
+                                 errstr, errstr_size);
         if (ok)
                 printf(
                     "program demo: USD, 500 to the referrer and 250 to the referee per "
                     "referral,\n  minimum payment 1000, window 30 days, goal 2 "
                     "referrals\n"
-                    "codes: alice %s, bob %s (at most 2 uses), carol %s (revoked)\n\n",
-                    d->alice, bob, d->carol);
+                    "codes: alice %s, bob %s (at most 2 uses), carol %s (revoked)\n"
+                    "program held: USD, 1000 to the referrer, held 2 days after the "
+                    "qualifying charge;\n  code: victor %s\n\n",
+                    d->alice, bob, d->carol, d->victor);
         return ok;
 }
 
@@ -161,6 +173,24 @@ static void signup(sender_t *s, bool json, const char *id, const char *user,
                          .email_hash = hash};
         s->ok = s->ok &&
                 rs_publisher_send(json ? s->json : s->avro, &ev, NULL, err, sizeof(err));
+        s->sent++;
+}
+
+/* A charge of 2000 USD at `at`, paid with the card fp. */
+static void card_charge(sender_t *s, const char *id, const char *user, const char *fp,
+                        int64_t at)
+{
+        char err[512];
+        rs_event_t ev = {.type = RS_EV_PAYMENT,
+                         .event_id = id,
+                         .occurred_at_ms = at,
+                         .user_id = user,
+                         .payment_id = id,
+                         .amount_minor = 2000,
+                         .currency = "USD",
+                         .kind = RS_PAY_CHARGE,
+                         .payment_fingerprint = fp};
+        s->ok = s->ok && rs_publisher_send(s->avro, &ev, NULL, err, sizeof(err));
         s->sent++;
 }
 
@@ -235,6 +265,12 @@ static void phase1(sender_t *s)
         signup(s, false, "su-peggy", "peggy", a, "h-peggy");
         payment(s, "pay-oscar-1", "oscar", "p-oscar", 2500, "USD",
                 NULL); /* before sign-up */
+        /* The program with a hold: victor pays with his card; three referees. */
+        const char *v = s->d->victor;
+        card_charge(s, "pay-victor-1", "victor", "card-victor", s->d->t0);
+        signup(s, false, "su-wendy", "wendy", v, NULL);
+        signup(s, false, "su-xena", "xena", v, NULL);
+        signup(s, false, "su-yann", "yann", v, NULL);
         malformed(s);
 }
 
@@ -247,6 +283,12 @@ static void phase2(sender_t *s)
         payment(s, "pay-frank-1", "frank", "p-frank", 3000, "EUR", NULL); /* currency */
         payment(s, "pay-grace-1", "grace", "p-grace", 1200, "USD", NULL);
         payment(s, "pay-dave-2", "dave", "r-dave", 2000, "USD", "p-dave"); /* refund */
+        /* wendy paid 2 days ago: her hold is over, the housekeeping releases
+         * it; xena paid today: held 2 more days; yann paid with victor's
+         * card: rejected. */
+        card_charge(s, "pay-wendy-1", "wendy", "card-wendy", s->d->t0 + RS_DAY_MS);
+        card_charge(s, "pay-xena-1", "xena", "card-xena", s->d->t0 + 3 * RS_DAY_MS);
+        card_charge(s, "pay-yann-1", "yann", "card-victor", s->d->t0 + RS_DAY_MS);
 }
 
 static bool flush(sender_t *s)
@@ -425,6 +467,14 @@ static void report(demo_t *d, const rs_batch_stats_t *t)
                 printf("\n");
                 rs_admin_print_stats_user(stdout, user);
                 json_decref(user);
+        }
+        printf("\nThe program with a hold (%llu held referral released and published "
+               "above;\n'refstream admin referrals release|cancel ID' acts on one at "
+               "once):\n",
+               (unsigned long long)t->released);
+        if ((stats = rs_admin_stats_program(&d->admin, "held", err, sizeof(err)))) {
+                rs_admin_print_stats_program(stdout, stats);
+                json_decref(stats);
         }
 }
 

@@ -182,7 +182,8 @@ config_error "a missing config file" "$RS_TMP/missing.conf" \
 # ---- 5. --help on every command and subcommand exits 0; unknown commands 2.
 for cmd in "" consume migrate publish "publish signup" "publish payment" admin "admin program" \
         "admin program create" "admin program update" "admin codes" "admin codes issue" \
-        "admin codes update" "admin codes backfill" "admin stats" "admin referrals" demo \
+        "admin codes update" "admin codes backfill" "admin stats" "admin referrals" \
+        "admin referrals release" "admin referrals cancel" "admin dlq list" "admin dlq redrive" demo \
         loadgen decode; do
         rc=0
         # shellcheck disable=SC2086
