@@ -184,7 +184,7 @@ expect_eq "$(psql_q "SELECT count(*) FROM rs_codes")" $((codes_before + 2)) "cod
 
 # ---- Reports. main: r1 credited; r2 reversed; v1, m1, m2, m4, p2 pending.
 st=$(rs admin stats --program main --json)
-expect_eq "$(echo "$st" | jq -c .referrals)" '{"total":7,"pending":5,"credited":1,"reversed":1}' \
+expect_eq "$(echo "$st" | jq -c .referrals)" '{"total":7,"pending":5,"held":0,"credited":1,"reversed":1,"cancelled":0}' \
         "main's referrals by status"
 expect_eq "$(echo "$st" | jq -c '[.credits[] | {role, issued_count, issued_minor, reversed_count, reversed_minor}] | sort_by(.role)')" \
         '[{"role":"referee","issued_count":1,"issued_minor":500,"reversed_count":1,"reversed_minor":500},{"role":"referrer","issued_count":1,"issued_minor":1200,"reversed_count":1,"reversed_minor":1200}]' \
@@ -199,7 +199,7 @@ expect_eq "$(echo "$st" | jq -r '.rejections.recent[] | select(.event_id == "su-
 expect_eq "$(echo "$st" | jq -r '.codes | "\(.revoked) \(.exhausted) \(.active)"')" "1 1 5" \
         "main's codes by status (A revoked; M exhausted; V, P, Q, bf-1, bf-2 active)"
 side=$(rs admin stats --program side --json)
-expect_eq "$(echo "$side" | jq -c .referrals)" '{"total":4,"pending":3,"credited":1,"reversed":0}' \
+expect_eq "$(echo "$side" | jq -c .referrals)" '{"total":4,"pending":3,"held":0,"credited":1,"reversed":0,"cancelled":0}' \
         "side's referrals by status (s1 credited; r1, e1, s3 pending)"
 expect_eq "$(echo "$side" | jq -cS '.rejections.by_reason')" \
         '{"CODE_EXPIRED":1,"OUTSIDE_WINDOW":1,"PROGRAM_INACTIVE":1}' \
