@@ -145,8 +145,9 @@ static int dlq_list(int argc, char **argv)
 static int dlq_redrive(int argc, char **argv)
 {
         static const int map[] = {D_CLASS, D_TOPIC, D_DRY_RUN};
-        static const rs_cli_opt_t opts[] = {dlq_opts[D_CLASS], dlq_opts[D_TOPIC],
-                                            dlq_opts[D_DRY_RUN]};
+        /* Automatic: copies of static elements are not constant initializers. */
+        const rs_cli_opt_t opts[] = {dlq_opts[D_CLASS], dlq_opts[D_TOPIC],
+                                     dlq_opts[D_DRY_RUN]};
         dlq_ctx_t c = {.map = map};
         const rs_cli_t cli = {
             .command = "refstream admin dlq redrive",

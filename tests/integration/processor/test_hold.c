@@ -65,6 +65,8 @@ static int teardown(void **state)
 }
 
 static void add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
+static void add(rs_batch_t *b, rs_codec_t *codec, rs_event_type_t type, const char *fmt,
                 ...)
 {
         char j[1024];
