@@ -43,17 +43,6 @@ int64_t rs_rules_referrer_reward(const rs_program_t *p, int64_t payment_minor)
         return amount;
 }
 
-static rs_refstat_t *refstat_get(rs_state_t *st, int64_t program_id, const char *referrer)
-{
-        rs_refstat_t *s = rs_state_refstat(st, program_id, referrer);
-        if (!s) {
-                s = rs_arena_alloc(st->arena, sizeof(*s));
-                *s = (rs_refstat_t){.program_id = program_id, .referrer = referrer};
-                rs_state_add_refstat(st, s);
-        }
-        return s;
-}
-
 static rs_credit_t *new_credit(rs_state_t *st, rs_referral_t *r, const rs_program_t *p,
                                rs_role_t role, int64_t amount,
                                const char *source_event_id)
@@ -95,7 +84,7 @@ static void credit_referral(rs_state_t *st, size_t idx, rs_referral_t *r,
         r->qualified_at_ms = ch->occurred_at_ms;
         r->dirty = true;
 
-        rs_refstat_t *stat = refstat_get(st, p->id, r->referrer);
+        rs_refstat_t *stat = rs_state_refstat_get(st, p->id, r->referrer);
         rs_credit_t *referrer_credit = NULL;
         if (p->max_rewarded != RS_INT_NONE && stat->rewarded_count >= p->max_rewarded) {
                 reject(st, &(rs_rejection_t){
@@ -484,7 +473,7 @@ static rs_referral_t *create_referral(signup_ctx_t *x)
                              .is_new = true};
         rs_state_add_referral(st, r);
         if (x->p->max_per_day != RS_INT_NONE)
-                rs_refstat_add_recent(st, refstat_get(st, x->p->id, r->referrer),
+                rs_refstat_add_recent(st, rs_state_refstat_get(st, x->p->id, r->referrer),
                                       r->signup_at_ms);
         x->c->uses_count++;
         if (x->c->max_uses != RS_INT_NONE && x->c->uses_count >= x->c->max_uses)

@@ -198,6 +198,19 @@ void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s)
         rs_map_put(&st->refstats, rs_arena_strdup(st->arena, key), s);
 }
 
+rs_refstat_t *rs_state_refstat_get(rs_state_t *st, int64_t program_id,
+                                   const char *referrer)
+{
+        rs_refstat_t *s = rs_state_refstat(st, program_id, referrer);
+        if (!s) {
+                s = rs_arena_alloc(st->arena, sizeof(*s));
+                *s = (rs_refstat_t){.program_id = program_id,
+                                    .referrer = rs_arena_strdup(st->arena, referrer)};
+                rs_state_add_refstat(st, s);
+        }
+        return s;
+}
+
 rs_charge_t *rs_state_charge(rs_state_t *st, const char *user_id)
 {
         return rs_map_get(&st->charges, user_id);

@@ -243,6 +243,10 @@ void rs_state_add_referral(rs_state_t *st, rs_referral_t *r);
 void rs_state_add_credit(rs_credit_t *c); /* onto c->referral's list */
 rs_refstat_t *rs_state_refstat(rs_state_t *st, int64_t program_id, const char *referrer);
 void rs_state_add_refstat(rs_state_t *st, rs_refstat_t *s);
+/* The pair's stats, created with a zero count (and a copy of referrer) when
+ * absent. */
+rs_refstat_t *rs_state_refstat_get(rs_state_t *st, int64_t program_id,
+                                   const char *referrer);
 rs_charge_t *rs_state_charge(rs_state_t *st, const char *user_id);
 void rs_state_add_charge(rs_state_t *st, rs_charge_t *c);
 rs_held_refund_t *rs_state_held(rs_state_t *st, const char *user_id,

@@ -455,15 +455,9 @@ static bool load_recent(rs_pg_t *pg, rs_state_t *st, int64_t since_ms, char *err
         if (!res)
                 return false;
         for (int r = 0; r < PQntuples(res); r++) {
-                int64_t program_id = rs_pg_int(res, r, RECENT_PROGRAM, 0);
-                const char *referrer = PQgetvalue(res, r, RECENT_REFERRER);
-                rs_refstat_t *s = rs_state_refstat(st, program_id, referrer);
-                if (!s) {
-                        s = rs_arena_alloc(st->arena, sizeof(*s));
-                        *s = (rs_refstat_t){.program_id = program_id,
-                                            .referrer = dup(st, res, r, RECENT_REFERRER)};
-                        rs_state_add_refstat(st, s);
-                }
+                rs_refstat_t *s =
+                    rs_state_refstat_get(st, rs_pg_int(res, r, RECENT_PROGRAM, 0),
+                                         PQgetvalue(res, r, RECENT_REFERRER));
                 rs_refstat_add_recent(st, s, rs_pg_int(res, r, RECENT_SIGNUP_AT, 0));
         }
         PQclear(res);
@@ -517,24 +511,26 @@ int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
         PGresult *res = rs_pg_exec(pg, SQL_RELEASE_DUE, 1, params, errstr, errstr_size);
         if (!res)
                 return -1;
-        /* The referee's lock, without waiting: a batch holding it may be
-         * refunding the referral; it is left to a later pass. */
+        /* The referees' locks, in one statement and without waiting: a batch
+         * holding one may be refunding that referral; it is left to a later
+         * pass. */
+        int rows = PQntuples(res);
+        rs_pgarr_t keys;
+        rs_pgarr_init(&keys);
+        for (int r = 0; r < rows; r++)
+                rs_pgarr_int(&keys, rs_pg_user_lock_key(PQgetvalue(res, r, DUE_REFEREE)));
+        const char *lp[] = {class, rs_pgarr_get(&keys)};
+        PGresult *got =
+            rows ? rs_pg_exec(pg, SQL_USERS_TRY_LOCK, 2, lp, errstr, errstr_size) : NULL;
+        rs_pgarr_free(&keys);
+        bool ok = rows == 0 || got != NULL;
         rs_strset_t ids;
         rs_strset_init(&ids);
-        bool ok = true;
-        for (int r = 0; ok && r < PQntuples(res); r++) {
-                char key[16];
-                snprintf(key, sizeof(key), "%d",
-                         rs_pg_user_lock_key(PQgetvalue(res, r, DUE_REFEREE)));
-                const char *lp[] = {class, key};
-                PGresult *got =
-                    rs_pg_exec(pg, SQL_USER_TRY_LOCK, 2, lp, errstr, errstr_size);
-                ok = got != NULL;
-                if (ok && strcmp(PQgetvalue(got, 0, 0), "t") == 0)
+        for (int r = 0; got && r < rows; r++)
+                if (strcmp(PQgetvalue(got, r, 0), "t") == 0)
                         rs_strset_add(
                             &ids, rs_arena_strdup(st->arena, PQgetvalue(res, r, DUE_ID)));
-                PQclear(got);
-        }
+        PQclear(got);
         PQclear(res);
         int n = (int)ids.n;
         if (ok && n > 0) {

@@ -64,7 +64,9 @@ const char SQL_RELEASE_DUE[] = "SELECT id, referee_user_id\n"
                                " LIMIT $1::int\n"
                                "   FOR UPDATE SKIP LOCKED";
 
-const char SQL_USER_TRY_LOCK[] = "SELECT pg_try_advisory_xact_lock($1::int, $2::int)";
+const char SQL_USERS_TRY_LOCK[] = "SELECT pg_try_advisory_xact_lock($1::int, k)\n"
+                                  "  FROM unnest($2::int[]) WITH ORDINALITY AS t(k, i)\n"
+                                  " ORDER BY i";
 
 const char SQL_FINGERPRINTS_OF[] = "SELECT user_id, fingerprint\n"
                                    "  FROM rs_payment_fingerprints\n"

@@ -186,7 +186,8 @@ extern const char SQL_CODES_EXPIRE[];
  * (SKIP LOCKED: instances share them) -> (id, referee). */
 enum { DUE_ID, DUE_REFEREE };
 extern const char SQL_RELEASE_DUE[];
-/* $1 lock class, $2 key: true if the lock was free and is now held. */
-extern const char SQL_USER_TRY_LOCK[];
+/* $1 lock class, $2 keys: per key, in order, true if its lock was free (or
+ * already held by this transaction) and is now held. */
+extern const char SQL_USERS_TRY_LOCK[];
 
 #endif
