@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -207,7 +208,15 @@ static void crash_between_claim_and_commit(void **state)
                               " WHERE status = 'held'"));
         /* While it holds them, another instance skips them. */
         assert_int_equal(release(&fx.env, 100), 0);
+        long long pid = rs_it_count(dying, "SELECT pg_backend_pid()");
         rs_pg_destroy(dying); /* the crash: the transaction is rolled back */
+        /* The server ends the backend (and frees its locks) on its own time. */
+        for (int i = 0; i < 200 && rs_it_count(fx.pg,
+                                               "SELECT count(*) FROM pg_stat_activity"
+                                               " WHERE pid = %lld",
+                                               pid) > 0;
+             i++)
+                usleep(50 * 1000);
         assert_int_equal(COUNT("SELECT count(*) FROM rs_referrals WHERE status = 'held'"),
                          5);
         assert_int_equal(release(&fx.env, 100), 5);
