@@ -11,7 +11,9 @@
 #   run of a million events; the credits are then not compared).
 #   RS_COMPARE_PROFILE=1 also says where refstream's run spent its time: the
 #   CPU seconds of refstream, Postgres and the broker over the run, and the
-#   statements that took Postgres's time (pg_stat_statements).
+#   statements that took Postgres's time (pg_stat_statements), and the rows
+#   each table wrote (how many updates were HOT).
+#   RS_COMPARE_LOGS=DIR keeps the processes' logs in DIR.
 #
 # For each system: a fresh database with the same program (fixed reward 500,
 # referee reward 250, minimum 1000 USD, 30-day window) and the same 50 codes,
@@ -32,6 +34,7 @@ PY=$(scripts/pyenv.sh)
 dir=$(mktemp -d "${TMPDIR:-/tmp}/rs-compare.XXXXXX")
 pids=()
 cleanup() {
+        [ -z "${RS_COMPARE_LOGS:-}" ] || cp "$dir"/*.log "$RS_COMPARE_LOGS"/ 2>/dev/null || true
         for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
         scripts/stack.sh down --dir "$dir/kafka" --purge >/dev/null 2>&1 || true
         scripts/stack.sh down --dir "$dir/db" --purge >/dev/null 2>&1 || true
@@ -149,6 +152,10 @@ if [ "$PROFILE" = 1 ]; then
         pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT round(total_exec_time), calls, rows,
                 left(regexp_replace(query, '\s+', ' ', 'g'), 100)
                 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+        echo "profile: rows written by table (inserted, updated, of which HOT, deleted):"
+        pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT relname, n_tup_ins, n_tup_upd,
+                n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
+                WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname"
 fi
 kill -TERM "${pids[-1]}"
 wait "${pids[-1]}"

@@ -59,7 +59,8 @@ const char SQL_REFERRALS_BY_ID[] = REFERRAL_COLUMNS " WHERE id = ANY($1::uuid[])
 
 const char SQL_RELEASE_DUE[] = "SELECT id, referee_user_id\n"
                                "  FROM rs_referrals\n"
-                               " WHERE status = 'held' AND release_at <= now()\n"
+                               " WHERE release_at <= now() AND released_at IS NULL\n"
+                               "   AND cancelled_at IS NULL AND status = 'held'\n"
                                " ORDER BY release_at\n"
                                " LIMIT $1::int\n"
                                "   FOR UPDATE SKIP LOCKED";
