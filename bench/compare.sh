@@ -86,6 +86,13 @@ setup() {
 }
 setup rs
 codes=$(cut -f1 "$dir/codes.tsv" | paste -sd,)
+# The output topics exist before the runs, as in production: a topic the
+# broker creates on the first record it gets holds that producer's records
+# back for a second or more.
+for t in "$REFSTREAM_TOPIC_CREDITED" "$REFSTREAM_TOPIC_REVERSED" "$REFSTREAM_TOPIC_DLQ" \
+        bl-credited lat-credited; do
+        scripts/stack.sh topic --dir "$dir/kafka" "$t" 4 2>/dev/null
+done
 
 "$BIN" loadgen --mix "$MIX" --seed 7 --count "$USERS" --codes "$codes" 2>"$dir/loadgen.log" ||
         { cat "$dir/loadgen.log" >&2; exit 1; }

@@ -97,12 +97,12 @@ def progress(args):
 
 def tenth_rate(samples, start, total, k):
     """The rate over the k-th tenth (0-9) of the records after the first
-    progress: from the first sample at or past its start to the first at or
-    past its end (samples every 0.1 s; meaningful when a tenth takes
-    seconds)."""
+    progress: from the last sample at or before its start to the first at or
+    past its end, so the span covers the tenth (samples every 0.1 s;
+    meaningful when a tenth takes seconds)."""
     lo = start + (total - start) * k // 10
     hi = start + (total - start) * (k + 1) // 10
-    a = next(s for s in samples if s[1] >= lo)
+    a = [s for s in samples if s[1] <= lo][-1]
     b = next(s for s in samples if s[1] >= hi)
     return round((b[1] - a[1]) / max(b[0] - a[0], 0.001))
 

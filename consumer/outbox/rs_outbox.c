@@ -90,7 +90,12 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
                                   /* A dead letter is the input record unchanged,
                                    * and input topics may hold records above
                                    * librdkafka's 1 MB default. */
-                                  "message.max.bytes", "67108864", NULL};
+                                  "message.max.bytes", "67108864",
+                                  /* Records in flight at most (librdkafka: 100,000):
+                                   * beyond, publishing waits for deliveries, so a
+                                   * broker slower than the batches bounds memory
+                                   * instead of queueing every credit. */
+                                  "queue.buffering.max.messages", "10000", NULL};
         rd_kafka_conf_t *conf = rs_kafka_conf(cfg, defaults, errstr, errstr_size);
         if (!conf)
                 return NULL;
@@ -154,6 +159,7 @@ static rd_kafka_headers_t *headers_of(const rs_outmsg_t *m)
 
 static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
 {
+        int64_t next_mark = rs_monotonic_ms() + 1000;
         for (;;) {
                 rd_kafka_headers_t *h = headers_of(m);
                 rd_kafka_resp_err_t err = rd_kafka_producev(
@@ -177,6 +183,15 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                         return;
                 }
                 rd_kafka_poll(o->rk, 100); /* local queue full: let deliveries drain */
+                /* A broker that does not answer keeps us here: the rows
+                 * delivered meanwhile are marked and the leases of those in
+                 * flight renewed, as the processor's upkeep would. */
+                if (rs_monotonic_ms() >= next_mark) {
+                        char why[256];
+                        next_mark = rs_monotonic_ms() + 1000;
+                        if (!rs_outbox_mark(o, why, sizeof(why)))
+                                rs_debug("outbox", "marking later: %s", why);
+                }
         }
 }
 
