@@ -159,13 +159,16 @@ if [ "$PROFILE" = 1 ]; then
         pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT round(total_exec_time), calls, rows,
                 left(regexp_replace(query, '\s+', ' ', 'g'), 100)
                 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
+fi
+kill -TERM "${pids[-1]}"
+wait "${pids[-1]}"
+if [ "$PROFILE" = 1 ]; then
+        # After the exit: a backend reports its table counts about once a second.
         echo "profile: rows written by table (inserted, updated, of which HOT, deleted):"
         pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT relname, n_tup_ins, n_tup_upd,
                 n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables
                 WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY relname"
 fi
-kill -TERM "${pids[-1]}"
-wait "${pids[-1]}"
 
 # ---- the same credits
 credits() { # URL SQL: beneficiary, role, amount, status, one per line, sorted

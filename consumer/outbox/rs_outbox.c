@@ -186,12 +186,7 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                 /* A broker that does not answer keeps us here: the rows
                  * delivered meanwhile are marked and the leases of those in
                  * flight renewed, as the processor's upkeep would. */
-                if (rs_monotonic_ms() >= next_mark) {
-                        char why[256];
-                        next_mark = rs_monotonic_ms() + 1000;
-                        if (!rs_outbox_mark(o, why, sizeof(why)))
-                                rs_debug("outbox", "marking later: %s", why);
-                }
+                rs_outbox_mark_due(o, &next_mark);
         }
 }
 
@@ -281,6 +276,16 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 rs_outbox_marked(o, o->n_delivered);
         }
         return renew(o, errstr, errstr_size);
+}
+
+void rs_outbox_mark_due(rs_outbox_t *o, int64_t *next_ms)
+{
+        if (rs_monotonic_ms() < *next_ms)
+                return;
+        *next_ms = rs_monotonic_ms() + 1000;
+        char err[256];
+        if (!rs_outbox_mark(o, err, sizeof(err)))
+                rs_debug("outbox", "marking later: %s", err);
 }
 
 static bool unescape(rs_arena_t *a, const char *hex, const void **out, size_t *len)

@@ -47,6 +47,10 @@ void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
  * rows this process holds (every third of a lease). Keeps them for later when
  * Postgres is unavailable. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
+/* rs_outbox_mark once the monotonic time *next_ms has come, then *next_ms a
+ * second later; a failure is logged (debug) and left for the next time. For
+ * loops that wait on something else (a back-off, a full producer queue). */
+void rs_outbox_mark_due(rs_outbox_t *o, int64_t *next_ms);
 /* The same marking inside the caller's transaction, queued in its pipeline
  * (rs_pg_pipeline_begin on pg): the batch marks what was delivered since the
  * last one without a transaction of its own. *n gets how many rows it

@@ -25,7 +25,6 @@ typedef enum { RUN_OK, RUN_SPLIT, RUN_STOPPED } run_result_t;
 static void backoff_wait(rs_processor_t *p, volatile sig_atomic_t *stop)
 {
         int64_t until = rs_monotonic_ms() + p->backoff_ms, next_mark = 0;
-        char err[512];
         while (!*stop && rs_monotonic_ms() < until) {
                 /* Records fetched before the pause may still come: they join
                  * p->batch and are processed after the current part. */
@@ -34,11 +33,7 @@ static void backoff_wait(rs_processor_t *p, volatile sig_atomic_t *stop)
                 /* Rows delivered before the outage: marked (and their leases
                  * renewed) as soon as Postgres answers, not after the
                  * back-off, so no other instance's sweep republishes them. */
-                if (rs_monotonic_ms() >= next_mark) {
-                        next_mark = rs_monotonic_ms() + 1000;
-                        if (!rs_outbox_mark(p->outbox, err, sizeof(err)))
-                                rs_debug("outbox", "marking later: %s", err);
-                }
+                rs_outbox_mark_due(p->outbox, &next_mark);
         }
         p->backoff_ms = RS_MIN(p->backoff_ms * 2, p->cfg->pg_retry_max_ms);
 }
