@@ -523,6 +523,12 @@ typedef struct run_ctx {
         rs_state_t st;
         txn_sets_t sets;
         code_lookup_t cl;
+        uint64_t quiet_gen; /* of env->quiet when the run began */
+        /* After COMMIT, each locked user is remembered quiet (with the first
+         * charge's time) or forgotten (RS_TS_NONE). */
+        const char **remember;
+        int64_t *remember_first;
+        size_t n_remember;
 } run_ctx_t;
 
 static const rs_pgcol_t fingerprint_cols[] = {
@@ -563,9 +569,11 @@ static bool write_fingerprints(rs_pg_t *pg, rs_batch_t *b, char *errstr,
  *     (it judges the first charge).
  * Users who appear in the batch otherwise (a sign-up with a code, a refund,
  * a code's owner, both a sign-up and a charge) are never quiet. */
-static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *cl,
-                       char *errstr, size_t errstr_size)
+static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
+        rs_batch_env_t *env = x->env;
+        rs_batch_t *b = x->b;
+        const code_lookup_t *cl = &x->cl;
         rs_map_t earliest; /* user -> the batch message of their earliest charge */
         rs_strset_t plain; /* users with a sign-up without a code */
         rs_strset_t other; /* users with any other part in the batch */
@@ -592,15 +600,22 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
                 if (m->code)
                         rs_strset_add(&other, rs_map_get(&cl->owner_of, m->code));
         }
-        rs_strset_t candidates;
+        rs_strset_t candidates, quiet;
         rs_strset_init(&candidates);
+        rs_strset_init(&quiet);
         for (size_t i = 0; i < earliest.cap; i++) {
                 const char *u = earliest.slots[i].key;
-                if (u && !rs_strset_has(&other, u) && !rs_strset_has(&plain, u))
+                if (!u || rs_strset_has(&other, u) || rs_strset_has(&plain, u))
+                        continue;
+                /* A user the memory knows needs no read: it has the row's
+                 * answer (rs_quiet.h). */
+                const rs_batch_msg_t *e = earliest.slots[i].value;
+                int64_t first = env->quiet ? rs_quiet_get(env->quiet, u) : RS_TS_NONE;
+                if (first == RS_TS_NONE)
                         rs_strset_add(&candidates, u);
+                else if (first <= e->ev.occurred_at_ms)
+                        rs_strset_add(&quiet, u);
         }
-        rs_strset_t quiet;
-        rs_strset_init(&quiet);
         bool ok = true;
         if (candidates.n > 0) {
                 rs_pgarr_t arr;
@@ -613,8 +628,14 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
                 for (int r = 0; res && r < PQntuples(res); r++) {
                         const rs_batch_msg_t *e =
                             rs_map_get(&earliest, PQgetvalue(res, r, 0));
-                        if (e && rs_pg_int(res, r, 1, INT64_MAX) <= e->ev.occurred_at_ms)
+                        int64_t first = rs_pg_int(res, r, 1, INT64_MAX);
+                        if (e && first <= e->ev.occurred_at_ms)
                                 rs_strset_add(&quiet, e->ev.user_id);
+                        /* The row is committed and no one else of this batch
+                         * touches the user: remembered now. */
+                        if (e && env->quiet && first != INT64_MAX &&
+                            rs_quiet_gen(env->quiet) == x->quiet_gen)
+                                rs_quiet_put(env->quiet, e->ev.user_id, first);
                 }
                 PQclear(res);
         }
@@ -628,6 +649,9 @@ static bool mark_quiet(rs_batch_env_t *env, rs_batch_t *b, const code_lookup_t *
                 else
                         m->quiet = !m->intent && !rs_strset_has(&other, u) &&
                                    !rs_map_get(&earliest, u);
+                if (m->quiet && m->ev.type == RS_EV_PAYMENT &&
+                    !rs_strset_has(&candidates, u))
+                        b->stats.filtered_remembered++;
         }
         rs_strset_free(&quiet);
         rs_strset_free(&candidates);
@@ -689,6 +713,10 @@ static bool write_quiet_signups(rs_pg_t *pg, rs_batch_t *b, char *errstr,
 static void update_user_flags(run_ctx_t *x)
 {
         rs_state_t *st = &x->st;
+        size_t n = x->sets.users.n;
+        x->remember = rs_arena_alloc(st->arena, (n ? n : 1) * sizeof(*x->remember));
+        x->remember_first =
+            rs_arena_alloc(st->arena, (n ? n : 1) * sizeof(*x->remember_first));
         for (size_t i = 0; i < x->sets.users.n; i++) {
                 const char *id = x->sets.users.items[i];
                 bool pending = false;
@@ -698,6 +726,10 @@ static void update_user_flags(run_ctx_t *x)
                 const rs_charge_t *ch = rs_state_charge(st, id);
                 int64_t first = ch ? ch->occurred_at_ms : RS_TS_NONE;
                 rs_user_t *u = rs_state_user(st, id);
+                x->remember[x->n_remember] = id;
+                x->remember_first[x->n_remember++] =
+                    u && u->signed_up && !pending && first != RS_TS_NONE ? first
+                                                                         : RS_QUIET_NOT;
                 if (!u && !pending && first == RS_TS_NONE)
                         continue;
                 if (!u) {
@@ -838,7 +870,7 @@ static void note_fingerprints(run_ctx_t *x)
 static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_batch_t *b = x->b;
-        if (!mark_quiet(x->env, b, &x->cl, errstr, errstr_size))
+        if (!mark_quiet(x, errstr, errstr_size))
                 return false;
         collect(b, &x->cl, &x->sets);
         if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
@@ -902,9 +934,29 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
         return ok;
 }
 
+/* After COMMIT: what the batch now knows of the users it locked, and of
+ * those whose quiet sign-up it merged (not quiet, unless known otherwise:
+ * the row may hold an earlier charge; their next charge takes the locked
+ * path, which then knows). */
+static void remember_quiet(run_ctx_t *x)
+{
+        rs_quiet_t *q = x->env->quiet;
+        if (!q || rs_quiet_gen(q) != x->quiet_gen)
+                return;
+        for (size_t i = 0; i < x->n_remember; i++)
+                rs_quiet_put(q, x->remember[i], x->remember_first[i]);
+        for (size_t i = 0; i < x->b->n; i++) {
+                const rs_batch_msg_t *m = &x->b->msgs[i];
+                if (m->quiet && m->ev.type == RS_EV_SIGNUP &&
+                    rs_quiet_get(q, m->ev.user_id) == RS_TS_NONE)
+                        rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT);
+        }
+}
+
 static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
 {
-        run_ctx_t x = {.env = env, .b = b};
+        run_ctx_t x = {
+            .env = env, .b = b, .quiet_gen = env->quiet ? rs_quiet_gen(env->quiet) : 0};
         rs_state_init(&x.st, &b->arena, b->now_ms ? b->now_ms : rs_now_ms());
         sets_init(&x.sets);
         rs_map_init(&x.cl.owner_of);
@@ -921,8 +973,10 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
                 if (!ok)
                         rs_pg_rollback(pg);
         }
-        if (ok)
+        if (ok) {
                 count_results(b, &x.st);
+                remember_quiet(&x);
+        }
         rs_map_free(&x.cl.owner_of);
         sets_free(&x.sets);
         rs_state_free(&x.st);

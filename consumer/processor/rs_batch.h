@@ -25,6 +25,7 @@
 #include "rs_outbox.h"
 #include "rs_outmsg.h"
 #include "rs_pg.h"
+#include "rs_quiet.h"
 #include "rs_rules.h"
 
 typedef enum {
@@ -63,8 +64,9 @@ typedef struct rs_batch_stats {
         uint64_t rejections[RS_REJ__COUNT];
         uint64_t cache_hits, cache_negative, cache_misses, cache_errors;
         uint64_t deadlock_retries;
-        uint64_t filtered; /* quiet events (also in signups and payments) */
-        uint64_t released; /* held referrals released (rs_batch_release) */
+        uint64_t filtered;            /* quiet events (also in signups and payments) */
+        uint64_t filtered_remembered; /* quiet charges known from rs_quiet */
+        uint64_t released;            /* held referrals released (rs_batch_release) */
 } rs_batch_stats_t;
 
 typedef struct rs_batch {
@@ -104,6 +106,8 @@ typedef struct rs_batch_env {
         int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
         rs_outbox_t *outbox;     /* NULL: none; else its delivered rows are
                                     marked published in the batch transaction */
+        rs_quiet_t *quiet;       /* NULL: none; the filter's memory of quiet
+                                    users, kept current by each batch */
 } rs_batch_env_t;
 
 /* Runs the batch transaction (retrying deadlocks and serialization failures a

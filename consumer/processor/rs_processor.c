@@ -11,6 +11,8 @@
 
 #define BACKOFF_START_MS 100
 #define MARK_INTERVAL_MS 200
+/* Users the first-level filter remembers quiet (rs_quiet.h): 24 bytes each. */
+#define QUIET_USERS 131072
 /* Retention passes: how often, and how many rows one statement deletes (a
  * pass repeats it while it keeps filling the limit, up to RETENTION_ROUNDS). */
 #define RETENTION_INTERVAL_MS 60000
@@ -341,6 +343,7 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         rs_batch_init(&p->batch);
         rs_proc_register_metrics(&p->m);
         p->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
+        p->quiet = rs_quiet_new(QUIET_USERS);
         if (!(p->codec = rs_codec_new(errstr, errstr_size)))
                 goto fail;
         if (*cfg->schema_registry_url) {
@@ -367,7 +370,8 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
                                   .cache = p->cache,
                                   .codec = p->codec,
                                   .outbox_lease_ms = cfg->outbox_lease_ms,
-                                  .outbox = p->outbox};
+                                  .outbox = p->outbox,
+                                  .quiet = p->quiet};
         return p;
 fail:
         rs_processor_destroy(p);
@@ -451,6 +455,7 @@ void rs_processor_destroy(rs_processor_t *p)
                 rd_kafka_topic_partition_list_destroy(p->paused);
         rs_http_stop(p->http);
         rs_cache_destroy(p->cache);
+        rs_quiet_destroy(p->quiet);
         rs_registry_destroy(p->registry);
         rs_codec_destroy(p->codec);
         rs_pg_destroy(p->pg);

@@ -18,7 +18,7 @@ typedef struct proc_metrics {
         rs_counter_t *referrals, *reversals, *credits[2], *rejections[RS_REJ__COUNT];
         rs_counter_t *cache[3], *cache_errors; /* hit, negative_hit, miss */
         rs_counter_t *batches, *retries_transient, *retries_conflict, *poison;
-        rs_counter_t *filtered, *released;
+        rs_counter_t *filtered, *filtered_remembered, *released;
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;
         rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *lag, *stall;
@@ -33,6 +33,7 @@ struct rs_processor {
         rs_codec_t *codec;
         rs_pg_t *pg;
         rs_cache_t *cache;
+        rs_quiet_t *quiet;       /* the filter's memory, forgotten at each rebalance */
         rs_registry_t *registry; /* NULL: the manifest's schema ids */
         rs_outbox_t *outbox;
         rd_kafka_t *rk;

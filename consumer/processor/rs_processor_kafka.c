@@ -217,6 +217,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err, tplist_t *part
         rs_processor_t *p = opaque;
         const char *protocol = rd_kafka_rebalance_protocol(rk);
         bool cooperative = protocol && strcmp(protocol, "COOPERATIVE") == 0;
+        /* Another process may have changed our users meanwhile, or may from
+         * now on (rs_quiet.h). */
+        rs_quiet_clear(p->quiet);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
                 assign_parts(p, rk, parts, cooperative);
         else

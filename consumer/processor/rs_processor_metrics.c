@@ -51,6 +51,11 @@ void rs_proc_register_metrics(proc_metrics_t *m)
             "Events applied without locks, loads or rules by the first-level filter "
             "(also counted as applied).",
             NULL);
+        m->filtered_remembered = rs_metrics_counter(
+            "refstream_events_filtered_remembered_total",
+            "Charges the first-level filter set aside from its memory of quiet users, "
+            "without reading their rows (also counted as filtered).",
+            NULL);
         m->retries_transient =
             rs_metrics_counter("refstream_batch_retries_total",
                                "Batch transactions retried.", "reason=\"unavailable\"");
@@ -164,6 +169,7 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->cache[2], s->cache_misses);
         rs_counter_add(m->retries_conflict, s->deadlock_retries);
         rs_counter_add(m->filtered, s->filtered);
+        rs_counter_add(m->filtered_remembered, s->filtered_remembered);
         rs_counter_inc(m->batches);
         rs_histogram_observe(m->batch_size, (double)b->n);
         rs_histogram_observe(m->batch_seconds, seconds);

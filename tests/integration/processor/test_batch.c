@@ -550,6 +550,70 @@ static void upgrade_from_version_4(void **state)
         rs_pg_destroy(pg);
 }
 
+/* The filter's memory (rs_quiet.h): a user locked by a batch is remembered
+ * quiet after its COMMIT, a later charge is then set aside without a read,
+ * and a batch that gives the user a pending referral remembers them not
+ * quiet, so the next charge qualifies it. Were the entry left, that charge
+ * would be set aside and nothing credited. A user who signed up quietly is
+ * remembered not quiet: the first charge takes the locked path unread. */
+static void quiet_memory_follows_the_batches(void **state)
+{
+        rs_batch_env_t env = fx.env;
+        env.quiet = rs_quiet_new(64);
+        rs_batch_t b;
+        rs_batch_init(&b);
+        plain_signup(&b, 600, "e-qm1", "qm-una");
+        charge(&b, 601, "e-qm2", "qm-una", 500); /* below the minimum */
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 0);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-una"),
+                         INT64_C(1767312000000)); /* 2026-01-02 */
+
+        rs_batch_reset(&b);
+        charge(&b, 602, "e-qm3", "qm-una", 600);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(b.stats.filtered_remembered, 1);
+        assert_int_equal(b.n_out, 0);
+
+        /* A second sign-up, with a code: a pending referral (the first
+         * charge is below the minimum). */
+        rs_batch_reset(&b);
+        signup(&b, 603, "e-qm4", "qm-una", "ALICE234");
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.referrals, 1);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-una"), RS_QUIET_NOT);
+
+        rs_batch_reset(&b);
+        charge(&b, 604, "e-qm5", "qm-una", 1500);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 0);
+        assert_int_equal(b.stats.credits[RS_ROLE_REFERRER], 1);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
+                                            " referee_user_id = 'qm-una' AND status ="
+                                            " 'credited' AND payment_event_id = 'e-qm5'"),
+                         1);
+        /* Credited: quiet again. */
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-una"), INT64_C(1767312000000));
+
+        rs_batch_reset(&b);
+        plain_signup(&b, 605, "e-qm6", "qm-vic");
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-vic"), RS_QUIET_NOT);
+        rs_batch_reset(&b);
+        charge(&b, 606, "e-qm7", "qm-vic", 700);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 0);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-vic"), INT64_C(1767312000000));
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_users WHERE"
+                                            " user_id = 'qm-vic' AND first_charge_at ="
+                                            " '2026-01-02Z'"),
+                         1);
+        rs_batch_free(&b);
+        rs_quiet_destroy(env.quiet);
+}
+
 int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
@@ -566,6 +630,7 @@ int main(void)
             cmocka_unit_test(inbox_key_matches_sql),
             cmocka_unit_test(events_without_effect_write_nothing),
             cmocka_unit_test(charge_judged_at_signup_is_recorded),
+            cmocka_unit_test(quiet_memory_follows_the_batches),
             cmocka_unit_test(upgrade_from_version_4),
         };
         return cmocka_run_group_tests(tests, setup, teardown);

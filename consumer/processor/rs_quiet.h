@@ -1,0 +1,38 @@
+#ifndef RS_QUIET_H
+#define RS_QUIET_H
+/* The first-level filter's memory (docs/design.md §2): what this process
+ * knows of its users' rows, so that a charge is judged without reading the
+ * row: quiet (signed up, charged, no pending referral) with the time of the
+ * first charge, or RS_QUIET_NOT (known not quiet: the charge takes the
+ * locked path, as the read would have said).
+ *
+ * Only batches of this process change whether a user of its partitions is
+ * quiet, so an entry stays true while the partitions stay: the processor
+ * forgets everything at each rebalance (rs_quiet_clear), and a batch started
+ * before the rebalance remembers nothing afterwards (rs_quiet_gen). Each
+ * batch, after its COMMIT, remembers or forgets every user it locked.
+ *
+ * Bounded: 4-way buckets, an entry replaced when its bucket is full; a user
+ * is known by 128 bits of SHA-256 of its id (no id is kept). */
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rs_quiet rs_quiet_t;
+
+/* capacity: entries at most (rounded up to a power of two, at least 4). */
+rs_quiet_t *rs_quiet_new(size_t capacity);
+void rs_quiet_destroy(rs_quiet_t *q);
+
+#define RS_QUIET_NOT INT64_MAX
+
+/* The first charge of user if remembered quiet, RS_QUIET_NOT if known not
+ * quiet, RS_TS_NONE if not remembered. */
+int64_t rs_quiet_get(const rs_quiet_t *q, const char *user);
+void rs_quiet_put(rs_quiet_t *q, const char *user, int64_t first_charge_ms);
+
+/* Forgets every entry and starts a new generation. */
+void rs_quiet_clear(rs_quiet_t *q);
+uint64_t rs_quiet_gen(const rs_quiet_t *q);
+size_t rs_quiet_count(const rs_quiet_t *q);
+
+#endif
