@@ -127,16 +127,21 @@ int rs_pg_send(rs_pg_t *pg, const char *sql, int nparams, const char *const *par
         return pg->queued++;
 }
 
-bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
-                        size_t errstr_size)
+/* Reads the results of the queued statements; all[i] (all: NULL, or
+ * pg->queued entries) gets statement i's result when everything succeeded
+ * (the caller clears them), else NULL. */
+static bool pipeline_collect(rs_pg_t *pg, PGresult **all, char *errstr,
+                             size_t errstr_size)
 {
+        int queued = pg->queued;
+        for (int i = 0; all && i < queued; i++)
+                all[i] = NULL;
         bool ok = PQpipelineSync(pg->conn) == 1;
         if (!ok)
                 record_error(pg, NULL, errstr, errstr_size);
-        PGresult *mine = NULL;
         /* Each statement: its result, then NULL. A statement after a failed
          * one comes back PGRES_PIPELINE_ABORTED. */
-        for (int i = 0; ok && i < pg->queued; i++) {
+        for (int i = 0; ok && i < queued; i++) {
                 PGresult *res = PQgetResult(pg->conn);
                 ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
                 if (st == PGRES_FATAL_ERROR && !res) {
@@ -146,8 +151,8 @@ bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
                 }
                 if (st == PGRES_FATAL_ERROR && !pg->sqlstate[0])
                         record_error(pg, res, errstr, errstr_size);
-                if (i == keep && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
-                        mine = res;
+                if (all && (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK))
+                        all[i] = res;
                 else
                         PQclear(res);
                 while ((res = PQgetResult(pg->conn)))
@@ -170,11 +175,32 @@ bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
         pg->pipeline = false;
         pg->queued = 0;
         ok = ok && !pg->sqlstate[0];
-        if (ok && kept)
-                *kept = mine;
-        else
-                PQclear(mine);
+        for (int i = 0; !ok && all && i < queued; i++) {
+                PQclear(all[i]);
+                all[i] = NULL;
+        }
         return ok;
+}
+
+bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
+                        size_t errstr_size)
+{
+        int queued = pg->queued;
+        PGresult **all = rs_calloc((size_t)(queued ? queued : 1), sizeof(*all));
+        bool ok = pipeline_collect(pg, all, errstr, errstr_size);
+        for (int i = 0; i < queued; i++) {
+                if (ok && kept && i == keep)
+                        *kept = all[i];
+                else
+                        PQclear(all[i]);
+        }
+        free(all);
+        return ok;
+}
+
+bool rs_pg_pipeline_end_all(rs_pg_t *pg, PGresult **all, char *errstr, size_t errstr_size)
+{
+        return pipeline_collect(pg, all, errstr, errstr_size);
 }
 
 bool rs_pg_script(rs_pg_t *pg, const char *sql, char *errstr, size_t errstr_size)

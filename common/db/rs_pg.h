@@ -46,6 +46,12 @@ int rs_pg_send(rs_pg_t *pg, const char *sql, int nparams, const char *const *par
 bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
                         size_t errstr_size) RS_WARN_UNUSED;
 
+/* The same, keeping every result: all[i] (room for every queued statement)
+ * gets statement i's when everything succeeded (the caller clears them),
+ * else every all[i] is NULL. */
+bool rs_pg_pipeline_end_all(rs_pg_t *pg, PGresult **all, char *errstr,
+                            size_t errstr_size) RS_WARN_UNUSED;
+
 bool rs_pg_cmd(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
                char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Runs a script of several statements (the simple query protocol: no

@@ -316,9 +316,7 @@ static bool lock_stragglers(rs_pg_t *pg, rs_state_t *st, txn_sets_t *s, char *er
                         if (!rs_strset_has(&s->users, r->referrer))
                                 rs_strset_add(&extra, r->referrer);
         }
-        bool ok = extra.n == 0 ||
-                  (rs_store_lock_users(pg, st, &extra, errstr, errstr_size) &&
-                   rs_store_load_referrals(pg, st, &extra, errstr, errstr_size));
+        bool ok = rs_store_lock_and_load(pg, st, &extra, NULL, errstr, errstr_size);
         for (size_t i = 0; ok && i < extra.n; i++)
                 rs_strset_add(&s->users, extra.items[i]);
         rs_strset_free(&extra);
@@ -837,14 +835,12 @@ static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
                 rs_strset_add(&x->sets.users, referrers.items[i]);
         rs_strset_free(&referrers);
         return ok &&
-               rs_store_lock_users(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
-               rs_store_lock_codes(pg, &x->st, &x->sets.codes, errstr, errstr_size) &&
-               rs_store_load_referrals(pg, &x->st, &x->sets.users, errstr, errstr_size) &&
+               rs_store_lock_and_load(pg, &x->st, &x->sets.users, &x->sets.codes, errstr,
+                                      errstr_size) &&
                lock_stragglers(pg, &x->st, &x->sets, errstr, errstr_size) &&
                rs_store_load_rest(
                    pg, &x->st,
-                   &(rs_store_wants_t){.users = &x->sets.users,
-                                       .refunded = &x->sets.refunded,
+                   &(rs_store_wants_t){.refunded = &x->sets.refunded,
                                        .fingerprints = &x->sets.fingerprints,
                                        .signups_since_ms =
                                            x->sets.first_signup_ms == INT64_MAX

@@ -46,9 +46,105 @@ const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr)
         return rs_pgarr_get(arr);
 }
 
-/* ---------------------------------------------------------------- helpers */
+/* ---------------------------------------------------------------- rounds */
 
-/* Runs sql with one array parameter built from a set. */
+/* The loads go in rounds: the statements of a round do not need each
+ * other's results, so they are sent in one pipeline (one round trip) and
+ * executed in order; each result is then handed to its taker. */
+#define ROUND_MAX 8
+typedef void take_fn(rs_state_t *st, const PGresult *res);
+
+typedef struct round {
+        rs_pg_t *pg;
+        rs_state_t *st;
+        take_fn *take[ROUND_MAX];
+        int n;
+        bool ok, began; /* began: in pipeline mode (at the first statement) */
+        char *errstr;
+        size_t errstr_size;
+} round_t;
+
+static void round_begin(round_t *r, rs_pg_t *pg, rs_state_t *st, char *errstr,
+                        size_t errstr_size)
+{
+        *r = (round_t){
+            .pg = pg, .st = st, .ok = true, .errstr = errstr, .errstr_size = errstr_size};
+}
+
+/* Whether another statement may be queued (entering pipeline mode). */
+static bool round_room(round_t *r)
+{
+        if (r->ok && r->n == ROUND_MAX) {
+                snprintf(r->errstr, r->errstr_size, "too many loads in one round");
+                r->ok = false;
+        }
+        if (r->ok && !r->began)
+                r->ok = r->began = rs_pg_pipeline_begin(r->pg, r->errstr, r->errstr_size);
+        return r->ok;
+}
+
+static void round_sent(round_t *r, int at, take_fn *take)
+{
+        if (at < 0)
+                r->ok = false;
+        else
+                r->take[r->n++] = take;
+}
+
+static void round_params(round_t *r, const char *sql, int n, const char *const *params,
+                         take_fn *take)
+{
+        if (round_room(r))
+                round_sent(r,
+                           rs_pg_send(r->pg, sql, n, params, r->errstr, r->errstr_size),
+                           take);
+}
+
+/* sql with one array parameter built from a set. */
+static void round_set(round_t *r, const char *sql, const rs_strset_t *set, take_fn *take)
+{
+        rs_pgarr_t arr;
+        rs_pgarr_init(&arr);
+        const char *params[] = {rs_strset_literal(set, &arr)};
+        round_params(r, sql, 1, params, take);
+        rs_pgarr_free(&arr);
+}
+
+static void round_rows(round_t *r, const char *sql, rs_pgrows_t *rows,
+                       const char *const *extra, int nextra, take_fn *take)
+{
+        if (round_room(r))
+                round_sent(r,
+                           rs_pgrows_send(r->pg, sql, rows, extra, nextra, r->errstr,
+                                          r->errstr_size),
+                           take);
+}
+
+/* Sends the round's statements (if any) and hands each result to its
+ * taker; the first error is the round's. */
+static bool round_end(round_t *r)
+{
+        if (!r->began)
+                return r->ok;
+        PGresult *res[ROUND_MAX] = {NULL};
+        char ignored[256];
+        bool ok = rs_pg_pipeline_end_all(r->pg, res, r->ok ? r->errstr : ignored,
+                                         r->ok ? r->errstr_size : sizeof(ignored)) &&
+                  r->ok;
+        for (int i = 0; i < r->n; i++) {
+                if (ok && r->take[i])
+                        r->take[i](r->st, res[i]);
+                PQclear(res[i]);
+        }
+        return ok;
+}
+
+static const char *dup(rs_state_t *st, const PGresult *res, int r, int c)
+{
+        return rs_arena_strdup(st->arena, rs_pg_str(res, r, c));
+}
+
+/* Runs sql with one array parameter built from a set (outside rounds). */
 static PGresult *query_set(rs_pg_t *pg, const char *sql, const rs_strset_t *set,
                            char *errstr, size_t errstr_size)
 {
@@ -60,48 +156,10 @@ static PGresult *query_set(rs_pg_t *pg, const char *sql, const rs_strset_t *set,
         return res;
 }
 
-static const char *dup(rs_state_t *st, const PGresult *res, int r, int c)
-{
-        return rs_arena_strdup(st->arena, rs_pg_str(res, r, c));
-}
+/* ---------------------------------------------------------------- takers */
 
-/* ---------------------------------------------------------------- loads */
-
-static int cmp_int32(const void *a, const void *b)
+static void take_users(rs_state_t *st, const PGresult *res)
 {
-        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-        return (x > y) - (x < y);
-}
-
-bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                         char *errstr, size_t errstr_size)
-{
-        if (users->n == 0)
-                return true;
-        /* Advisory locks on a hash of each user, in key order: two instances
-         * locking overlapping users queue instead of deadlocking. They live
-         * in memory, so a user who only pays costs no row write; two users
-         * with the same key only wait for each other. */
-        int32_t *keys = rs_malloc(users->n * sizeof(*keys));
-        for (size_t i = 0; i < users->n; i++)
-                keys[i] = rs_pg_user_lock_key(users->items[i]);
-        qsort(keys, users->n, sizeof(*keys), cmp_int32);
-        rs_pgarr_t arr;
-        rs_pgarr_init(&arr);
-        for (size_t i = 0; i < users->n; i++)
-                if (i == 0 || keys[i] != keys[i - 1])
-                        rs_pgarr_int(&arr, keys[i]);
-        free(keys);
-        char class[16];
-        snprintf(class, sizeof(class), "%d", RS_PG_USER_LOCK_CLASS);
-        const char *params[] = {class, rs_pgarr_get(&arr)};
-        PGresult *res = rs_pg_exec(pg, SQL_USERS_LOCK, 2, params, errstr, errstr_size);
-        rs_pgarr_free(&arr);
-        if (!res)
-                return false;
-        PQclear(res);
-        if (!(res = query_set(pg, SQL_USERS_LOAD, users, errstr, errstr_size)))
-                return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_user_t *u = rs_arena_alloc(st->arena, sizeof(*u));
                 *u = (rs_user_t){
@@ -116,18 +174,10 @@ bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
                 u->signed_up = u->signup_event_id != NULL;
                 rs_state_add_user(st, u);
         }
-        PQclear(res);
-        return true;
 }
 
-bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
-                         char *errstr, size_t errstr_size)
+static void take_codes(rs_state_t *st, const PGresult *res)
 {
-        if (codes->n == 0)
-                return true;
-        PGresult *res = query_set(pg, SQL_CODES_LOCK, codes, errstr, errstr_size);
-        if (!res)
-                return false;
         for (int r = 0; r < PQntuples(res); r++) {
                 rs_code_t *c = rs_arena_alloc(st->arena, sizeof(*c));
                 *c = (rs_code_t){
@@ -141,8 +191,213 @@ bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
                         c->status = RS_CODE_PAUSED; /* unknown to this binary: be safe */
                 rs_state_add_code(st, c);
         }
-        PQclear(res);
-        return true;
+}
+
+/* Adds the referrals of a SQL_REFERRALS_OF/_BY_ID result to st. */
+static void take_referrals(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_referral_t *f = rs_arena_alloc(st->arena, sizeof(*f));
+                *f = (rs_referral_t){
+                    .id = dup(st, res, r, REF_ID),
+                    .program_id = rs_pg_int(res, r, REF_PROGRAM, 0),
+                    .code = dup(st, res, r, REF_CODE),
+                    .referrer = dup(st, res, r, REF_REFERRER),
+                    .referee = dup(st, res, r, REF_REFEREE),
+                    .signup_event_id = dup(st, res, r, REF_SIGNUP_EVENT),
+                    .signup_at_ms = rs_pg_int(res, r, REF_SIGNUP_AT, 0),
+                    .payment_id = dup(st, res, r, REF_PAYMENT),
+                    .payment_event_id = dup(st, res, r, REF_PAYMENT_EVENT),
+                    .qualified_at_ms = rs_pg_int(res, r, REF_QUALIFIED_AT, RS_TS_NONE),
+                    .reversed_at_ms = rs_pg_int(res, r, REF_REVERSED_AT, RS_TS_NONE),
+                    .reversal_event_id = dup(st, res, r, REF_REVERSAL_EVENT),
+                    .release_at_ms = rs_pg_int(res, r, REF_RELEASE_AT, RS_TS_NONE),
+                    .released_at_ms = rs_pg_int(res, r, REF_RELEASED_AT, RS_TS_NONE),
+                    .cancelled_at_ms = rs_pg_int(res, r, REF_CANCELLED_AT, RS_TS_NONE),
+                    .cancel_event_id = dup(st, res, r, REF_CANCEL_EVENT)};
+                if (!rs_ref_status_parse(PQgetvalue(res, r, REF_STATUS), &f->status))
+                        f->status = RS_REF_REVERSED; /* unknown: never credit it */
+                rs_state_add_referral(st, f);
+        }
+}
+
+static void take_charges(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_charge_t *c = rs_arena_alloc(st->arena, sizeof(*c));
+                *c = (rs_charge_t){.user_id = dup(st, res, r, CHARGE_USER),
+                                   .payment_id = dup(st, res, r, CHARGE_PAYMENT),
+                                   .event_id = dup(st, res, r, CHARGE_EVENT),
+                                   .amount_minor = rs_pg_int(res, r, CHARGE_AMOUNT, 0),
+                                   .occurred_at_ms = rs_pg_int(res, r, CHARGE_AT, 0),
+                                   .fingerprint = dup(st, res, r, CHARGE_FINGERPRINT)};
+                rs_strlcpy(c->currency, PQgetvalue(res, r, CHARGE_CURRENCY),
+                           sizeof(c->currency));
+                rs_state_add_charge(st, c);
+        }
+}
+
+static void take_held(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_held_refund_t *h = rs_arena_alloc(st->arena, sizeof(*h));
+                *h = (rs_held_refund_t){.user_id = dup(st, res, r, HELD_USER),
+                                        .refund_of = dup(st, res, r, HELD_REFUND_OF),
+                                        .event_id = dup(st, res, r, HELD_EVENT),
+                                        .occurred_at_ms = rs_pg_int(res, r, HELD_AT, 0)};
+                rs_state_add_held(st, h);
+        }
+}
+
+static void take_programs(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_program_t *p = rs_arena_alloc(st->arena, sizeof(*p));
+                *p = (rs_program_t){
+                    .id = rs_pg_int(res, r, PROG_ID, 0),
+                    .key = dup(st, res, r, PROG_KEY),
+                    .reward_percent =
+                        strcmp(PQgetvalue(res, r, PROG_REWARD_KIND), "percent") == 0,
+                    .reward_value = rs_pg_int(res, r, PROG_REWARD, 0),
+                    .reward_cap = rs_pg_int(res, r, PROG_CAP, RS_INT_NONE),
+                    .referee_reward = rs_pg_int(res, r, PROG_REFEREE_REWARD, RS_INT_NONE),
+                    .min_payment = rs_pg_int(res, r, PROG_MIN_PAYMENT, 0),
+                    .window_days = (int32_t)rs_pg_int(res, r, PROG_WINDOW, 30),
+                    .goal = (int32_t)rs_pg_int(res, r, PROG_GOAL, 10),
+                    .max_rewarded =
+                        (int32_t)rs_pg_int(res, r, PROG_MAX_REWARDED, RS_INT_NONE),
+                    .starts_at_ms = rs_pg_int(res, r, PROG_STARTS_AT, RS_TS_NONE),
+                    .ends_at_ms = rs_pg_int(res, r, PROG_ENDS_AT, RS_TS_NONE),
+                    .hold_days = (int32_t)rs_pg_int(res, r, PROG_HOLD_DAYS, 0),
+                    .max_per_day =
+                        (int32_t)rs_pg_int(res, r, PROG_MAX_PER_DAY, RS_INT_NONE)};
+                rs_strlcpy(p->currency, PQgetvalue(res, r, PROG_CURRENCY),
+                           sizeof(p->currency));
+                if (!rs_prog_status_parse(PQgetvalue(res, r, PROG_STATUS), &p->status))
+                        p->status = RS_PROG_PAUSED;
+                rs_state_add_program(st, p);
+        }
+}
+
+static void take_refstats(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_refstat_t *s = rs_arena_alloc(st->arena, sizeof(*s));
+                *s = (rs_refstat_t){.program_id = rs_pg_int(res, r, STAT_PROGRAM, 0),
+                                    .referrer = dup(st, res, r, STAT_REFERRER),
+                                    .rewarded_count =
+                                        (int32_t)rs_pg_int(res, r, STAT_COUNT, 0)};
+                rs_state_add_refstat(st, s);
+        }
+}
+
+static void take_recent(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_refstat_t *s =
+                    rs_state_refstat_get(st, rs_pg_int(res, r, RECENT_PROGRAM, 0),
+                                         PQgetvalue(res, r, RECENT_REFERRER));
+                rs_refstat_add_recent(st, s, rs_pg_int(res, r, RECENT_SIGNUP_AT, 0));
+        }
+}
+
+static void take_fingerprints(rs_state_t *st, const PGresult *res)
+{
+        for (int r = 0; r < PQntuples(res); r++)
+                rs_state_add_fingerprint(st, dup(st, res, r, 0), dup(st, res, r, 1), -1);
+}
+
+/* Every loaded referral (each referee's list, one after the other), and
+ * every credit loaded or made. */
+#define FOR_EACH_REFERRAL(st, r)                                                         \
+        for (size_t i_ = 0; i_ < (st)->referrals.cap; i_++)                              \
+                for (rs_referral_t *r = (st)->referrals.slots[i_].value; r;              \
+                     r = r->next_of_referee)
+#define FOR_EACH_CREDIT(st, c)                                                           \
+        FOR_EACH_REFERRAL (st, r_)                                                       \
+                for (rs_credit_t *c = r_->credits; c; c = c->next)
+
+static void take_credits(rs_state_t *st, const PGresult *res)
+{
+        rs_map_t by_id; /* referral id -> referral */
+        rs_map_init(&by_id);
+        FOR_EACH_REFERRAL (st, f)
+                rs_map_put(&by_id, f->id, f);
+        for (int r = 0; r < PQntuples(res); r++) {
+                rs_credit_t *c = rs_arena_alloc(st->arena, sizeof(*c));
+                *c = (rs_credit_t){
+                    .id = dup(st, res, r, CREDIT_ID),
+                    .referral = rs_map_get(&by_id, PQgetvalue(res, r, CREDIT_REFERRAL)),
+                    .role = strcmp(PQgetvalue(res, r, CREDIT_ROLE), "referrer") == 0
+                                ? RS_ROLE_REFERRER
+                                : RS_ROLE_REFEREE,
+                    .beneficiary = dup(st, res, r, CREDIT_BENEFICIARY),
+                    .amount_minor = rs_pg_int(res, r, CREDIT_AMOUNT, 0),
+                    .currency = dup(st, res, r, CREDIT_CURRENCY),
+                    .source_event_id = dup(st, res, r, CREDIT_SOURCE),
+                    .created_at_ms = rs_pg_int(res, r, CREDIT_CREATED_AT, 0),
+                    .released_at_ms = rs_pg_int(res, r, CREDIT_RELEASED_AT, RS_TS_NONE),
+                    .rewarded_count = (int32_t)rs_pg_int(res, r, CREDIT_COUNT, 0),
+                    .goal_reached =
+                        strcmp(PQgetvalue(res, r, CREDIT_GOAL_REACHED), "t") == 0};
+                if (!rs_credit_status_parse(PQgetvalue(res, r, CREDIT_STATUS),
+                                            &c->status))
+                        c->status = RS_CREDIT_REVERSED; /* unknown: leave it alone */
+                if (c->referral)
+                        rs_state_add_credit(c);
+        }
+        rs_map_free(&by_id);
+}
+
+/* ---------------------------------------------------------------- loads */
+
+static int cmp_int32(const void *a, const void *b)
+{
+        int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* Advisory locks on a hash of each user, in key order: two instances
+ * locking overlapping users queue instead of deadlocking. They live in
+ * memory, so a user who only pays costs no row write; two users with the
+ * same key only wait for each other. */
+static void queue_user_locks(round_t *r, const rs_strset_t *users)
+{
+        int32_t *keys = rs_malloc(users->n * sizeof(*keys));
+        for (size_t i = 0; i < users->n; i++)
+                keys[i] = rs_pg_user_lock_key(users->items[i]);
+        qsort(keys, users->n, sizeof(*keys), cmp_int32);
+        rs_pgarr_t arr;
+        rs_pgarr_init(&arr);
+        for (size_t i = 0; i < users->n; i++)
+                if (i == 0 || keys[i] != keys[i - 1])
+                        rs_pgarr_int(&arr, keys[i]);
+        free(keys);
+        char class[16];
+        snprintf(class, sizeof(class), "%d", RS_PG_USER_LOCK_CLASS);
+        const char *params[] = {class, rs_pgarr_get(&arr)};
+        round_params(r, SQL_USERS_LOCK, 2, params, NULL);
+        rs_pgarr_free(&arr);
+}
+
+bool rs_store_lock_and_load(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                            const rs_strset_t *codes, char *errstr, size_t errstr_size)
+{
+        if (users->n == 0 && (!codes || codes->n == 0))
+                return true;
+        round_t r;
+        round_begin(&r, pg, st, errstr, errstr_size);
+        if (users->n > 0)
+                queue_user_locks(&r, users);
+        if (codes && codes->n > 0)
+                round_set(&r, SQL_CODES_LOCK, codes, take_codes);
+        if (users->n > 0) {
+                round_set(&r, SQL_USERS_LOAD, users, take_users);
+                round_set(&r, SQL_REFERRALS_OF, users, take_referrals);
+                round_set(&r, SQL_FIRST_CHARGES, users, take_charges);
+                round_set(&r, SQL_HELD_REFUNDS, users, take_held);
+        }
+        return round_end(&r);
 }
 
 bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
@@ -193,59 +448,9 @@ bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t 
         return res != NULL;
 }
 
-/* Adds the referrals of a SQL_REFERRALS_OF/_BY_ID result to st. */
-static void add_referrals(rs_state_t *st, PGresult *res)
+static void queue_programs(round_t *r)
 {
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_referral_t *f = rs_arena_alloc(st->arena, sizeof(*f));
-                *f = (rs_referral_t){
-                    .id = dup(st, res, r, REF_ID),
-                    .program_id = rs_pg_int(res, r, REF_PROGRAM, 0),
-                    .code = dup(st, res, r, REF_CODE),
-                    .referrer = dup(st, res, r, REF_REFERRER),
-                    .referee = dup(st, res, r, REF_REFEREE),
-                    .signup_event_id = dup(st, res, r, REF_SIGNUP_EVENT),
-                    .signup_at_ms = rs_pg_int(res, r, REF_SIGNUP_AT, 0),
-                    .payment_id = dup(st, res, r, REF_PAYMENT),
-                    .payment_event_id = dup(st, res, r, REF_PAYMENT_EVENT),
-                    .qualified_at_ms = rs_pg_int(res, r, REF_QUALIFIED_AT, RS_TS_NONE),
-                    .reversed_at_ms = rs_pg_int(res, r, REF_REVERSED_AT, RS_TS_NONE),
-                    .reversal_event_id = dup(st, res, r, REF_REVERSAL_EVENT),
-                    .release_at_ms = rs_pg_int(res, r, REF_RELEASE_AT, RS_TS_NONE),
-                    .released_at_ms = rs_pg_int(res, r, REF_RELEASED_AT, RS_TS_NONE),
-                    .cancelled_at_ms = rs_pg_int(res, r, REF_CANCELLED_AT, RS_TS_NONE),
-                    .cancel_event_id = dup(st, res, r, REF_CANCEL_EVENT)};
-                if (!rs_ref_status_parse(PQgetvalue(res, r, REF_STATUS), &f->status))
-                        f->status = RS_REF_REVERSED; /* unknown: never credit it */
-                rs_state_add_referral(st, f);
-        }
-}
-
-bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                             char *errstr, size_t errstr_size)
-{
-        if (users->n == 0)
-                return true;
-        PGresult *res = query_set(pg, SQL_REFERRALS_OF, users, errstr, errstr_size);
-        if (!res)
-                return false;
-        add_referrals(st, res);
-        PQclear(res);
-        return true;
-}
-
-/* Every loaded referral (each referee's list, one after the other), and
- * every credit loaded or made. */
-#define FOR_EACH_REFERRAL(st, r)                                                         \
-        for (size_t i_ = 0; i_ < (st)->referrals.cap; i_++)                              \
-                for (rs_referral_t *r = (st)->referrals.slots[i_].value; r;              \
-                     r = r->next_of_referee)
-#define FOR_EACH_CREDIT(st, c)                                                           \
-        FOR_EACH_REFERRAL (st, r_)                                                       \
-                for (rs_credit_t *c = r_->credits; c; c = c->next)
-
-static bool load_programs(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
-{
+        rs_state_t *st = r->st;
         rs_pgarr_t ids;
         rs_pgarr_init(&ids);
         for (size_t i = 0; i < st->codes.cap; i++) {
@@ -253,45 +458,12 @@ static bool load_programs(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 if (c)
                         rs_pgarr_int(&ids, c->program_id);
         }
-        FOR_EACH_REFERRAL (st, r)
-                rs_pgarr_int(&ids, r->program_id);
+        FOR_EACH_REFERRAL (st, f)
+                rs_pgarr_int(&ids, f->program_id);
         const char *params[] = {rs_pgarr_get(&ids)};
-        bool none = ids.count == 0;
-        PGresult *res =
-            none ? NULL : rs_pg_exec(pg, SQL_PROGRAMS, 1, params, errstr, errstr_size);
+        if (ids.count > 0)
+                round_params(r, SQL_PROGRAMS, 1, params, take_programs);
         rs_pgarr_free(&ids);
-        if (none)
-                return true;
-        if (!res)
-                return false;
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_program_t *p = rs_arena_alloc(st->arena, sizeof(*p));
-                *p = (rs_program_t){
-                    .id = rs_pg_int(res, r, PROG_ID, 0),
-                    .key = dup(st, res, r, PROG_KEY),
-                    .reward_percent =
-                        strcmp(PQgetvalue(res, r, PROG_REWARD_KIND), "percent") == 0,
-                    .reward_value = rs_pg_int(res, r, PROG_REWARD, 0),
-                    .reward_cap = rs_pg_int(res, r, PROG_CAP, RS_INT_NONE),
-                    .referee_reward = rs_pg_int(res, r, PROG_REFEREE_REWARD, RS_INT_NONE),
-                    .min_payment = rs_pg_int(res, r, PROG_MIN_PAYMENT, 0),
-                    .window_days = (int32_t)rs_pg_int(res, r, PROG_WINDOW, 30),
-                    .goal = (int32_t)rs_pg_int(res, r, PROG_GOAL, 10),
-                    .max_rewarded =
-                        (int32_t)rs_pg_int(res, r, PROG_MAX_REWARDED, RS_INT_NONE),
-                    .starts_at_ms = rs_pg_int(res, r, PROG_STARTS_AT, RS_TS_NONE),
-                    .ends_at_ms = rs_pg_int(res, r, PROG_ENDS_AT, RS_TS_NONE),
-                    .hold_days = (int32_t)rs_pg_int(res, r, PROG_HOLD_DAYS, 0),
-                    .max_per_day =
-                        (int32_t)rs_pg_int(res, r, PROG_MAX_PER_DAY, RS_INT_NONE)};
-                rs_strlcpy(p->currency, PQgetvalue(res, r, PROG_CURRENCY),
-                           sizeof(p->currency));
-                if (!rs_prog_status_parse(PQgetvalue(res, r, PROG_STATUS), &p->status))
-                        p->status = RS_PROG_PAUSED;
-                rs_state_add_program(st, p);
-        }
-        PQclear(res);
-        return true;
 }
 
 /* A (program, referrer) pair whose referrer stats are wanted. */
@@ -305,8 +477,9 @@ static const rs_pgcol_t stat_key_cols[] = {
     RS_PGCOL(stat_key_t, referrer, "text", RS_PGCOL_TEXT),
 };
 
-static bool load_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
+static void queue_refstats(round_t *r)
 {
+        rs_state_t *st = r->st;
         rs_pgrows_t keys;
         rs_pgrows_init(&keys, stat_key_cols, RS_ARRAY_SIZE(stat_key_cols));
         for (size_t i = 0; i < st->codes.cap; i++) {
@@ -314,123 +487,55 @@ static bool load_refstats(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errs
                 if (c)
                         rs_pgrows_add(&keys, &(stat_key_t){c->program_id, c->owner});
         }
-        FOR_EACH_REFERRAL (st, r)
-                rs_pgrows_add(&keys, &(stat_key_t){r->program_id, r->referrer});
-        PGresult *res = keys.n ? rs_pgrows_query(pg, SQL_REFSTATS, &keys, NULL, 0, errstr,
-                                                 errstr_size)
-                               : NULL;
-        bool ok = keys.n == 0 || res != NULL;
+        FOR_EACH_REFERRAL (st, f)
+                rs_pgrows_add(&keys, &(stat_key_t){f->program_id, f->referrer});
+        if (keys.n > 0)
+                round_rows(r, SQL_REFSTATS, &keys, NULL, 0, take_refstats);
         rs_pgrows_free(&keys);
-        for (int r = 0; res && r < PQntuples(res); r++) {
-                rs_refstat_t *s = rs_arena_alloc(st->arena, sizeof(*s));
-                *s = (rs_refstat_t){.program_id = rs_pg_int(res, r, STAT_PROGRAM, 0),
-                                    .referrer = dup(st, res, r, STAT_REFERRER),
-                                    .rewarded_count =
-                                        (int32_t)rs_pg_int(res, r, STAT_COUNT, 0)};
-                rs_state_add_refstat(st, s);
-        }
-        PQclear(res);
-        return ok;
-}
-
-static bool load_charges(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                         char *errstr, size_t errstr_size)
-{
-        PGresult *res = query_set(pg, SQL_FIRST_CHARGES, users, errstr, errstr_size);
-        if (!res)
-                return false;
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_charge_t *c = rs_arena_alloc(st->arena, sizeof(*c));
-                *c = (rs_charge_t){.user_id = dup(st, res, r, CHARGE_USER),
-                                   .payment_id = dup(st, res, r, CHARGE_PAYMENT),
-                                   .event_id = dup(st, res, r, CHARGE_EVENT),
-                                   .amount_minor = rs_pg_int(res, r, CHARGE_AMOUNT, 0),
-                                   .occurred_at_ms = rs_pg_int(res, r, CHARGE_AT, 0),
-                                   .fingerprint = dup(st, res, r, CHARGE_FINGERPRINT)};
-                rs_strlcpy(c->currency, PQgetvalue(res, r, CHARGE_CURRENCY),
-                           sizeof(c->currency));
-                rs_state_add_charge(st, c);
-        }
-        PQclear(res);
-        return true;
-}
-
-static bool load_held(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users, char *errstr,
-                      size_t errstr_size)
-{
-        PGresult *res = query_set(pg, SQL_HELD_REFUNDS, users, errstr, errstr_size);
-        if (!res)
-                return false;
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_held_refund_t *h = rs_arena_alloc(st->arena, sizeof(*h));
-                *h = (rs_held_refund_t){.user_id = dup(st, res, r, HELD_USER),
-                                        .refund_of = dup(st, res, r, HELD_REFUND_OF),
-                                        .event_id = dup(st, res, r, HELD_EVENT),
-                                        .occurred_at_ms = rs_pg_int(res, r, HELD_AT, 0)};
-                rs_state_add_held(st, h);
-        }
-        PQclear(res);
-        return true;
 }
 
 /* Credits exist only for referrals that qualified; only those a refund of
  * this batch may reverse or cancel are needed (refunded NULL: those of every
  * held referral, for their release). */
-static bool load_credits(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *refunded,
-                         char *errstr, size_t errstr_size)
+static void queue_credits(round_t *r, const rs_strset_t *refunded)
 {
         rs_strset_t ids;
-        rs_map_t by_id;
         rs_strset_init(&ids);
-        rs_map_init(&by_id);
-        FOR_EACH_REFERRAL (st, r) {
+        FOR_EACH_REFERRAL (r->st, f) {
                 bool want =
                     refunded
-                        ? (r->status == RS_REF_CREDITED || r->status == RS_REF_HELD) &&
-                              r->payment_id && rs_strset_has(refunded, r->payment_id)
-                        : r->status == RS_REF_HELD;
-                if (want) {
-                        rs_strset_add(&ids, r->id);
-                        rs_map_put(&by_id, r->id, r);
-                }
+                        ? (f->status == RS_REF_CREDITED || f->status == RS_REF_HELD) &&
+                              f->payment_id && rs_strset_has(refunded, f->payment_id)
+                        : f->status == RS_REF_HELD;
+                if (want)
+                        rs_strset_add(&ids, f->id);
         }
-        PGresult *res = NULL;
-        bool ok = true;
-        if (ids.n > 0) {
-                res = query_set(pg, SQL_CREDITS_OF, &ids, errstr, errstr_size);
-                ok = res != NULL;
-        }
-        for (int r = 0; res && r < PQntuples(res); r++) {
-                rs_credit_t *c = rs_arena_alloc(st->arena, sizeof(*c));
-                *c = (rs_credit_t){
-                    .id = dup(st, res, r, CREDIT_ID),
-                    .referral = rs_map_get(&by_id, PQgetvalue(res, r, CREDIT_REFERRAL)),
-                    .role = strcmp(PQgetvalue(res, r, CREDIT_ROLE), "referrer") == 0
-                                ? RS_ROLE_REFERRER
-                                : RS_ROLE_REFEREE,
-                    .beneficiary = dup(st, res, r, CREDIT_BENEFICIARY),
-                    .amount_minor = rs_pg_int(res, r, CREDIT_AMOUNT, 0),
-                    .currency = dup(st, res, r, CREDIT_CURRENCY),
-                    .source_event_id = dup(st, res, r, CREDIT_SOURCE),
-                    .created_at_ms = rs_pg_int(res, r, CREDIT_CREATED_AT, 0),
-                    .released_at_ms = rs_pg_int(res, r, CREDIT_RELEASED_AT, RS_TS_NONE),
-                    .rewarded_count = (int32_t)rs_pg_int(res, r, CREDIT_COUNT, 0),
-                    .goal_reached =
-                        strcmp(PQgetvalue(res, r, CREDIT_GOAL_REACHED), "t") == 0};
-                if (!rs_credit_status_parse(PQgetvalue(res, r, CREDIT_STATUS),
-                                            &c->status))
-                        c->status = RS_CREDIT_REVERSED; /* unknown: leave it alone */
-                if (c->referral)
-                        rs_state_add_credit(c);
-        }
-        PQclear(res);
-        rs_map_free(&by_id);
+        if (ids.n > 0)
+                round_set(r, SQL_CREDITS_OF, &ids, take_credits);
         rs_strset_free(&ids);
-        return ok;
+}
+
+/* Shared payment method: who paid with the fingerprints of the batch's
+ * charges and of the remembered first charges. */
+static void queue_fingerprints(round_t *r, const rs_strset_t *batch_fps)
+{
+        rs_strset_t fps;
+        rs_strset_init(&fps);
+        for (size_t i = 0; i < batch_fps->n; i++)
+                rs_strset_add(&fps, batch_fps->items[i]);
+        for (size_t i = 0; i < r->st->charges.cap; i++) {
+                rs_charge_t *c = r->st->charges.slots[i].value;
+                if (c && c->fingerprint)
+                        rs_strset_add(&fps, c->fingerprint);
+        }
+        if (fps.n > 0)
+                round_set(r, SQL_FINGERPRINTS_OF, &fps, take_fingerprints);
+        rs_strset_free(&fps);
 }
 
 /* Velocity: the sign-up times of the referrals, since since_ms, of the
- * owners of the batch's codes in programs with a daily limit. */
+ * owners of the batch's codes in programs with a daily limit (the programs
+ * are loaded). */
 static bool load_recent(rs_pg_t *pg, rs_state_t *st, int64_t since_ms, char *errstr,
                         size_t errstr_size)
 {
@@ -449,56 +554,24 @@ static bool load_recent(rs_pg_t *pg, rs_state_t *st, int64_t since_ms, char *err
         char since[24];
         snprintf(since, sizeof(since), "%lld", (long long)since_ms);
         const char *extra[] = {since};
-        PGresult *res = rs_pgrows_query(pg, SQL_RECENT_REFERRALS, &keys, extra, 1, errstr,
-                                        errstr_size);
+        round_t r;
+        round_begin(&r, pg, st, errstr, errstr_size);
+        round_rows(&r, SQL_RECENT_REFERRALS, &keys, extra, 1, take_recent);
         rs_pgrows_free(&keys);
-        if (!res)
-                return false;
-        for (int r = 0; r < PQntuples(res); r++) {
-                rs_refstat_t *s =
-                    rs_state_refstat_get(st, rs_pg_int(res, r, RECENT_PROGRAM, 0),
-                                         PQgetvalue(res, r, RECENT_REFERRER));
-                rs_refstat_add_recent(st, s, rs_pg_int(res, r, RECENT_SIGNUP_AT, 0));
-        }
-        PQclear(res);
-        return true;
-}
-
-/* Shared payment method: who paid with the fingerprints of the batch's
- * charges and of the remembered first charges. */
-static bool load_fingerprints(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *batch_fps,
-                              char *errstr, size_t errstr_size)
-{
-        rs_strset_t fps;
-        rs_strset_init(&fps);
-        for (size_t i = 0; i < batch_fps->n; i++)
-                rs_strset_add(&fps, batch_fps->items[i]);
-        for (size_t i = 0; i < st->charges.cap; i++) {
-                rs_charge_t *c = st->charges.slots[i].value;
-                if (c && c->fingerprint)
-                        rs_strset_add(&fps, c->fingerprint);
-        }
-        PGresult *res =
-            fps.n ? query_set(pg, SQL_FINGERPRINTS_OF, &fps, errstr, errstr_size) : NULL;
-        bool ok = fps.n == 0 || res != NULL;
-        rs_strset_free(&fps);
-        for (int r = 0; res && r < PQntuples(res); r++)
-                rs_state_add_fingerprint(st, dup(st, res, r, 0), dup(st, res, r, 1), -1);
-        PQclear(res);
-        return ok;
+        return round_end(&r);
 }
 
 bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,
                         char *errstr, size_t errstr_size)
 {
-        return load_programs(pg, st, errstr, errstr_size) &&
-               load_refstats(pg, st, errstr, errstr_size) &&
-               load_recent(pg, st, w->signups_since_ms, errstr, errstr_size) &&
-               (w->users->n == 0 ||
-                (load_charges(pg, st, w->users, errstr, errstr_size) &&
-                 load_held(pg, st, w->users, errstr, errstr_size))) &&
-               load_fingerprints(pg, st, w->fingerprints, errstr, errstr_size) &&
-               load_credits(pg, st, w->refunded, errstr, errstr_size);
+        round_t r;
+        round_begin(&r, pg, st, errstr, errstr_size);
+        queue_programs(&r);
+        queue_refstats(&r);
+        queue_fingerprints(&r, w->fingerprints);
+        queue_credits(&r, w->refunded);
+        return round_end(&r) &&
+               load_recent(pg, st, w->signups_since_ms, errstr, errstr_size);
 }
 
 int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
@@ -538,10 +611,15 @@ int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
                 res = query_set(pg, SQL_REFERRALS_BY_ID, &ids, errstr, errstr_size);
                 ok = res != NULL;
                 if (ok)
-                        add_referrals(st, res);
+                        take_referrals(st, res);
                 PQclear(res);
-                ok = ok && load_programs(pg, st, errstr, errstr_size) &&
-                     load_credits(pg, st, NULL, errstr, errstr_size);
+                if (ok) {
+                        round_t rd;
+                        round_begin(&rd, pg, st, errstr, errstr_size);
+                        queue_programs(&rd);
+                        queue_credits(&rd, NULL);
+                        ok = round_end(&rd);
+                }
         }
         rs_strset_free(&ids);
         return ok ? n : -1;

@@ -1,7 +1,7 @@
 #ifndef RS_STORE_H
 #define RS_STORE_H
-/* Set-wise reads and writes of the batch transaction: each function is one
- * (or two) statements over array parameters, whatever the batch size. Used by
+/* Set-wise reads and writes of the batch transaction: statements over array
+ * parameters, whatever the batch size, the loads in a few round trips. Used by
  * rs_batch.c between BEGIN and COMMIT. Every loader adds arena-allocated rows
  * to the rs_state_t; writers persist the objects the rules flagged. */
 #include "rs_cache.h"
@@ -22,21 +22,20 @@ bool rs_strset_has(const rs_strset_t *s, const char *v);
 /* Array literal of the items, in arr (reset first). */
 const char *rs_strset_literal(const rs_strset_t *s, rs_pgarr_t *arr);
 
-/* Locks `users` for the transaction (advisory locks, sorted) and loads the
- * rows of those that have one (users who signed up) into st. */
-bool rs_store_lock_users(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
-/* Locks (sorted) and loads the codes that exist. */
-bool rs_store_lock_codes(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *codes,
-                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* One round trip (the statements in one pipeline, in this order): locks
+ * `users` for the transaction (advisory locks, sorted), locks `codes` (row
+ * locks, sorted; codes may be NULL), and loads what the rules read of the
+ * users: their rows (users who signed up or paid), the referrals whose
+ * referee they are (all programs), their first charges and held refunds.
+ * Reads that follow a lock in the pipeline run once it is granted. */
+bool rs_store_lock_and_load(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
+                            const rs_strset_t *codes, char *errstr,
+                            size_t errstr_size) RS_WARN_UNUSED;
 /* Looks the distinct codes of e[0..n) up (outside the transaction, a hint of
  * whom to lock): each becomes RS_CACHE_HIT with its program and owner, or
  * RS_CACHE_NEGATIVE. */
 bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t *arena,
                          char *errstr, size_t errstr_size) RS_WARN_UNUSED;
-/* Referrals whose referee is one of `users` (all programs). */
-bool rs_store_load_referrals(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *users,
-                             char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Referrers of the referrals of `payers` (read before locking, to know which
  * users to lock). */
 bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
@@ -44,17 +43,16 @@ bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t
                              size_t errstr_size) RS_WARN_UNUSED;
 /* What the rest of the batch's state is loaded for. */
 typedef struct rs_store_wants {
-        const rs_strset_t *users;        /* first charges and held refunds */
         const rs_strset_t *refunded;     /* payments refunded in the batch */
         const rs_strset_t *fingerprints; /* of the batch's charges */
         int64_t signups_since_ms;        /* velocity: 24 h before the earliest sign-up */
 } rs_store_wants_t;
 
-/* Programs of the loaded codes and referrals, referrer stats of their
- * (program, referrer) pairs (with the recent sign-ups of referrers in
- * programs with a daily limit), first charges and held refunds of
- * w->users, who paid with the batch's and the first charges' fingerprints,
- * and the credits of referrals whose qualifying payment is in w->refunded. */
+/* In one round trip: programs of the loaded codes and referrals, referrer
+ * stats of their (program, referrer) pairs, who paid with the batch's and
+ * the first charges' fingerprints, and the credits of referrals whose
+ * qualifying payment is in w->refunded; then, in programs with a daily
+ * limit, the recent sign-ups of the codes' owners (a second round trip). */
 bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,
                         char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 
