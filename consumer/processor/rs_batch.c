@@ -522,8 +522,8 @@ typedef struct run_ctx {
         txn_sets_t sets;
         code_lookup_t cl;
         uint64_t quiet_gen; /* of env->quiet when the run began */
-        /* After COMMIT, each locked user is remembered quiet (with the first
-         * charge's time) or forgotten (RS_TS_NONE). */
+        /* After COMMIT, what each locked user is: quiet (the first charge's
+         * time) or RS_QUIET_NOT (remember_quiet). */
         const char **remember;
         int64_t *remember_first;
         size_t n_remember;
@@ -626,14 +626,8 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
                 for (int r = 0; res && r < PQntuples(res); r++) {
                         const rs_batch_msg_t *e =
                             rs_map_get(&earliest, PQgetvalue(res, r, 0));
-                        int64_t first = rs_pg_int(res, r, 1, INT64_MAX);
-                        if (e && first <= e->ev.occurred_at_ms)
+                        if (e && rs_pg_int(res, r, 1, INT64_MAX) <= e->ev.occurred_at_ms)
                                 rs_strset_add(&quiet, e->ev.user_id);
-                        /* The row is committed and no one else of this batch
-                         * touches the user: remembered now. */
-                        if (e && env->quiet && first != INT64_MAX &&
-                            rs_quiet_gen(env->quiet) == x->quiet_gen)
-                                rs_quiet_put(env->quiet, e->ev.user_id, first);
                 }
                 PQclear(res);
         }
@@ -930,23 +924,40 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
         return ok;
 }
 
-/* After COMMIT: what the batch now knows of the users it locked, and of
- * those whose quiet sign-up it merged (not quiet, unless known otherwise:
- * the row may hold an earlier charge; their next charge takes the locked
- * path, which then knows). */
+/* After COMMIT: what the batch now knows of its users (rs_quiet.h). Only
+ * users whose sign-up this process has read since the last rebalance are
+ * remembered, from sign-up records keyed by the user's id: their later
+ * sign-ups, the only events that can give them a pending referral, come to
+ * the same partition, so to this process. The
+ * users locked are remembered as they now are; a user whose sign-up was
+ * merged quietly is remembered not quiet (the row may hold an earlier
+ * charge: the next charge takes the locked path, which then knows). */
 static void remember_quiet(run_ctx_t *x)
 {
         rs_quiet_t *q = x->env->quiet;
         if (!q || rs_quiet_gen(q) != x->quiet_gen)
                 return;
-        for (size_t i = 0; i < x->n_remember; i++)
-                rs_quiet_put(q, x->remember[i], x->remember_first[i]);
+        rs_strset_t signed_up; /* users with a sign-up record keyed by their id */
+        rs_strset_init(&signed_up);
+        for (size_t i = 0; i < x->b->n; i++) {
+                const rs_batch_msg_t *m = &x->b->msgs[i];
+                if (m->decoded && m->ev.type == RS_EV_SIGNUP && m->key &&
+                    m->key_len == strlen(m->ev.user_id) &&
+                    memcmp(m->key, m->ev.user_id, m->key_len) == 0)
+                        rs_strset_add(&signed_up, m->ev.user_id);
+        }
+        for (size_t i = 0; i < x->n_remember; i++) {
+                const char *u = x->remember[i];
+                if (rs_strset_has(&signed_up, u) || rs_quiet_get(q, u) != RS_TS_NONE)
+                        rs_quiet_put(q, u, x->remember_first[i]);
+        }
         for (size_t i = 0; i < x->b->n; i++) {
                 const rs_batch_msg_t *m = &x->b->msgs[i];
                 if (m->quiet && m->ev.type == RS_EV_SIGNUP &&
                     rs_quiet_get(q, m->ev.user_id) == RS_TS_NONE)
                         rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT);
         }
+        rs_strset_free(&signed_up);
 }
 
 static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)

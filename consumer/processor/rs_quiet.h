@@ -6,11 +6,13 @@
  * first charge, or RS_QUIET_NOT (known not quiet: the charge takes the
  * locked path, as the read would have said).
  *
- * Only batches of this process change whether a user of its partitions is
- * quiet, so an entry stays true while the partitions stay: the processor
- * forgets everything at each rebalance (rs_quiet_clear), and a batch started
- * before the rebalance remembers nothing afterwards (rs_quiet_gen). Each
- * batch, after its COMMIT, remembers or forgets every user it locked.
+ * Only a user's sign-ups can give the user a pending referral, and they all
+ * come to one partition of the sign-up topic (keyed by user id): the users
+ * whose sign-up this process has read stay exactly known while its
+ * partitions stay. The processor forgets everything at each rebalance
+ * (rs_quiet_clear), and a batch started before the rebalance remembers
+ * nothing afterwards (rs_quiet_gen). After its COMMIT, each batch updates
+ * the users it locked (rs_batch.c remember_quiet).
  *
  * Bounded: 4-way buckets, an entry replaced when its bucket is full; a user
  * is known by 128 bits of SHA-256 of its id (no id is kept). */

@@ -550,19 +550,37 @@ static void upgrade_from_version_4(void **state)
         rs_pg_destroy(pg);
 }
 
-/* The filter's memory (rs_quiet.h): a user locked by a batch is remembered
- * quiet after its COMMIT, a later charge is then set aside without a read,
- * and a batch that gives the user a pending referral remembers them not
- * quiet, so the next charge qualifies it. Were the entry left, that charge
- * would be set aside and nothing credited. A user who signed up quietly is
- * remembered not quiet: the first charge takes the locked path unread. */
+/* The filter's memory (rs_quiet.h): a user whose sign-up and charge a
+ * batch applied is remembered quiet after its COMMIT, a later charge is then
+ * set aside without a read, and a batch that gives the user a pending
+ * referral remembers them not quiet, so the next charge qualifies it. Were
+ * the entry left, that charge would be set aside and nothing credited. A
+ * user who signed up quietly is remembered not quiet: the first charge takes
+ * the locked path unread. Users whose keyed sign-up this memory did not read
+ * are never remembered. */
+/* A sign-up record keyed by its user id (code NULL: none), as upstream
+ * services publish them (docs/events.md §1). */
+static void keyed_signup(rs_batch_t *b, int64_t off, const char *id, const char *user,
+                         const char *code)
+{
+        char j[512];
+        snprintf(j, sizeof(j),
+                 "{\"event_id\":\"%s\",\"occurred_at\":" T0 ",\"user_id\":\"%s\"%s%s%s}",
+                 id, user, code ? ",\"referral_code\":\"" : "", code ? code : "",
+                 code ? "\"" : "");
+        char *copy = rs_arena_strdup(&b->arena, j);
+        const char *key = rs_arena_strdup(&b->arena, user);
+        rs_batch_add(b, fx.codec, RS_EV_SIGNUP, "signups", 0, off, key, strlen(key), copy,
+                     strlen(copy), NULL);
+}
+
 static void quiet_memory_follows_the_batches(void **state)
 {
         rs_batch_env_t env = fx.env;
         env.quiet = rs_quiet_new(64);
         rs_batch_t b;
         rs_batch_init(&b);
-        plain_signup(&b, 600, "e-qm1", "qm-una");
+        keyed_signup(&b, 600, "e-qm1", "qm-una", NULL);
         charge(&b, 601, "e-qm2", "qm-una", 500); /* below the minimum */
         run_ok(&env, &b);
         assert_int_equal(b.stats.filtered, 0);
@@ -579,7 +597,7 @@ static void quiet_memory_follows_the_batches(void **state)
         /* A second sign-up, with a code: a pending referral (the first
          * charge is below the minimum). */
         rs_batch_reset(&b);
-        signup(&b, 603, "e-qm4", "qm-una", "ALICE234");
+        keyed_signup(&b, 603, "e-qm4", "qm-una", "ALICE234");
         run_ok(&env, &b);
         assert_int_equal(b.stats.referrals, 1);
         assert_int_equal(rs_quiet_get(env.quiet, "qm-una"), RS_QUIET_NOT);
@@ -597,7 +615,7 @@ static void quiet_memory_follows_the_batches(void **state)
         assert_int_equal(rs_quiet_get(env.quiet, "qm-una"), INT64_C(1767312000000));
 
         rs_batch_reset(&b);
-        plain_signup(&b, 605, "e-qm6", "qm-vic");
+        keyed_signup(&b, 605, "e-qm6", "qm-vic", NULL);
         run_ok(&env, &b);
         assert_int_equal(b.stats.filtered, 1);
         assert_int_equal(rs_quiet_get(env.quiet, "qm-vic"), RS_QUIET_NOT);
@@ -610,6 +628,40 @@ static void quiet_memory_follows_the_batches(void **state)
                                             " user_id = 'qm-vic' AND first_charge_at ="
                                             " '2026-01-02Z'"),
                          1);
+
+        /* A user whose sign-up this memory never saw (another process read
+         * it): read, never remembered quiet, whatever the batches learn. */
+        rs_batch_env_t other = fx.env;
+        other.quiet = rs_quiet_new(64);
+        rs_batch_reset(&b);
+        keyed_signup(&b, 607, "e-qm8", "qm-wes", NULL);
+        charge(&b, 608, "e-qm9", "qm-wes", 700);
+        run_ok(&other, &b);
+        assert_int_not_equal(rs_quiet_get(other.quiet, "qm-wes"), RS_TS_NONE);
+        rs_batch_reset(&b);
+        charge(&b, 609, "e-qm10", "qm-wes", 800);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(b.stats.filtered_remembered, 0);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-wes"), RS_TS_NONE);
+        rs_batch_reset(&b); /* a refund: the locked path */
+        add(&b, RS_EV_PAYMENT, 610,
+            "{\"event_id\":\"e-qm11\",\"occurred_at\":\"2026-01-03T00:00:00Z\","
+            "\"user_id\":\"qm-wes\",\"payment_id\":\"pay-e-qm11\",\"amount_minor\":800,"
+            "\"currency\":\"USD\",\"kind\":\"REFUND\",\"refund_of\":\"pay-e-qm10\"}");
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 0);
+        assert_int_equal(b.stats.payments, 1);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-wes"), RS_TS_NONE);
+        rs_quiet_destroy(other.quiet);
+
+        /* A sign-up record not keyed by its user: its user's next sign-up
+         * may go to another partition, so the user is not remembered. */
+        rs_batch_reset(&b);
+        plain_signup(&b, 611, "e-qm12", "qm-xia");
+        charge(&b, 612, "e-qm13", "qm-xia", 700);
+        run_ok(&env, &b);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-xia"), RS_TS_NONE);
         rs_batch_free(&b);
         rs_quiet_destroy(env.quiet);
 }
