@@ -929,9 +929,11 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
  * remembered, from sign-up records keyed by the user's id: their later
  * sign-ups, the only events that can give them a pending referral, come to
  * the same partition, so to this process. The
- * users locked are remembered as they now are; a user whose sign-up was
- * merged quietly is remembered not quiet (the row may hold an earlier
- * charge: the next charge takes the locked path, which then knows). */
+ * users locked are remembered as they now are; a user whose keyed sign-up
+ * was merged quietly is remembered not quiet (the row may hold an earlier
+ * charge: the next charge takes the locked path, which then knows). An
+ * entry stands for a keyed sign-up read here: the locked path updates the
+ * users who have one. */
 static void remember_quiet(run_ctx_t *x)
 {
         rs_quiet_t *q = x->env->quiet;
@@ -941,21 +943,19 @@ static void remember_quiet(run_ctx_t *x)
         rs_strset_init(&signed_up);
         for (size_t i = 0; i < x->b->n; i++) {
                 const rs_batch_msg_t *m = &x->b->msgs[i];
-                if (m->decoded && m->ev.type == RS_EV_SIGNUP && m->key &&
-                    m->key_len == strlen(m->ev.user_id) &&
-                    memcmp(m->key, m->ev.user_id, m->key_len) == 0)
-                        rs_strset_add(&signed_up, m->ev.user_id);
+                if (!m->decoded || m->ev.type != RS_EV_SIGNUP || !m->key ||
+                    m->key_len != strlen(m->ev.user_id) ||
+                    memcmp(m->key, m->ev.user_id, m->key_len) != 0)
+                        continue;
+                rs_strset_add(&signed_up, m->ev.user_id);
+                /* Quiet: no other part in the batch, so not among the locked. */
+                if (m->quiet && rs_quiet_get(q, m->ev.user_id) == RS_TS_NONE)
+                        rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT);
         }
         for (size_t i = 0; i < x->n_remember; i++) {
                 const char *u = x->remember[i];
                 if (rs_strset_has(&signed_up, u) || rs_quiet_get(q, u) != RS_TS_NONE)
                         rs_quiet_put(q, u, x->remember_first[i]);
-        }
-        for (size_t i = 0; i < x->b->n; i++) {
-                const rs_batch_msg_t *m = &x->b->msgs[i];
-                if (m->quiet && m->ev.type == RS_EV_SIGNUP &&
-                    rs_quiet_get(q, m->ev.user_id) == RS_TS_NONE)
-                        rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT);
         }
         rs_strset_free(&signed_up);
 }

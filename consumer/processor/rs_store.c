@@ -554,11 +554,13 @@ static bool load_recent(rs_pg_t *pg, rs_state_t *st, int64_t since_ms, char *err
         char since[24];
         snprintf(since, sizeof(since), "%lld", (long long)since_ms);
         const char *extra[] = {since};
-        round_t r;
-        round_begin(&r, pg, st, errstr, errstr_size);
-        round_rows(&r, SQL_RECENT_REFERRALS, &keys, extra, 1, take_recent);
+        PGresult *res = rs_pgrows_query(pg, SQL_RECENT_REFERRALS, &keys, extra, 1, errstr,
+                                        errstr_size);
         rs_pgrows_free(&keys);
-        return round_end(&r);
+        if (res)
+                take_recent(st, res);
+        PQclear(res);
+        return res != NULL;
 }
 
 bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,

@@ -662,6 +662,16 @@ static void quiet_memory_follows_the_batches(void **state)
         charge(&b, 612, "e-qm13", "qm-xia", 700);
         run_ok(&env, &b);
         assert_int_equal(rs_quiet_get(env.quiet, "qm-xia"), RS_TS_NONE);
+        rs_batch_reset(&b); /* the same, its sign-up merged quietly */
+        plain_signup(&b, 613, "e-qm14", "qm-yan");
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 1);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-yan"), RS_TS_NONE);
+        rs_batch_reset(&b);
+        charge(&b, 614, "e-qm15", "qm-yan", 700);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.filtered, 0);
+        assert_int_equal(rs_quiet_get(env.quiet, "qm-yan"), RS_TS_NONE);
         rs_batch_free(&b);
         rs_quiet_destroy(env.quiet);
 }
