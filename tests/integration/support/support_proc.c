@@ -242,7 +242,9 @@ void it_await_http(int port, const char *path, long want)
         fail_msg("%s never answered %ld", path, want);
 }
 
-/* Reads a whole output topic; counts records per credit_id. */
+/* Reads a whole output topic; counts records per credit_id. Done after
+ * 1.5 s without a record, once records came; the first may take up to 10 s
+ * (a reader joining a busy mock cluster). */
 void it_read_topic(const char *topic, it_out_t *o)
 {
         char err[512];
@@ -259,7 +261,7 @@ void it_read_topic(const char *topic, it_out_t *o)
         rd_kafka_topic_partition_list_destroy(l);
         rs_map_init(&o->ids);
         o->total = 0;
-        for (int idle = 0; idle < 15;) {
+        for (int idle = 0; idle < (o->total ? 15 : 100);) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
                 if (!m || m->err) {
                         idle++;
