@@ -14,33 +14,46 @@ const char SQL_INBOX_CLAIM[] = "INSERT INTO rs_inbox (key)\n"
 const char SQL_USERS_LOCK[] = "SELECT pg_advisory_xact_lock($1::int, k)\n"
                               "  FROM unnest($2::int[]) AS k";
 
+/* The loads probe an index once per key of the array $1, in a nested loop
+ * over unnest($1) whatever the planner thinks of the table's size: the
+ * LATERAL subquery with OFFSET 0 is not flattened into a join, so it runs
+ * once per key. With "col = ANY($1)", or a plain join, the planner priced a
+ * few hundred probes above a sequential scan (or a hash of) a table of some
+ * 50,000 rows, whose cost then grew with the table (docs/design.md §1). The
+ * arrays hold distinct keys (rs_strset_t). */
+#define BY_KEYS(outer, type, inner)                                                      \
+        outer "\n  FROM unnest($1::" type "[]) AS k(v),\n"                               \
+              "       LATERAL (" inner "\n                OFFSET 0) AS t"
+
 const char SQL_USERS_LOAD[] =
-    "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at),\n"
-    "       rs_ts_to_ms(first_charge_at), pending_referral\n"
-    "  FROM rs_users\n"
-    " WHERE user_id = ANY($1::text[])";
+    BY_KEYS("SELECT t.*", "text",
+            "SELECT user_id, email_hash, signup_event_id, rs_ts_to_ms(signed_up_at),\n"
+            "       rs_ts_to_ms(first_charge_at), pending_referral\n"
+            "  FROM rs_users WHERE user_id = k.v");
 
-const char SQL_USERS_QUIET[] = "SELECT u.user_id, rs_ts_to_ms(u.first_charge_at)\n"
-                               "  FROM unnest($1::text[]) AS k(id)\n"
-                               "  JOIN rs_users u ON u.user_id = k.id\n"
-                               " WHERE u.signup_event_id IS NOT NULL\n"
-                               "   AND NOT u.pending_referral\n"
-                               "   AND u.first_charge_at IS NOT NULL";
+const char SQL_USERS_QUIET[] =
+    BY_KEYS("SELECT t.*", "text",
+            "SELECT user_id, rs_ts_to_ms(first_charge_at)\n"
+            "  FROM rs_users\n"
+            " WHERE user_id = k.v AND signup_event_id IS NOT NULL\n"
+            "   AND NOT pending_referral AND first_charge_at IS NOT NULL");
 
-const char SQL_CODES_LOCK[] = "SELECT code, program_id, owner_user_id, status,\n"
-                              "       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
-                              "  FROM rs_codes\n"
-                              " WHERE code = ANY($1::text[])\n"
-                              " ORDER BY code\n"
-                              "   FOR UPDATE";
+/* In the order of the codes: the nested loop locks each as it reaches it. */
+const char SQL_CODES_LOCK[] =
+    "SELECT t.*\n"
+    "  FROM (SELECT v FROM unnest($1::text[]) AS v ORDER BY v) AS k,\n"
+    "       LATERAL (SELECT code, program_id, owner_user_id, status,\n"
+    "                       uses_count, max_uses, rs_ts_to_ms(expires_at)\n"
+    "                  FROM rs_codes WHERE code = k.v\n"
+    "                OFFSET 0 FOR UPDATE) AS t";
 
-const char SQL_REFERRERS_OF[] = "SELECT DISTINCT referrer_user_id\n"
-                                "  FROM rs_referrals\n"
-                                " WHERE referee_user_id = ANY($1::text[])";
+const char SQL_REFERRERS_OF[] =
+    BY_KEYS("SELECT DISTINCT t.*", "text",
+            "SELECT referrer_user_id FROM rs_referrals WHERE referee_user_id = k.v");
 
-const char SQL_CODES_FIND[] = "SELECT code, program_id, owner_user_id\n"
-                              "  FROM rs_codes\n"
-                              " WHERE code = ANY($1::text[])";
+const char SQL_CODES_FIND[] =
+    BY_KEYS("SELECT t.*", "text",
+            "SELECT code, program_id, owner_user_id FROM rs_codes WHERE code = k.v");
 
 #define REFERRAL_COLUMNS                                                                 \
         "SELECT id, program_id, code, referrer_user_id, referee_user_id, status,\n"      \
@@ -53,9 +66,10 @@ const char SQL_CODES_FIND[] = "SELECT code, program_id, owner_user_id\n"
         "  FROM rs_referrals\n"
 
 const char SQL_REFERRALS_OF[] =
-    REFERRAL_COLUMNS " WHERE referee_user_id = ANY($1::text[])";
+    BY_KEYS("SELECT t.*", "text", REFERRAL_COLUMNS " WHERE referee_user_id = k.v");
 
-const char SQL_REFERRALS_BY_ID[] = REFERRAL_COLUMNS " WHERE id = ANY($1::uuid[])";
+const char SQL_REFERRALS_BY_ID[] =
+    BY_KEYS("SELECT t.*", "uuid", REFERRAL_COLUMNS " WHERE id = k.v");
 
 const char SQL_RELEASE_DUE[] = "SELECT id, referee_user_id\n"
                                "  FROM rs_referrals\n"
@@ -69,9 +83,10 @@ const char SQL_USERS_TRY_LOCK[] = "SELECT pg_try_advisory_xact_lock($1::int, k)\
                                   "  FROM unnest($2::int[]) WITH ORDINALITY AS t(k, i)\n"
                                   " ORDER BY i";
 
-const char SQL_FINGERPRINTS_OF[] = "SELECT user_id, fingerprint\n"
-                                   "  FROM rs_payment_fingerprints\n"
-                                   " WHERE fingerprint = ANY($1::text[])";
+const char SQL_FINGERPRINTS_OF[] = BY_KEYS("SELECT t.*", "text",
+                                           "SELECT user_id, fingerprint\n"
+                                           "  FROM rs_payment_fingerprints\n"
+                                           " WHERE fingerprint = k.v");
 
 const char SQL_RECENT_REFERRALS[] =
     "SELECT f.program_id, f.referrer_user_id, rs_ts_to_ms(f.signup_at)\n"
@@ -80,13 +95,13 @@ const char SQL_RECENT_REFERRALS[] =
     "    ON f.referrer_user_id = k.referrer AND f.program_id = k.program_id\n"
     " WHERE f.signup_at > rs_ms_to_ts({p1}::bigint)";
 
-const char SQL_PROGRAMS[] =
+const char SQL_PROGRAMS[] = BY_KEYS(
+    "SELECT t.*", "bigint",
     "SELECT id, key, status, currency, reward_kind, reward_value, reward_cap,\n"
     "       referee_reward, min_payment, window_days, referral_goal, max_rewarded,\n"
     "       rs_ts_to_ms(starts_at), rs_ts_to_ms(ends_at), hold_days,\n"
     "       max_referrals_per_day\n"
-    "  FROM rs_programs\n"
-    " WHERE id = ANY($1::bigint[])";
+    "  FROM rs_programs WHERE id = k.v");
 
 const char SQL_REFSTATS[] =
     "SELECT s.program_id, s.referrer_user_id, s.rewarded_count\n"
@@ -95,22 +110,22 @@ const char SQL_REFSTATS[] =
     "    ON s.program_id = k.program_id AND s.referrer_user_id = k.referrer";
 
 const char SQL_FIRST_CHARGES[] =
-    "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
-    "       rs_ts_to_ms(occurred_at), fingerprint\n"
-    "  FROM rs_first_charges\n"
-    " WHERE user_id = ANY($1::text[])";
+    BY_KEYS("SELECT t.*", "text",
+            "SELECT user_id, payment_id, event_id, amount_minor, currency,\n"
+            "       rs_ts_to_ms(occurred_at), fingerprint\n"
+            "  FROM rs_first_charges WHERE user_id = k.v");
 
 const char SQL_HELD_REFUNDS[] =
-    "SELECT user_id, refund_of, event_id, rs_ts_to_ms(occurred_at)\n"
-    "  FROM rs_held_refunds\n"
-    " WHERE user_id = ANY($1::text[])";
+    BY_KEYS("SELECT t.*", "text",
+            "SELECT user_id, refund_of, event_id, rs_ts_to_ms(occurred_at)\n"
+            "  FROM rs_held_refunds WHERE user_id = k.v");
 
 const char SQL_CREDITS_OF[] =
-    "SELECT id, referral_id, role, beneficiary_user_id, amount_minor, currency,\n"
-    "       status, source_event_id, rs_ts_to_ms(created_at),\n"
-    "       referrer_rewarded_count, goal_reached, rs_ts_to_ms(released_at)\n"
-    "  FROM rs_credits\n"
-    " WHERE referral_id = ANY($1::uuid[])";
+    BY_KEYS("SELECT t.*", "uuid",
+            "SELECT id, referral_id, role, beneficiary_user_id, amount_minor, currency,\n"
+            "       status, source_event_id, rs_ts_to_ms(created_at),\n"
+            "       referrer_rewarded_count, goal_reached, rs_ts_to_ms(released_at)\n"
+            "  FROM rs_credits WHERE referral_id = k.v");
 
 /* A sign-up's fields are set once (the first sign-up wins, and the first
  * e-mail hash): the quiet sign-ups write them without the user's lock, so
