@@ -1,8 +1,13 @@
 /* The statements of common/db (see rs_db_sql.h). */
 #include "rs_db_sql.h"
 
+/* jit off: Postgres compiles a statement whose estimated cost passes
+ * jit_above_cost, 4-5 ms of compiling for loads that run in 1 ms; the
+ * estimates of the batch's loads pass it as the tables grow and their
+ * statistics lag (docs/design.md §1). */
 const char SQL_DB_SESSION[] =
     "SELECT set_config('TimeZone', 'UTC', false),\n"
+    "       set_config('jit', 'off', false),\n"
     "       set_config('statement_timeout', $1, false),\n"
     "       set_config('lock_timeout', $1, false),\n"
     "       set_config('client_min_messages', 'warning', false)";

@@ -359,6 +359,10 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         if (!(p->outbox = rs_outbox_new(cfg, p->pg, errstr, errstr_size)) ||
             !(p->rk = rs_proc_consumer_new(p, errstr, errstr_size)))
                 goto fail;
+        if (!(p->waker = rs_waker_new(p->rk))) {
+                rs_fail(errstr, errstr_size, "cannot start a thread");
+                goto fail;
+        }
         if (*cfg->http_addr) {
                 if (!(p->http = rs_http_start(cfg->http_addr, errstr, errstr_size)))
                         goto fail;
@@ -414,8 +418,11 @@ int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idl
                         if (!first)
                                 break; /* nothing yet: do upkeep, check stop */
                 }
+                bool full = p->batch.n >= (size_t)cfg->batch_size;
                 if (p->batch.n > 0 && !rs_proc_process(p, stop))
                         break;
+                if (full)
+                        rs_proc_wake_fetcher(p);
                 upkeep(p);
         }
         return p->fatal ? 1 : 0;
@@ -426,6 +433,7 @@ void rs_processor_destroy(rs_processor_t *p)
         if (!p)
                 return;
         rs_proc_release(&p->batch); /* messages must go before their consumer */
+        rs_waker_destroy(p->waker);
         if (p->rk) {
                 if (p->crashed) {
                         rd_kafka_destroy_flags(p->rk,

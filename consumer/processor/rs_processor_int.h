@@ -10,6 +10,7 @@
 #include "rs_outbox.h"
 #include "rs_processor.h"
 #include "rs_registry.h"
+#include "rs_waker.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -37,6 +38,7 @@ struct rs_processor {
         rs_registry_t *registry; /* NULL: the manifest's schema ids */
         rs_outbox_t *outbox;
         rd_kafka_t *rk;
+        rs_waker_t *waker; /* of rk's fetcher */
         rs_http_t *http;
         rs_batch_env_t env;
         rs_batch_t batch; /* what is being accumulated / processed */
@@ -62,6 +64,7 @@ struct rs_processor {
         int64_t last_mark_ms, last_sweep_ms, last_retention_ms, last_input_ms;
         int64_t last_forget_ms;   /* unknown schema ids forgotten (asked again) */
         int64_t last_progress_ms; /* a record consumed or a batch committed */
+        int64_t last_wake_ms;     /* rs_proc_wake_fetcher */
         rs_batch_stats_t totals;
         rs_outbox_stats_t outbox_seen;
         uint64_t cache_errors_seen;
@@ -97,6 +100,9 @@ int rs_proc_paused_without_outage(const rs_processor_t *p, char *out, size_t siz
  * true if a record was added. */
 bool rs_proc_poll_one(rs_processor_t *p, int timeout_ms);
 void rs_proc_store_offsets(rs_processor_t *p, const rs_batch_t *b);
+/* After a full batch, with few records left prefetched: makes librdkafka
+ * decide again whether to fetch (rs_waker.h). */
+void rs_proc_wake_fetcher(rs_processor_t *p);
 /* Commits stored offsets and leaves the group (errors logged). */
 void rs_proc_consumer_close(rs_processor_t *p);
 
