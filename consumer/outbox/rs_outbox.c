@@ -31,7 +31,8 @@ struct rs_outbox {
         rd_kafka_t *rk;
         rd_kafka_t *finder; /* created at the first republish */
         rs_pg_t *pg;
-        const char *topics[3]; /* by rs_dest_t; point into the caller's config */
+        const char *topics[3];    /* by rs_dest_t; point into the caller's config */
+        rd_kafka_topic_t *rkt[3]; /* held from the start (rs_outbox_new) */
         int64_t lease_ms;
         int64_t retention_hours;
         int64_t *delivered; /* ids acknowledged, not yet marked */
@@ -115,6 +116,12 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
                 free(o);
                 return NULL;
         }
+        /* Known from the start, the output topics have their metadata before
+         * the first record: a topic first named by a record waited for
+         * librdkafka's next metadata round, about 0.6 s, and the records
+         * behind it filled the producer's queue. */
+        for (size_t i = 0; i < RS_ARRAY_SIZE(o->rkt); i++)
+                o->rkt[i] = rd_kafka_topic_new(o->rk, o->topics[i], NULL);
         return o;
 }
 
@@ -122,6 +129,9 @@ void rs_outbox_destroy(rs_outbox_t *o)
 {
         if (!o)
                 return;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(o->rkt); i++)
+                if (o->rkt[i])
+                        rd_kafka_topic_destroy(o->rkt[i]);
         rd_kafka_destroy(o->rk);
         if (o->finder) {
                 rd_kafka_consumer_close(o->finder);
