@@ -41,8 +41,14 @@ struct rs_outbox {
          * or delivered): their leases are renewed. */
         rs_idset_t held;
         int64_t last_renew_ms; /* monotonic */
+        /* rs_outbox_mark_start: a connection of its own, and how many of the
+         * delivered ids its statement under way marks (0: none). */
+        rs_pg_t *mark_pg;
+        size_t marking;
         rs_outbox_stats_t stats;
 };
+
+static void mark_collect(rs_outbox_t *o, bool wait);
 
 /* The destination travels with the message: its opaque is (id << 2) | dest. */
 static void *pack(int64_t id, rs_dest_t d)
@@ -106,6 +112,7 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
         o->topics[RS_DEST_CREDITED] = cfg->topic_credited;
         o->topics[RS_DEST_REVERSED] = cfg->topic_reversed;
         o->topics[RS_DEST_DLQ] = cfg->topic_dlq;
+        o->mark_pg = rs_pg_new(pg->url, pg->statement_timeout_ms);
         o->lease_ms = cfg->outbox_lease_ms;
         o->retention_hours = cfg->outbox_retention_hours;
         o->stats.pending = -1;
@@ -113,6 +120,7 @@ rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
         rd_kafka_conf_set_opaque(conf, o);
         o->rk = rs_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size);
         if (!o->rk) {
+                rs_pg_destroy(o->mark_pg);
                 free(o);
                 return NULL;
         }
@@ -129,6 +137,8 @@ void rs_outbox_destroy(rs_outbox_t *o)
 {
         if (!o)
                 return;
+        mark_collect(o, true);
+        rs_pg_destroy(o->mark_pg);
         for (size_t i = 0; i < RS_ARRAY_SIZE(o->rkt); i++)
                 if (o->rkt[i])
                         rd_kafka_topic_destroy(o->rkt[i]);
@@ -243,7 +253,8 @@ static const char *delivered_ids(const rs_outbox_t *o, size_t n, rs_pgarr_t *arr
         return rs_pgarr_get(arr);
 }
 
-void rs_outbox_marked(rs_outbox_t *o, size_t n)
+/* The delivered ids [0, n) are marked: forgotten. */
+static void marked(rs_outbox_t *o, size_t n)
 {
         n = RS_MIN(n, o->n_delivered);
         if (n == 0)
@@ -254,22 +265,63 @@ void rs_outbox_marked(rs_outbox_t *o, size_t n)
         o->n_delivered -= n;
 }
 
-bool rs_outbox_queue_mark(rs_outbox_t *o, rs_pg_t *pg, size_t *n, char *errstr,
-                          size_t errstr_size)
+/* The result of the mark under way, if any: waiting for it, or only if it is
+ * there. A failed one leaves its rows for the next mark. */
+static void mark_collect(rs_outbox_t *o, bool wait)
 {
-        *n = o->n_delivered;
-        if (*n == 0)
-                return true;
+        if (o->marking == 0)
+                return;
+        PGconn *c = o->mark_pg->conn;
+        if (!wait && (!PQconsumeInput(c) || PQisBusy(c)) && PQstatus(c) == CONNECTION_OK)
+                return; /* still running */
+        bool ok = PQstatus(c) == CONNECTION_OK;
+        PGresult *res;
+        while (ok && (res = PQgetResult(c)) != NULL) {
+                ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+                if (!ok)
+                        rs_debug("outbox", "marking later: %s",
+                                 PQresultErrorMessage(res));
+                PQclear(res);
+        }
+        if (ok) {
+                marked(o, o->marking);
+        } else {
+                while ((res = PQgetResult(c)) != NULL)
+                        PQclear(res);
+                rs_pg_disconnect(o->mark_pg);
+        }
+        o->marking = 0;
+}
+
+void rs_outbox_mark_start(rs_outbox_t *o)
+{
+        mark_collect(o, false);
+        if (o->marking > 0 || o->n_delivered == 0)
+                return;
+        char err[512];
+        if (!rs_pg_connect(o->mark_pg, err, sizeof(err))) {
+                rs_debug("outbox", "marking later: %s", err);
+                return;
+        }
         rs_pgarr_t ids;
         rs_pgarr_init(&ids);
-        const char *params[] = {delivered_ids(o, *n, &ids)};
-        bool ok = rs_pg_send(pg, SQL_OUTBOX_MARK, 1, params, errstr, errstr_size) >= 0;
+        const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
+        if (PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 1, NULL, params, NULL,
+                              NULL, 0))
+                o->marking = o->n_delivered;
+        else
+                rs_pg_disconnect(o->mark_pg);
         rs_pgarr_free(&ids);
-        return ok;
+}
+
+bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        return renew(o, errstr, errstr_size);
 }
 
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
+        mark_collect(o, true);
         if (o->n_delivered == 0 && o->held.count == 0)
                 return true;
         if (!rs_pg_connect(o->pg, errstr, errstr_size))
@@ -283,7 +335,7 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 rs_pgarr_free(&ids);
                 if (!ok)
                         return false;
-                rs_outbox_marked(o, o->n_delivered);
+                marked(o, o->n_delivered);
         }
         return renew(o, errstr, errstr_size);
 }

@@ -51,14 +51,14 @@ bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
  * second later; a failure is logged (debug) and left for the next time. For
  * loops that wait on something else (a back-off, a full producer queue). */
 void rs_outbox_mark_due(rs_outbox_t *o, int64_t *next_ms);
-/* The same marking inside the caller's transaction, queued in its pipeline
- * (rs_pg_pipeline_begin on pg): the batch marks what was delivered since the
- * last one without a transaction of its own. *n gets how many rows it
- * queued; after the transaction committed, rs_outbox_marked(o, n) forgets
- * them (if it did not commit, they stay for the next mark). */
-bool rs_outbox_queue_mark(rs_outbox_t *o, rs_pg_t *pg, size_t *n, char *errstr,
-                          size_t errstr_size);
-void rs_outbox_marked(rs_outbox_t *o, size_t n);
+/* The same marking without waiting, on a connection of this module's own:
+ * starts one UPDATE of the rows delivered so far, unless one is under way,
+ * and takes the result of a finished one. Called between batches, it runs
+ * beside the next batch's transaction, on another core, instead of inside
+ * it (docs/design.md §2). A failure leaves the rows for the next mark. */
+void rs_outbox_mark_start(rs_outbox_t *o);
+/* The lease renewal of rs_outbox_mark alone. */
+bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* Claims unpublished rows whose lease expired, republishes them, and deletes
  * published rows past retention. Returns the number republished, -1 on error. */
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size);

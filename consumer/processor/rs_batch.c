@@ -890,8 +890,8 @@ static bool build_outbox(run_ctx_t *x, char *errstr, size_t errstr_size)
         return true;
 }
 
-/* Every write, the outbox rows, the marking of rows delivered since the
- * last batch, and COMMIT in one pipeline: one round trip, one commit. */
+/* Every write, the outbox rows and COMMIT in one pipeline: one round trip,
+ * one commit. */
 static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_pg_t *pg = x->env->pg;
@@ -899,16 +899,12 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
             !rs_pg_pipeline_begin(pg, errstr, errstr_size))
                 return false;
         int outbox_at = -1;
-        size_t marked = 0;
-        bool queued =
-            (!x->env->outbox ||
-             rs_outbox_queue_mark(x->env->outbox, pg, &marked, errstr, errstr_size)) &&
-            rs_store_write(pg, &x->st, errstr, errstr_size) &&
-            write_quiet_signups(pg, x->b, errstr, errstr_size) &&
-            write_fingerprints(pg, x->b, errstr, errstr_size) &&
-            queue_outbox(pg, x->b, x->env->outbox_lease_ms, &outbox_at, errstr,
-                         errstr_size) &&
-            rs_pg_send(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size) >= 0;
+        bool queued = rs_store_write(pg, &x->st, errstr, errstr_size) &&
+                      write_quiet_signups(pg, x->b, errstr, errstr_size) &&
+                      write_fingerprints(pg, x->b, errstr, errstr_size) &&
+                      queue_outbox(pg, x->b, x->env->outbox_lease_ms, &outbox_at, errstr,
+                                   errstr_size) &&
+                      rs_pg_send(pg, SQL_COMMIT, 0, NULL, errstr, errstr_size) >= 0;
         char ignored[256];
         PGresult *ids = NULL;
         bool ok = rs_pg_pipeline_end(pg, outbox_at, &ids, queued ? errstr : ignored,
@@ -918,8 +914,6 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
                 snprintf(errstr, errstr_size, "outbox insert returned too few ids");
                 ok = false;
         }
-        if (ok && x->env->outbox)
-                rs_outbox_marked(x->env->outbox, marked);
         PQclear(ids);
         return ok;
 }

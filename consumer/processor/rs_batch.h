@@ -9,7 +9,7 @@
  *     lock the users, then the codes involved  (sorted: no deadlocks between
  *                                               instances; a deadlock that
  *                                               still happens is retried)
- *     load the rows the rules read             (set-wise, = ANY($1))
+ *     load the rows the rules read             (set-wise, a probe per key)
  *     inbox insert ON CONFLICT DO NOTHING      (the events whose replay needs
  *                                               it: duplicates have no effect)
  *     rs_rules_apply() per new event           (pure, in batch order)
@@ -104,8 +104,6 @@ typedef struct rs_batch_env {
         rs_cache_t *cache; /* NULL: no cache */
         rs_codec_t *codec;
         int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
-        rs_outbox_t *outbox;     /* NULL: none; else its delivered rows are
-                                    marked published in the batch transaction */
         rs_quiet_t *quiet;       /* NULL: none; the filter's memory of quiet
                                     users, kept current by each batch */
 } rs_batch_env_t;

@@ -160,10 +160,12 @@ static void upkeep(rs_processor_t *p)
         char err[1024];
         int64_t now = rs_monotonic_ms();
         rs_outbox_poll(p->outbox, 0);
+        if (!p->degraded)
+                rs_outbox_mark_start(p->outbox);
         if (now - p->last_mark_ms >= MARK_INTERVAL_MS && !p->degraded) {
                 p->last_mark_ms = now;
-                if (!rs_outbox_mark(p->outbox, err, sizeof(err)))
-                        rs_debug("outbox", "marking later: %s", err);
+                if (!rs_outbox_renew(p->outbox, err, sizeof(err)))
+                        rs_debug("outbox", "renewing later: %s", err);
         }
         if (now - p->last_sweep_ms >= p->cfg->outbox_sweep_interval_ms && !p->degraded) {
                 p->last_sweep_ms = now;
@@ -374,7 +376,6 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
                                   .cache = p->cache,
                                   .codec = p->codec,
                                   .outbox_lease_ms = cfg->outbox_lease_ms,
-                                  .outbox = p->outbox,
                                   .quiet = p->quiet};
         return p;
 fail:
