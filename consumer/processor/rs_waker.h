@@ -5,8 +5,8 @@
  * librdkafka 2.0.2 stops fetching a partition once its consumer's prefetch
  * queue holds queued.max.messages.kbytes (or queued.min.messages), and
  * decides again only when the thread of the partition's broker next wakes:
- * after up to a second when nothing else comes its way (librdkafka#2879;
- * fetch.queue.backoff.ms, from 2.2.0, sets that wait). Under a backlog the
+ * after up to a second when nothing else comes its way (2.2.0 added
+ * fetch.queue.backoff.ms for that wait). Under a backlog the
  * queue (4 MiB, some 76,000 production events) lasted under a second, so
  * the processor waited, each second, for the rest of it: the queue's size,
  * not the batches, capped the rate.
