@@ -29,7 +29,7 @@ static void *run(void *arg)
                 w->parts = NULL;
                 pthread_mutex_unlock(&w->lock);
                 /* The answer does not matter: the request woke the brokers. */
-                rd_kafka_offsets_for_times(w->rk, parts, 5000);
+                rd_kafka_offsets_for_times(w->rk, parts, 1000);
                 rd_kafka_topic_partition_list_destroy(parts);
                 pthread_mutex_lock(&w->lock);
                 w->busy = false;
