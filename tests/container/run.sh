@@ -28,7 +28,7 @@ CONSUMER=rs-test-consume-$$
 cleanup() {
         local rc=$?
         $P rm -f "$CONSUMER" >/dev/null 2>&1 || true
-        [ ! -d "$STACK" ] || scripts/stack.sh down --dir "$STACK" >/dev/null 2>&1 || true
+        [ ! -d "$STACK" ] || scripts/stack.sh down --dir "$STACK" --purge >/dev/null 2>&1 || true
         rm -rf "$TMP"
         exit "$rc"
 }

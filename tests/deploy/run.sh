@@ -30,7 +30,7 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/rs-deploy.XXXXXX")
 STACK=$TMP/stack
 cleanup() {
         local rc=$?
-        [ ! -d "$STACK" ] || scripts/stack.sh down --dir "$STACK" >/dev/null 2>&1 || true
+        [ ! -d "$STACK" ] || scripts/stack.sh down --dir "$STACK" --purge >/dev/null 2>&1 || true
         rm -rf "$TMP"
         exit "$rc"
 }
