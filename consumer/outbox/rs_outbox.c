@@ -48,7 +48,7 @@ struct rs_outbox {
         rs_outbox_stats_t stats;
 };
 
-static void mark_collect(rs_outbox_t *o, bool wait);
+static bool mark_collect(rs_outbox_t *o, bool wait, char *errstr, size_t errstr_size);
 
 /* The destination travels with the message: its opaque is (id << 2) | dest. */
 static void *pack(int64_t id, rs_dest_t d)
@@ -137,7 +137,9 @@ void rs_outbox_destroy(rs_outbox_t *o)
 {
         if (!o)
                 return;
-        mark_collect(o, true);
+        char err[512];
+        if (!mark_collect(o, true, err, sizeof(err)))
+                rs_debug("outbox", "marking later: %s", err);
         rs_pg_destroy(o->mark_pg);
         for (size_t i = 0; i < RS_ARRAY_SIZE(o->rkt); i++)
                 if (o->rkt[i])
@@ -266,21 +268,23 @@ static void marked(rs_outbox_t *o, size_t n)
 }
 
 /* The result of the mark under way, if any: waiting for it, or only if it is
- * there. A failed one leaves its rows for the next mark. */
-static void mark_collect(rs_outbox_t *o, bool wait)
+ * there (true while it runs). false + errstr if it failed: its rows stay for
+ * the next mark. */
+static bool mark_collect(rs_outbox_t *o, bool wait, char *errstr, size_t errstr_size)
 {
         if (o->marking == 0)
-                return;
+                return true;
         PGconn *c = o->mark_pg->conn;
         if (!wait && (!PQconsumeInput(c) || PQisBusy(c)) && PQstatus(c) == CONNECTION_OK)
-                return; /* still running */
+                return true; /* still running */
         bool ok = PQstatus(c) == CONNECTION_OK;
+        if (!ok)
+                snprintf(errstr, errstr_size, "%s", PQerrorMessage(c));
         PGresult *res;
         while (ok && (res = PQgetResult(c)) != NULL) {
                 ok = PQresultStatus(res) == PGRES_COMMAND_OK;
                 if (!ok)
-                        rs_debug("outbox", "marking later: %s",
-                                 PQresultErrorMessage(res));
+                        snprintf(errstr, errstr_size, "%s", PQresultErrorMessage(res));
                 PQclear(res);
         }
         if (ok) {
@@ -291,27 +295,39 @@ static void mark_collect(rs_outbox_t *o, bool wait)
                 rs_pg_disconnect(o->mark_pg);
         }
         o->marking = 0;
+        return ok;
+}
+
+/* Sends the UPDATE of the rows delivered so far on the marking connection
+ * (none under way). */
+static bool mark_send(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        if (o->n_delivered == 0)
+                return true;
+        if (!rs_pg_connect(o->mark_pg, errstr, errstr_size))
+                return false;
+        rs_pgarr_t ids;
+        rs_pgarr_init(&ids);
+        const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
+        bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 1, NULL, params,
+                                    NULL, NULL, 0);
+        rs_pgarr_free(&ids);
+        if (ok) {
+                o->marking = o->n_delivered;
+        } else {
+                snprintf(errstr, errstr_size, "%s", PQerrorMessage(o->mark_pg->conn));
+                rs_pg_disconnect(o->mark_pg);
+        }
+        return ok;
 }
 
 void rs_outbox_mark_start(rs_outbox_t *o)
 {
-        mark_collect(o, false);
-        if (o->marking > 0 || o->n_delivered == 0)
-                return;
         char err[512];
-        if (!rs_pg_connect(o->mark_pg, err, sizeof(err))) {
+        if (!mark_collect(o, false, err, sizeof(err)))
                 rs_debug("outbox", "marking later: %s", err);
-                return;
-        }
-        rs_pgarr_t ids;
-        rs_pgarr_init(&ids);
-        const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
-        if (PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 1, NULL, params, NULL,
-                              NULL, 0))
-                o->marking = o->n_delivered;
-        else
-                rs_pg_disconnect(o->mark_pg);
-        rs_pgarr_free(&ids);
+        if (o->marking == 0 && !mark_send(o, err, sizeof(err)))
+                rs_debug("outbox", "marking later: %s", err);
 }
 
 bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
@@ -319,25 +335,14 @@ bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
         return renew(o, errstr, errstr_size);
 }
 
+/* The same UPDATE as rs_outbox_mark_start, waited for. A failed mark under
+ * way leaves its rows to this one. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        mark_collect(o, true);
-        if (o->n_delivered == 0 && o->held.count == 0)
-                return true;
-        if (!rs_pg_connect(o->pg, errstr, errstr_size))
-                return false;
-        if (o->n_delivered > 0) {
-                rs_pgarr_t ids;
-                rs_pgarr_init(&ids);
-                const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
-                bool ok =
-                    rs_pg_cmd(o->pg, SQL_OUTBOX_MARK, 1, params, errstr, errstr_size);
-                rs_pgarr_free(&ids);
-                if (!ok)
-                        return false;
-                marked(o, o->n_delivered);
-        }
-        return renew(o, errstr, errstr_size);
+        mark_collect(o, true, errstr, errstr_size);
+        return mark_send(o, errstr, errstr_size) &&
+               mark_collect(o, true, errstr, errstr_size) &&
+               renew(o, errstr, errstr_size);
 }
 
 void rs_outbox_mark_due(rs_outbox_t *o, int64_t *next_ms)

@@ -32,8 +32,9 @@ typedef struct rs_outbox_stats {
         int64_t pending;          /* unpublished rows at the last sweep, -1 unknown */
 } rs_outbox_stats_t;
 
-/* pg: the connection used to mark rows and sweep (the caller's; this module
- * is used from one thread). */
+/* pg: the connection used to renew leases and sweep (the caller's; this
+ * module is used from one thread). Rows are marked published on a connection
+ * of the module's own, to the same database. */
 rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
                            size_t errstr_size);
 void rs_outbox_destroy(rs_outbox_t *o);
@@ -43,21 +44,21 @@ rd_kafka_t *rs_outbox_handle(rs_outbox_t *o);
 void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n);
 /* Serves delivery reports for up to timeout_ms. */
 void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
-/* Marks delivered rows published (one UPDATE), and renews the leases of the
- * rows this process holds (every third of a lease). Keeps them for later when
- * Postgres is unavailable. */
+/* Marks delivered rows published (one UPDATE, waited for), and renews the
+ * leases of the rows this process holds (every third of a lease). Keeps them
+ * for later when Postgres is unavailable. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* rs_outbox_mark once the monotonic time *next_ms has come, then *next_ms a
  * second later; a failure is logged (debug) and left for the next time. For
  * loops that wait on something else (a back-off, a full producer queue). */
 void rs_outbox_mark_due(rs_outbox_t *o, int64_t *next_ms);
-/* The same marking without waiting, on a connection of this module's own:
- * starts one UPDATE of the rows delivered so far, unless one is under way,
- * and takes the result of a finished one. Called between batches, it runs
- * beside the next batch's transaction, on another core, instead of inside
- * it (docs/design.md §2). A failure leaves the rows for the next mark. */
+/* The same marking without waiting: starts one UPDATE of the rows delivered so far,
+ * unless one is under way, and takes the result of a finished one. Called between
+ * batches, it runs beside the next batch's transaction, on another core, instead of
+ * inside it (docs/design.md §2). A failure leaves the rows for the next mark. */
 void rs_outbox_mark_start(rs_outbox_t *o);
-/* The lease renewal of rs_outbox_mark alone. */
+/* The lease renewal of rs_outbox_mark alone (a call within a third of a
+ * lease of the last renewal does nothing). */
 bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* Claims unpublished rows whose lease expired, republishes them, and deletes
  * published rows past retention. Returns the number republished, -1 on error. */

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #define BACKOFF_START_MS 100
-#define MARK_INTERVAL_MS 200
 /* Users the first-level filter remembers quiet (rs_quiet.h): 24 bytes each. */
 #define QUIET_USERS 131072
 /* Retention passes: how often, and how many rows one statement deletes (a
@@ -160,10 +159,9 @@ static void upkeep(rs_processor_t *p)
         char err[1024];
         int64_t now = rs_monotonic_ms();
         rs_outbox_poll(p->outbox, 0);
-        if (!p->degraded)
+        if (!p->degraded) {
                 rs_outbox_mark_start(p->outbox);
-        if (now - p->last_mark_ms >= MARK_INTERVAL_MS && !p->degraded) {
-                p->last_mark_ms = now;
+                /* Every third of a lease (rs_outbox.h). */
                 if (!rs_outbox_renew(p->outbox, err, sizeof(err)))
                         rs_debug("outbox", "renewing later: %s", err);
         }

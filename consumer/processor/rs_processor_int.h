@@ -61,7 +61,7 @@ struct rs_processor {
         char last_error[1024];  /* of the last failed batch run */
         char outage[1200];      /* why Postgres or the registry is unavailable */
         const char *outage_dep; /* which of them ("postgres", "schema registry") */
-        int64_t last_mark_ms, last_sweep_ms, last_retention_ms, last_input_ms;
+        int64_t last_sweep_ms, last_retention_ms, last_input_ms;
         int64_t last_forget_ms;   /* unknown schema ids forgotten (asked again) */
         int64_t last_progress_ms; /* a record consumed or a batch committed */
         int64_t last_wake_ms;     /* rs_proc_wake_fetcher */
