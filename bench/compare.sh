@@ -11,7 +11,8 @@
 #   run of a million events; the credits are then not compared).
 #   RS_COMPARE_PROFILE=1 also says where refstream's run spent its time: the
 #   CPU seconds of refstream, Postgres and the broker over the run, and the
-#   statements that took Postgres's time (pg_stat_statements), and the rows
+#   statements that took Postgres's time and the WAL they wrote
+#   (pg_stat_statements, pg_stat_wal), and the rows
 #   each table wrote (how many updates were HOT).
 #   RS_COMPARE_LOGS=DIR keeps the processes' logs in DIR.
 #
@@ -141,7 +142,8 @@ pg_pids() {
 }
 if [ "$PROFILE" = 1 ]; then
         pg "$REFSTREAM_DATABASE_URL" -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
-                -c "SELECT pg_stat_statements_reset()" >/dev/null
+                -c "SELECT pg_stat_statements_reset()" \
+                -c "SELECT pg_stat_reset_shared('wal')" >/dev/null
         # shellcheck disable=SC2046 # one PID per word
         pg0=$(cpu $(pg_pids)) k0=$(cpu "$(scripts/stack.sh pid kafka --dir "$dir/kafka")")
 fi
@@ -155,8 +157,12 @@ if [ "$PROFILE" = 1 ]; then
         awk -v t="$(getconf CLK_TCK)" -v rs="$rs1" -v pg=$((pg1 - pg0)) -v k=$((k1 - k0)) \
                 -v s="$(jq -r .zero_lag_s "$dir/refstream.json")" -v n="$(nproc)" \
                 'BEGIN { printf "profile: CPU seconds over the run: refstream %.2f, Postgres %.2f, broker %.2f; %.2f s from start to zero lag on %d cores\n", rs / t, pg / t, k / t, s, n }'
-        echo "profile: Postgres time by statement (ms, calls, rows, statement):"
+        pg "$REFSTREAM_DATABASE_URL" -F ' ' -c "SELECT 'profile: WAL written over the run:',
+                round(wal_bytes / 1048576.0, 1), 'MiB,', wal_fpi, 'full-page images'
+                FROM pg_stat_wal"
+        echo "profile: Postgres time by statement (ms, calls, rows, WAL KiB, full-page images, statement):"
         pg "$REFSTREAM_DATABASE_URL" -F ' | ' -c "SELECT round(total_exec_time), calls, rows,
+                round(wal_bytes / 1024), wal_fpi,
                 left(regexp_replace(query, '\s+', ' ', 'g'), 100)
                 FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
 fi

@@ -30,6 +30,16 @@ void rs_pg_disconnect(rs_pg_t *pg);
  * On failure pg->sqlstate is set and a lost connection marks pg->broken. */
 PGresult *rs_pg_exec(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
                      char *errstr, size_t errstr_size) RS_WARN_UNUSED;
+/* Parameters some of which are binary: lengths[i] and formats[i] (1: binary)
+ * as PQexecParams takes them. */
+typedef struct rs_pgparams {
+        int n;
+        const char *const *values;
+        const int *lengths;
+        const int *formats;
+} rs_pgparams_t;
+PGresult *rs_pg_exec_params(rs_pg_t *pg, const char *sql, const rs_pgparams_t *p,
+                            char *errstr, size_t errstr_size) RS_WARN_UNUSED;
 /* Same, for statements whose rows are not needed. */
 /* Pipeline mode (libpq's): statements are sent without waiting for each
  * result, and the results are read at the end, one round trip for all
@@ -41,6 +51,8 @@ bool rs_pg_pipeline_begin(rs_pg_t *pg, char *errstr, size_t errstr_size) RS_WARN
 /* Queues a statement; its number in the pipeline (from 0), or -1. */
 int rs_pg_send(rs_pg_t *pg, const char *sql, int nparams, const char *const *params,
                char *errstr, size_t errstr_size);
+int rs_pg_send_params(rs_pg_t *pg, const char *sql, const rs_pgparams_t *p, char *errstr,
+                      size_t errstr_size);
 /* Waits for every queued statement. *kept (if kept) gets the result of
  * statement number `keep` when everything succeeded (the caller clears it). */
 bool rs_pg_pipeline_end(rs_pg_t *pg, int keep, PGresult **kept, char *errstr,
@@ -93,13 +105,33 @@ int64_t rs_pg_int(const PGresult *res, int r, int c, int64_t if_null);
 #define RS_PG_USER_LOCK_CLASS 0x72730001
 int32_t rs_pg_user_lock_key(const char *user_id);
 
-/* ---- array literals for "= ANY($1)" and "unnest($1::text[], ...)" ---- */
+/* ---- arrays for "= ANY($1)" and "unnest($1::text[], ...)" ----
+ * A text literal by default. rs_pgarr_init_binary makes the array's binary
+ * form instead (array_recv's: a header, then each element as its length and
+ * its bytes), sent as a binary parameter of type elem[]: the server copies
+ * elements instead of parsing a literal and each element's text
+ * (docs/design.md §1). The same calls add elements to either form; a binary
+ * array's element type decides how an int or a text is encoded (a uuid's
+ * text becomes its 16 bytes). */
 typedef struct rs_pgarr {
         rs_buf_t buf;
         size_t count;
+        Oid elem; /* binary: the element type; 0: a text literal */
 } rs_pgarr_t;
 
+/* The element types a binary array may have. */
+#define RS_PG_BOOLOID  16
+#define RS_PG_BYTEAOID 17
+#define RS_PG_INT8OID  20
+#define RS_PG_INT4OID  23
+#define RS_PG_TEXTOID  25
+#define RS_PG_UUIDOID  2950
+/* The element type of a type name as statements spell it ("text", "uuid",
+ * "bigint", "int", "bool", "bytea"), 0 for any other. */
+Oid rs_pg_type_oid(const char *name);
+
 void rs_pgarr_init(rs_pgarr_t *a);
+void rs_pgarr_init_binary(rs_pgarr_t *a, Oid elem);
 void rs_pgarr_reset(rs_pgarr_t *a);
 void rs_pgarr_free(rs_pgarr_t *a);
 void rs_pgarr_text(rs_pgarr_t *a, const char *s); /* NULL -> SQL NULL */
@@ -107,8 +139,11 @@ void rs_pgarr_int(rs_pgarr_t *a, int64_t v);
 void rs_pgarr_int_or_null(rs_pgarr_t *a, int64_t v, int64_t null_value);
 void rs_pgarr_bool(rs_pgarr_t *a, bool v);
 void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len); /* data NULL -> NULL */
-/* The literal, e.g. {"a","b",NULL}; valid until the next change. */
+/* The literal, e.g. {"a","b",NULL}, or the binary array; valid until the
+ * next change. */
 const char *rs_pgarr_get(rs_pgarr_t *a);
+/* Its length in bytes (binary arrays; a literal ends with a NUL). */
+int rs_pgarr_len(const rs_pgarr_t *a);
 
 /* ---- migrations (sql/NNN_name.sql, compiled in; rs_migrate.c) ---- */
 /* Applies every migration not yet recorded, in order, each in its own

@@ -12,8 +12,13 @@ void rs_pgrows_init(rs_pgrows_t *r, const rs_pgcol_t *cols, size_t ncols)
         memset(r, 0, sizeof(*r));
         r->cols = cols;
         r->ncols = ncols;
-        for (size_t i = 0; i < r->ncols; i++)
-                rs_pgarr_init(&r->arr[i]);
+        for (size_t i = 0; i < r->ncols; i++) {
+                /* So is a type the binary arrays do not know. */
+                Oid elem = rs_pg_type_oid(cols[i].pgtype);
+                if (!elem)
+                        abort();
+                rs_pgarr_init_binary(&r->arr[i], elem);
+        }
 }
 
 void rs_pgrows_free(rs_pgrows_t *r)
@@ -104,26 +109,41 @@ char *rs_pgrows_sql(const char *sql, const rs_pgcol_t *cols, size_t ncols)
         return b.data;
 }
 
-/* The statement's parameters: the columns' arrays, then the extra ones. */
-static int params_of(rs_pgrows_t *r, const char *const *extra, int nextra,
-                     const char *params[RS_PGROWS_MAX_COLS + 4])
+/* The statement's parameters: the columns' arrays (binary), then the extra
+ * ones (text). */
+typedef struct params {
+        const char *values[RS_PGROWS_MAX_COLS + 4];
+        int lengths[RS_PGROWS_MAX_COLS + 4];
+        int formats[RS_PGROWS_MAX_COLS + 4];
+        rs_pgparams_t p;
+} params_t;
+
+static const rs_pgparams_t *params_of(rs_pgrows_t *r, const char *const *extra,
+                                      int nextra, params_t *ps)
 {
         int n = 0;
-        for (size_t i = 0; i < r->ncols; i++)
-                params[n++] = rs_pgarr_get(&r->arr[i]);
-        for (int i = 0; i < nextra && i < 4; i++)
-                params[n++] = extra[i];
-        return n;
+        for (size_t i = 0; i < r->ncols; i++, n++) {
+                ps->values[n] = rs_pgarr_get(&r->arr[i]);
+                ps->lengths[n] = rs_pgarr_len(&r->arr[i]);
+                ps->formats[n] = 1;
+        }
+        for (int i = 0; i < nextra && i < 4; i++, n++) {
+                ps->values[n] = extra[i];
+                ps->lengths[n] = 0;
+                ps->formats[n] = 0;
+        }
+        ps->p = (rs_pgparams_t){n, ps->values, ps->lengths, ps->formats};
+        return &ps->p;
 }
 
 PGresult *rs_pgrows_query(rs_pg_t *pg, const char *sql, rs_pgrows_t *r,
                           const char *const *extra, int nextra, char *errstr,
                           size_t errstr_size)
 {
-        const char *params[RS_PGROWS_MAX_COLS + 4];
-        int n = params_of(r, extra, nextra, params);
+        params_t ps;
+        const rs_pgparams_t *p = params_of(r, extra, nextra, &ps);
         char *text = rs_pgrows_sql(sql, r->cols, r->ncols);
-        PGresult *res = rs_pg_exec(pg, text, n, params, errstr, errstr_size);
+        PGresult *res = rs_pg_exec_params(pg, text, p, errstr, errstr_size);
         free(text);
         return res;
 }
@@ -131,10 +151,10 @@ PGresult *rs_pgrows_query(rs_pg_t *pg, const char *sql, rs_pgrows_t *r,
 int rs_pgrows_send(rs_pg_t *pg, const char *sql, rs_pgrows_t *r, const char *const *extra,
                    int nextra, char *errstr, size_t errstr_size)
 {
-        const char *params[RS_PGROWS_MAX_COLS + 4];
-        int n = params_of(r, extra, nextra, params);
+        params_t ps;
+        const rs_pgparams_t *p = params_of(r, extra, nextra, &ps);
         char *text = rs_pgrows_sql(sql, r->cols, r->ncols);
-        int at = rs_pg_send(pg, text, n, params, errstr, errstr_size);
+        int at = rs_pg_send_params(pg, text, p, errstr, errstr_size);
         free(text);
         return at;
 }

@@ -2,7 +2,7 @@
 #define RS_PGROWS_H
 /* Set-wise writes built from one column table. A table names each column,
  * its Postgres element type and where its value comes from in a C row; rows
- * are collected into one array literal per column, and the statement's
+ * are collected into one binary array per column, and the statement's
  * "{rows}" becomes unnest($1::type[], $2::type[], ...) AS v(name, ...), so
  * the statement refers to columns by name (v.name) and no parameter number
  * is written by hand:
@@ -30,7 +30,7 @@ typedef enum {
 
 typedef struct rs_pgcol {
         const char *name;   /* in the statement: v.name */
-        const char *pgtype; /* array element type: "text", "uuid", "bigint", ... */
+        const char *pgtype; /* element type, one rs_pg_type_oid knows: "text", ... */
         rs_pgcol_kind_t kind;
         size_t offset;                               /* of the field in the row */
         void (*put)(rs_pgarr_t *a, const void *row); /* RS_PGCOL_FN */

@@ -247,14 +247,6 @@ static bool renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
         return ok;
 }
 
-/* The delivered ids [0, n) as an array literal, in arr. */
-static const char *delivered_ids(const rs_outbox_t *o, size_t n, rs_pgarr_t *arr)
-{
-        for (size_t i = 0; i < n; i++)
-                rs_pgarr_int(arr, o->delivered[i]);
-        return rs_pgarr_get(arr);
-}
-
 /* The delivered ids [0, n) are marked: forgotten. */
 static void marked(rs_outbox_t *o, size_t n)
 {
@@ -306,11 +298,14 @@ static bool mark_send(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 return true;
         if (!rs_pg_connect(o->mark_pg, errstr, errstr_size))
                 return false;
-        rs_pgarr_t ids;
-        rs_pgarr_init(&ids);
-        const char *params[] = {delivered_ids(o, o->n_delivered, &ids)};
+        rs_pgarr_t ids; /* binary: thousands of ids are copied, not parsed */
+        rs_pgarr_init_binary(&ids, RS_PG_INT8OID);
+        for (size_t i = 0; i < o->n_delivered; i++)
+                rs_pgarr_int(&ids, o->delivered[i]);
+        const char *params[] = {rs_pgarr_get(&ids)};
+        const int lengths[] = {rs_pgarr_len(&ids)}, formats[] = {1};
         bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 1, NULL, params,
-                                    NULL, NULL, 0);
+                                    lengths, formats, 0);
         rs_pgarr_free(&ids);
         if (ok) {
                 o->marking = o->n_delivered;

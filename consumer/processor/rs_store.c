@@ -900,8 +900,9 @@ static bool write_held(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_
 
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr, size_t errstr_size)
 {
-        /* Referrals before credits (foreign key). */
-        return write_users(pg, st, errstr, errstr_size) &&
+        /* Referrals before credits (the batch's order: see sql/004_hot_path.sql). */
+        return rs_pg_send(pg, SQL_WRITE_PLANS, 0, NULL, errstr, errstr_size) >= 0 &&
+               write_users(pg, st, errstr, errstr_size) &&
                write_codes(pg, st, errstr, errstr_size) &&
                write_referrals(pg, st, errstr, errstr_size) &&
                write_refstats(pg, st, errstr, errstr_size) &&

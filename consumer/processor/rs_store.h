@@ -63,7 +63,8 @@ bool rs_store_load_rest(rs_pg_t *pg, rs_state_t *st, const rs_store_wants_t *w,
 int rs_store_claim_due(rs_pg_t *pg, rs_state_t *st, int limit, char *errstr,
                        size_t errstr_size) RS_WARN_UNUSED;
 
-/* Persists every new/dirty object of st, and st->rejections. */
+/* Persists every new/dirty object of st, and st->rejections: queued in pg's
+ * pipeline (rs_pg_pipeline_begin). */
 bool rs_store_write(rs_pg_t *pg, rs_state_t *st, char *errstr,
                     size_t errstr_size) RS_WARN_UNUSED;
 

@@ -144,6 +144,7 @@ extern const char SQL_USERS_UPSERT[];
 /* The quiet sign-ups (no lock held): only the sign-up fields, where unset. */
 extern const char SQL_USERS_SIGNUP_MERGE[];
 
+extern const char SQL_WRITE_PLANS[];
 extern const char SQL_CODES_UPDATE[];
 
 /* A plain INSERT: a conflict would mean the rules saw stale state, which must
