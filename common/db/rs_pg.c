@@ -430,16 +430,12 @@ static void bin_elem(rs_pgarr_t *a, const void *p, int32_t len)
                 rs_buf_append(&a->buf, p, (size_t)len);
 }
 
-static int hexval(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
+/* A hex digit's value plus one; 0 for any other byte. */
+static const unsigned char HEX1[256] = {
+    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,
+    ['6'] = 7,  ['7'] = 8,  ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+    ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+    ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16};
 
 /* A uuid's text (hex digits, dashes anywhere, as uuid_in takes them in
  * their usual places) as its 16 bytes; false if it is not one. */
@@ -449,7 +445,7 @@ static bool uuid_bytes(const char *s, unsigned char out[16])
         for (; *s && n < 32; s++) {
                 if (*s == '-')
                         continue;
-                int v = hexval(*s);
+                int v = HEX1[(unsigned char)*s] - 1;
                 if (v < 0)
                         return false;
                 if (n % 2 == 0)

@@ -1,6 +1,5 @@
 #include "rs_ids.h"
 
-#include <stdio.h>
 #include <string.h>
 
 /* SHA-256 as specified in FIPS 180-4. */
@@ -21,31 +20,56 @@ static uint32_t ror(uint32_t x, int n)
         return (x >> n) | (x << (32 - n));
 }
 
+static uint32_t load_be32(const unsigned char *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* One round, with the eight working variables renamed instead of moved:
+ * round i+1 is this one with every variable shifted by one place. */
+#define ROUND(a, b, c, d, e, f, g, h, i)                                                 \
+        do {                                                                             \
+                uint32_t t1 = h + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) +                \
+                              ((e & f) ^ (~e & g)) + K[i] + w[i];                        \
+                uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) +                    \
+                              ((a & b) ^ (a & c) ^ (b & c));                             \
+                d += t1;                                                                 \
+                h = t1 + t2;                                                             \
+        } while (0)
+
 static void block(rs_sha256_t *s, const unsigned char *p)
 {
-        uint32_t w[64], a[8];
+        uint32_t w[64];
         for (int i = 0; i < 16; i++)
-                w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
-                       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+                w[i] = load_be32(p + 4 * i);
         for (int i = 16; i < 64; i++) {
                 uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
                 uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
                 w[i] = w[i - 16] + s0 + w[i - 7] + s1;
         }
-        memcpy(a, s->h, sizeof(a));
-        for (int i = 0; i < 64; i++) {
-                uint32_t S1 = ror(a[4], 6) ^ ror(a[4], 11) ^ ror(a[4], 25);
-                uint32_t ch = (a[4] & a[5]) ^ (~a[4] & a[6]);
-                uint32_t t1 = a[7] + S1 + ch + K[i] + w[i];
-                uint32_t S0 = ror(a[0], 2) ^ ror(a[0], 13) ^ ror(a[0], 22);
-                uint32_t mj = (a[0] & a[1]) ^ (a[0] & a[2]) ^ (a[1] & a[2]);
-                memmove(a + 1, a, 7 * sizeof(uint32_t));
-                a[4] += t1;
-                a[0] = t1 + S0 + mj;
+        uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4],
+                 f = s->h[5], g = s->h[6], h = s->h[7];
+        for (int i = 0; i < 64; i += 8) {
+                ROUND(a, b, c, d, e, f, g, h, i);
+                ROUND(h, a, b, c, d, e, f, g, i + 1);
+                ROUND(g, h, a, b, c, d, e, f, i + 2);
+                ROUND(f, g, h, a, b, c, d, e, i + 3);
+                ROUND(e, f, g, h, a, b, c, d, i + 4);
+                ROUND(d, e, f, g, h, a, b, c, i + 5);
+                ROUND(c, d, e, f, g, h, a, b, i + 6);
+                ROUND(b, c, d, e, f, g, h, a, i + 7);
         }
-        for (int i = 0; i < 8; i++)
-                s->h[i] += a[i];
+        s->h[0] += a;
+        s->h[1] += b;
+        s->h[2] += c;
+        s->h[3] += d;
+        s->h[4] += e;
+        s->h[5] += f;
+        s->h[6] += g;
+        s->h[7] += h;
 }
+
+#undef ROUND
 
 void rs_sha256_init(rs_sha256_t *s)
 {
@@ -60,29 +84,38 @@ void rs_sha256_update(rs_sha256_t *s, const void *data, size_t n)
 {
         const unsigned char *p = data;
         s->len += n;
-        while (n > 0) {
+        if (s->buf_len > 0) {
                 size_t take = 64 - s->buf_len < n ? 64 - s->buf_len : n;
                 memcpy(s->buf + s->buf_len, p, take);
                 s->buf_len += take;
                 p += take;
                 n -= take;
-                if (s->buf_len == 64) {
-                        block(s, s->buf);
-                        s->buf_len = 0;
-                }
+                if (s->buf_len < 64)
+                        return;
+                block(s, s->buf);
+                s->buf_len = 0;
         }
+        for (; n >= 64; p += 64, n -= 64)
+                block(s, p);
+        memcpy(s->buf, p, n);
+        s->buf_len = n;
 }
 
 void rs_sha256_final(rs_sha256_t *s, unsigned char out[32])
 {
         uint64_t bits = s->len * 8;
-        unsigned char pad = 0x80, zero = 0, lenb[8];
-        rs_sha256_update(s, &pad, 1);
-        while (s->buf_len != 56)
-                rs_sha256_update(s, &zero, 1);
+        /* 0x80, zeros to 56 bytes of the last block (of a block more when
+         * fewer than 9 bytes are left), then the length in bits. */
+        s->buf[s->buf_len++] = 0x80;
+        if (s->buf_len > 56) {
+                memset(s->buf + s->buf_len, 0, 64 - s->buf_len);
+                block(s, s->buf);
+                s->buf_len = 0;
+        }
+        memset(s->buf + s->buf_len, 0, 56 - s->buf_len);
         for (int i = 0; i < 8; i++)
-                lenb[i] = (unsigned char)(bits >> (56 - 8 * i));
-        rs_sha256_update(s, lenb, 8);
+                s->buf[56 + i] = (unsigned char)(bits >> (56 - 8 * i));
+        block(s, s->buf);
         for (int i = 0; i < 8; i++) {
                 out[4 * i] = (unsigned char)(s->h[i] >> 24);
                 out[4 * i + 1] = (unsigned char)(s->h[i] >> 16);
@@ -104,12 +137,15 @@ static void uuid8(const char *const *parts, size_t nparts, char *out)
         rs_sha256_final(&s, h);
         h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8 */
         h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 9562 variant */
+        static const char hex[] = "0123456789abcdef";
         char *o = out;
         for (int i = 0; i < 16; i++) {
                 if (i == 4 || i == 6 || i == 8 || i == 10)
                         *o++ = '-';
-                o += sprintf(o, "%02x", h[i]);
+                *o++ = hex[h[i] >> 4];
+                *o++ = hex[h[i] & 15];
         }
+        *o = '\0';
 }
 
 void rs_referral_id(const char *program_key, const char *referee, char *out)

@@ -73,6 +73,59 @@ static void sha256_vectors(void **state)
         }
 }
 
+static void hex32(const unsigned char h[32], char out[65])
+{
+        for (int j = 0; j < 32; j++)
+                sprintf(out + 2 * j, "%02x", h[j]);
+}
+
+/* Lengths around the padding's edges (55 bytes fit one block, 56 need a
+ * second), whole and in two updates that split a block; and a million
+ * bytes in uneven pieces (FIPS 180-4's long vector). Expected values from
+ * Python's hashlib. */
+static void sha256_lengths(void **state)
+{
+        static const struct {
+                size_t n;
+                const char *hex;
+        } v[] = {
+            {55, "576a1bf8d4478657e6dc4af9398544765c2a92cde28478b019235cfed315fc09"},
+            {56, "9b20501dfd1d99161c257950f3444f3e49230c351c5c8e0943ef369f85f5205d"},
+            {63, "30b345906b493f06f69444b6521113511c242f30e29840462950035043682f1e"},
+            {64, "d8bc63b4fc1156e5e7d95a418b9bf54cd3174bedbc2db40f74895349b229b3c0"},
+            {65, "1ee23b0fbcaecc1aff4a9e8f1645f35ab2c8e13609cd73b68df8b5e3f63ce073"},
+            {119, "7a6589821178918ca8d9edaba5abfc1e9b2669564f4469b66885379c1530b2c8"},
+            {120, "655250427d56b1b0eeb8497d21428704273458a01772d6881b65c0abac0f8a98"},
+            {128, "54c9eb041badfd7064645067b107661fed6113197ce2dd066ba69618abd3732f"},
+        };
+        unsigned char in[128], h[32];
+        char hex[65];
+        for (size_t i = 0; i < sizeof(in); i++)
+                in[i] = (unsigned char)(i * 7);
+        for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
+                for (size_t split = 0; split <= v[i].n; split += 37) {
+                        rs_sha256_t s;
+                        rs_sha256_init(&s);
+                        rs_sha256_update(&s, in, split);
+                        rs_sha256_update(&s, in + split, v[i].n - split);
+                        rs_sha256_final(&s, h);
+                        hex32(h, hex);
+                        assert_string_equal(hex, v[i].hex);
+                }
+        }
+        static char a[1000];
+        memset(a, 'a', sizeof(a));
+        rs_sha256_t s;
+        rs_sha256_init(&s);
+        for (size_t done = 0, piece = 1; done < 1000000;
+             done += piece, piece = piece % 997 + 1)
+                rs_sha256_update(&s, a, RS_MIN(piece, 1000000 - done));
+        rs_sha256_final(&s, h);
+        hex32(h, hex);
+        assert_string_equal(
+            hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
 static void stable_ids(void **state)
 {
         char a[RS_UUID_STR_LEN + 1], b[RS_UUID_STR_LEN + 1], c[RS_UUID_STR_LEN + 1];
@@ -86,6 +139,9 @@ static void stable_ids(void **state)
         assert_non_null(strchr("89ab", a[19]));
         rs_referral_id("default", "bob", c);
         assert_string_not_equal(a, c);
+        /* The values themselves (docs/events.md), from Python's hashlib. */
+        assert_string_equal(b, "cc705735-efc3-81d6-8c95-e41063b66745");
+        assert_string_equal(c, "f86ff695-8e7d-8056-8a22-4946e4fe2242");
         /* Parts are separated: ("ab","c") and ("a","bc") differ. */
         rs_referral_id("ab", "c", a);
         rs_referral_id("a", "bc", b);
@@ -98,6 +154,7 @@ int main(void)
             cmocka_unit_test(code_normalize_and_validate),
             cmocka_unit_test(generated_codes),
             cmocka_unit_test(sha256_vectors),
+            cmocka_unit_test(sha256_lengths),
             cmocka_unit_test(stable_ids),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
