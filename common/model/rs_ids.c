@@ -124,6 +124,18 @@ void rs_sha256_final(rs_sha256_t *s, unsigned char out[32])
         }
 }
 
+void rs_uuid_format(const unsigned char b[16], char *out)
+{
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+                if (i == 4 || i == 6 || i == 8 || i == 10)
+                        *out++ = '-';
+                *out++ = hex[b[i] >> 4];
+                *out++ = hex[b[i] & 15];
+        }
+        *out = '\0';
+}
+
 static void uuid8(const char *const *parts, size_t nparts, char *out)
 {
         rs_sha256_t s;
@@ -137,15 +149,7 @@ static void uuid8(const char *const *parts, size_t nparts, char *out)
         rs_sha256_final(&s, h);
         h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8 */
         h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* RFC 9562 variant */
-        static const char hex[] = "0123456789abcdef";
-        char *o = out;
-        for (int i = 0; i < 16; i++) {
-                if (i == 4 || i == 6 || i == 8 || i == 10)
-                        *o++ = '-';
-                *o++ = hex[h[i] >> 4];
-                *o++ = hex[h[i] & 15];
-        }
-        *o = '\0';
+        rs_uuid_format(h, out);
 }
 
 void rs_referral_id(const char *program_key, const char *referee, char *out)

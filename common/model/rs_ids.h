@@ -25,6 +25,10 @@ void rs_sha256_init(rs_sha256_t *s);
 void rs_sha256_update(rs_sha256_t *s, const void *data, size_t n);
 void rs_sha256_final(rs_sha256_t *s, unsigned char out[32]);
 
+/* 16 bytes as a uuid's text, lower-case 8-4-4-4-12 (as Postgres prints a
+ * uuid); out must hold RS_UUID_STR_LEN + 1 bytes. */
+void rs_uuid_format(const unsigned char b[16], char *out);
+
 /* out must hold RS_UUID_STR_LEN + 1 bytes. */
 void rs_referral_id(const char *program_key, const char *referee, char *out);
 void rs_credit_id(const char *program_key, const char *referee, const char *role,

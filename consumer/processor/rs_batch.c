@@ -206,16 +206,8 @@ const char *rs_batch_inbox_key(rs_arena_t *a, const char *kind, const char *id)
         rs_sha256_update(&h, "\x1f", 1);
         rs_sha256_update(&h, id, strlen(id));
         rs_sha256_final(&h, d);
-        char *k = rs_arena_alloc(a, 37);
-        static const char hex[] = "0123456789abcdef";
-        char *o = k;
-        for (int i = 0; i < 16; i++) {
-                if (i == 4 || i == 6 || i == 8 || i == 10)
-                        *o++ = '-';
-                *o++ = hex[d[i] >> 4];
-                *o++ = hex[d[i] & 15];
-        }
-        *o = '\0';
+        char *k = rs_arena_alloc(a, RS_UUID_STR_LEN + 1);
+        rs_uuid_format(d, k);
         return k;
 }
 
