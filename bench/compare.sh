@@ -211,6 +211,10 @@ if "baseline" in r:
 else:
     print(f"credits: {credits} (no baseline run)")
 EOF
+# Charges processed before their sign-up need inbox rows that charges after
+# it do not (docs/design.md §2): many more rows than the stream has refunds
+# and referred users' events says that payments ran ahead of the sign-ups.
+echo "refstream's inbox: $(pg "$REFSTREAM_DATABASE_URL" -c "SELECT count(*) FROM rs_inbox") rows"
 
 # ---- latency at a steady rate (refstream only)
 if [ "$LATENCY_RATE" -gt 0 ]; then

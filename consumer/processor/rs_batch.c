@@ -859,8 +859,15 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
                 return false;
         note_fingerprints(x);
         for (size_t i = 0; i < b->n; i++) {
-                if (b->msgs[i].outcome == RS_MSG_NEW && !b->msgs[i].quiet)
-                        rs_rules_apply(&x->st, &b->msgs[i].ev, i);
+                const rs_event_t *ev = &b->msgs[i].ev;
+                if (b->msgs[i].outcome != RS_MSG_NEW || b->msgs[i].quiet)
+                        continue;
+                if (ev->type == RS_EV_PAYMENT && ev->kind == RS_PAY_CHARGE) {
+                        const rs_user_t *u = rs_state_user(&x->st, ev->user_id);
+                        if (!u || !u->signed_up)
+                                b->stats.early_charges++;
+                }
+                rs_rules_apply(&x->st, ev, i);
         }
         update_user_flags(x);
         return true;

@@ -67,6 +67,7 @@ typedef struct rs_batch_stats {
         uint64_t filtered;            /* quiet events (also in signups and payments) */
         uint64_t filtered_remembered; /* quiet charges known from rs_quiet */
         uint64_t released;            /* held referrals released (rs_batch_release) */
+        uint64_t early_charges;       /* charges of users not signed up (yet) */
 } rs_batch_stats_t;
 
 typedef struct rs_batch {

@@ -385,6 +385,7 @@ static bool idle_done(rs_processor_t *p, int64_t idle_exit_ms)
 {
         /* Idle counts from the first assignment: joining a group takes seconds. */
         return idle_exit_ms > 0 && p->joined && p->batch.n == 0 &&
+               rs_order_held(p->order) == 0 &&
                rs_monotonic_ms() - p->last_input_ms >= idle_exit_ms &&
                rs_outbox_in_flight(p->outbox) == 0;
 }
@@ -407,11 +408,16 @@ int rs_processor_run(rs_processor_t *p, volatile sig_atomic_t *stop, int64_t idl
         while (!*stop && !p->fatal && !idle_done(p, idle_exit_ms)) {
                 int64_t first = 0;
                 while (!*stop && p->batch.n < (size_t)cfg->batch_size) {
+                        if (rs_proc_order_tick(p) && !first)
+                                first = rs_monotonic_ms();
                         int64_t left =
                             first ? cfg->batch_linger_ms - (rs_monotonic_ms() - first)
                                   : 100;
                         if (first && left <= 0)
                                 break;
+                        /* Records held back are looked at again soon. */
+                        if (rs_order_held(p->order) > 0)
+                                left = RS_MIN(left, 10);
                         if (rs_proc_poll_one(p, (int)RS_MAX(left, 0)) && !first)
                                 first = rs_monotonic_ms();
                         if (!first)
@@ -442,6 +448,7 @@ void rs_processor_destroy(rs_processor_t *p)
                         rd_kafka_destroy(p->rk);
                 }
         }
+        rs_order_destroy(p->order, free); /* after the consumer's last revoke */
         if (p->outbox) {
                 if (p->crashed) {
                         rd_kafka_purge(rs_outbox_handle(p->outbox),
@@ -460,6 +467,8 @@ void rs_processor_destroy(rs_processor_t *p)
                 rd_kafka_topic_partition_list_destroy(p->assignment);
         if (p->paused)
                 rd_kafka_topic_partition_list_destroy(p->paused);
+        if (p->held)
+                rd_kafka_topic_partition_list_destroy(p->held);
         rs_http_stop(p->http);
         rs_cache_destroy(p->cache);
         rs_quiet_destroy(p->quiet);

@@ -208,7 +208,8 @@ static run_result_t run_range(rs_processor_t *p, size_t lo, size_t hi, bool spli
 void rs_proc_release(rs_batch_t *b)
 {
         for (size_t i = 0; i < b->n; i++)
-                rd_kafka_message_destroy(b->msgs[i].opaque);
+                if (b->msgs[i].opaque) /* NULL: a copy in the batch (a held record) */
+                        rd_kafka_message_destroy(b->msgs[i].opaque);
         rs_batch_reset(b);
 }
 

@@ -7,6 +7,7 @@
  *   rs_processor_metrics.c  the metrics it exports */
 #include "rs_http.h"
 #include "rs_metrics.h"
+#include "rs_order.h"
 #include "rs_outbox.h"
 #include "rs_processor.h"
 #include "rs_registry.h"
@@ -19,10 +20,11 @@ typedef struct proc_metrics {
         rs_counter_t *referrals, *reversals, *credits[2], *rejections[RS_REJ__COUNT];
         rs_counter_t *cache[3], *cache_errors; /* hit, negative_hit, miss */
         rs_counter_t *batches, *retries_transient, *retries_conflict, *poison;
-        rs_counter_t *filtered, *filtered_remembered, *released;
+        rs_counter_t *filtered, *filtered_remembered, *released, *holds, *early_charges;
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;
-        rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *lag, *stall;
+        rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *held, *lag,
+            *stall;
         rs_counter_t *registry_requests[RS_REG__COUNT];
         rs_histogram_t *registry_seconds;
         rs_gauge_t *registry_schemas;
@@ -56,7 +58,12 @@ struct rs_processor {
          * paused set outlives the assignment and every assignment is told
          * explicitly whether to fetch. */
         rd_kafka_topic_partition_list_t *assignment, *paused;
-        int64_t lag; /* records behind, assigned partitions, -1 unknown */
+        /* Payment partitions paused because the order holds a record of
+         * theirs back (rs_order.h); never in paused. */
+        rd_kafka_topic_partition_list_t *held;
+        rs_order_t *order;
+        int64_t last_order_ms; /* sign-up ends last refreshed */
+        int64_t lag;           /* records behind, assigned partitions, -1 unknown */
         int64_t backoff_ms;
         char last_error[1024];  /* of the last failed batch run */
         char outage[1200];      /* why Postgres or the registry is unavailable */
@@ -100,6 +107,9 @@ int rs_proc_paused_without_outage(const rs_processor_t *p, char *out, size_t siz
  * true if a record was added. */
 bool rs_proc_poll_one(rs_processor_t *p, int timeout_ms);
 void rs_proc_store_offsets(rs_processor_t *p, const rs_batch_t *b);
+/* Releases the held records whose sign-ups have come (rs_order.h) into the
+ * batch, resuming their partitions; true if it added any. */
+bool rs_proc_order_tick(rs_processor_t *p);
 /* After a full batch, with few records left prefetched: makes librdkafka
  * decide again whether to fetch (rs_waker.h). */
 void rs_proc_wake_fetcher(rs_processor_t *p);

@@ -2,6 +2,7 @@
  * outages, offsets, and the lag from librdkafka's statistics. */
 #include "rs_kafka.h"
 #include "rs_log.h"
+#include "rs_order.h"
 #include "rs_processor_int.h"
 
 #include <jansson.h>
@@ -9,6 +10,14 @@
 #include <string.h>
 
 typedef rd_kafka_topic_partition_list_t tplist_t;
+
+/* Event-time order (rs_order.h): a payment held back goes once the
+ * sign-ups are ORDER_LEAD_MS past it in record time; holding stops when the
+ * sign-ups have not moved for ORDER_PATIENCE_MS; their ends are refreshed
+ * every ORDER_TICK_MS. */
+#define ORDER_LEAD_MS     100
+#define ORDER_PATIENCE_MS 1000
+#define ORDER_TICK_MS     5
 
 static rs_event_type_t topic_type(const rs_processor_t *p, const char *topic)
 {
@@ -85,8 +94,15 @@ void rs_proc_pause_all(rs_processor_t *p, bool pause)
                 return;
         }
         /* Everything this instance ever paused, assigned now or not: a
-         * partition revoked while paused must not come back paused. */
+         * partition revoked while paused must not come back paused. Except
+         * a partition whose record the order holds (rs_order.h): it stays
+         * paused until rs_proc_order_tick releases it. */
         tplist_t *all = rd_kafka_topic_partition_list_copy(p->paused);
+        for (int i = 0; i < p->held->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &p->held->elems[i];
+                rd_kafka_topic_partition_list_del(all, tp->topic, tp->partition);
+                rd_kafka_topic_partition_list_del(p->paused, tp->topic, tp->partition);
+        }
         pause_parts(p, all, false);
         rd_kafka_topic_partition_list_destroy(all);
 }
@@ -129,7 +145,8 @@ static void drop_revoked(rs_processor_t *p, const tplist_t *parts)
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
                 if (in_list(parts, m->topic, m->partition)) {
-                        rd_kafka_message_destroy(m->opaque);
+                        if (m->opaque)
+                                rd_kafka_message_destroy(m->opaque);
                         continue;
                 }
                 b->msgs[kept++] = *m;
@@ -162,8 +179,13 @@ static void assign_parts(rs_processor_t *p, rd_kafka_t *rk, tplist_t *parts,
                 rd_kafka_topic_partition_list_destroy(p->assignment);
                 p->assignment = rd_kafka_topic_partition_list_new(parts->cnt);
         }
-        for (int i = 0; i < parts->cnt; i++)
-                list_add(p->assignment, parts->elems[i].topic, parts->elems[i].partition);
+        int64_t now = rs_monotonic_ms();
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                list_add(p->assignment, tp->topic, tp->partition);
+                rs_order_assign(p->order, topic_type(p, tp->topic) == RS_EV_PAYMENT,
+                                tp->partition, now);
+        }
         /* Explicitly, either way: a partition paused during an outage and
          * revoked is still paused in librdkafka when it comes back. */
         pause_parts(p, parts, p->degraded);
@@ -188,6 +210,13 @@ static void revoke_parts(rs_processor_t *p, rd_kafka_t *rk, rd_kafka_resp_err_t 
                   parts);
         if (!p->isolating)
                 drop_revoked(p, parts);
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                free(rs_order_revoke(p->order, topic_type(p, tp->topic) == RS_EV_PAYMENT,
+                                     tp->partition));
+                rd_kafka_topic_partition_list_del(p->held, tp->topic, tp->partition);
+        }
+        rs_gauge_set(p->m.held, p->held->cnt);
         if (!rd_kafka_assignment_lost(rk))
                 commit_stored(rk, "on revoke");
         if (cooperative) {
@@ -324,6 +353,8 @@ rd_kafka_t *rs_proc_consumer_new(rs_processor_t *p, char *errstr, size_t errstr_
         rd_kafka_poll_set_consumer(rk);
         p->assignment = rd_kafka_topic_partition_list_new(0);
         p->paused = rd_kafka_topic_partition_list_new(0);
+        p->held = rd_kafka_topic_partition_list_new(0);
+        p->order = rs_order_new(ORDER_LEAD_MS, ORDER_PATIENCE_MS);
         p->lag = -1;
         return rk;
 }
@@ -369,6 +400,97 @@ void rs_proc_consumer_close(rs_processor_t *p)
 
 /* ---------------------------------------------------------------- records */
 
+static void add(rs_processor_t *p, rd_kafka_message_t *msg)
+{
+        const char *topic = rd_kafka_topic_name(msg->rkt);
+        rs_batch_add(&p->batch, p->codec, topic_type(p, topic), topic, msg->partition,
+                     msg->offset, msg->key, msg->key_len, msg->payload, msg->len, msg);
+}
+
+/* Refreshes the sign-up partitions' ends at most every ORDER_TICK_MS. */
+static void refresh_ends(rs_processor_t *p, int64_t now)
+{
+        if (now - p->last_order_ms < ORDER_TICK_MS)
+                return;
+        p->last_order_ms = now;
+        for (int i = 0; i < p->assignment->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &p->assignment->elems[i];
+                int64_t lo = -1, hi = -1;
+                if (topic_type(p, tp->topic) != RS_EV_SIGNUP)
+                        continue;
+                /* Cached from the last fetch response: no request. */
+                if (rd_kafka_get_watermark_offsets(p->rk, tp->topic, tp->partition, &lo,
+                                                   &hi) != RD_KAFKA_RESP_ERR_NO_ERROR)
+                        hi = -1;
+                rs_order_signup_end(p->order, tp->partition, hi < 0 ? -1 : hi);
+        }
+}
+
+/* Pauses or resumes one partition, outside p->paused; false if it failed. */
+static bool pause_one(rs_processor_t *p, const char *topic, int32_t partition, bool pause)
+{
+        tplist_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, topic, partition);
+        rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(p->rk, one)
+                                        : rd_kafka_resume_partitions(p->rk, one);
+        if (!err)
+                err = one->elems[0].err;
+        if (err)
+                rs_error("consumer", "cannot %s %s[%d]: %s", pause ? "pause" : "resume",
+                         topic, (int)partition, rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(one);
+        return !err;
+}
+
+/* A payment record held back: a copy of its bytes, so that it does not keep
+ * librdkafka's whole fetch response alive. */
+typedef struct held_rec {
+        int64_t offset;
+        size_t key_len, value_len;
+        bool keyed;
+        unsigned char bytes[]; /* key, then value */
+} held_rec_t;
+
+/* Event-time order (rs_order.h): notes a sign-up; holds back a payment
+ * ahead of the sign-ups, pausing its partition (which drops what
+ * librdkafka prefetched of it: the partition fetches again from the next
+ * record when resumed). Not during an outage: everything is paused then.
+ * true: msg is held (as a copy) and destroyed. */
+static bool hold(rs_processor_t *p, rd_kafka_message_t *msg, int64_t now)
+{
+        const char *topic = rd_kafka_topic_name(msg->rkt);
+        int64_t ts = rd_kafka_message_timestamp(msg, NULL);
+        if (ts < 0)
+                ts = RS_ORDER_NO_TIME;
+        if (topic_type(p, topic) == RS_EV_SIGNUP) {
+                rs_order_signup(p->order, msg->partition, msg->offset, ts);
+                return false;
+        }
+        refresh_ends(p, now);
+        if (p->degraded || !rs_order_ahead(p->order, msg->partition, ts, now) ||
+            !pause_one(p, topic, msg->partition, true))
+                return false;
+        held_rec_t *h = rs_malloc(sizeof(*h) + msg->key_len + msg->len);
+        *h = (held_rec_t){.offset = msg->offset,
+                          .key_len = msg->key_len,
+                          .value_len = msg->len,
+                          .keyed = msg->key != NULL};
+        if (msg->key_len)
+                memcpy(h->bytes, msg->key, msg->key_len);
+        if (msg->len)
+                memcpy(h->bytes + msg->key_len, msg->payload, msg->len);
+        if (!rs_order_hold(p->order, msg->partition, ts, h)) { /* cannot happen */
+                free(h);
+                pause_one(p, topic, msg->partition, false);
+                return false;
+        }
+        list_add(p->held, topic, msg->partition);
+        rs_counter_inc(p->m.holds);
+        rs_gauge_set(p->m.held, p->held->cnt);
+        rd_kafka_message_destroy(msg);
+        return true;
+}
+
 bool rs_proc_poll_one(rs_processor_t *p, int timeout_ms)
 {
         rd_kafka_message_t *msg = rd_kafka_consumer_poll(p->rk, timeout_ms);
@@ -383,11 +505,40 @@ bool rs_proc_poll_one(rs_processor_t *p, int timeout_ms)
                 rd_kafka_message_destroy(msg);
                 return false;
         }
-        const char *topic = rd_kafka_topic_name(msg->rkt);
-        rs_batch_add(&p->batch, p->codec, topic_type(p, topic), topic, msg->partition,
-                     msg->offset, msg->key, msg->key_len, msg->payload, msg->len, msg);
-        p->last_input_ms = p->last_progress_ms = rs_monotonic_ms();
+        int64_t now = rs_monotonic_ms();
+        p->last_input_ms = p->last_progress_ms = now;
+        if (hold(p, msg, now))
+                return false;
+        add(p, msg);
         return true;
+}
+
+bool rs_proc_order_tick(rs_processor_t *p)
+{
+        if (rs_order_held(p->order) == 0 || p->degraded)
+                return false;
+        int64_t now = rs_monotonic_ms();
+        refresh_ends(p, now);
+        const char *topic = p->cfg->topic_payments;
+        bool added = false;
+        void *rec;
+        for (int32_t part; (part = rs_order_release(p->order, now, &rec)) >= 0;) {
+                held_rec_t *h = rec;
+                /* Its record first: the partition fetches from the next. The
+                 * batch owns the copy (no message to destroy). */
+                unsigned char *bytes =
+                    rs_arena_alloc(&p->batch.arena, h->key_len + h->value_len + 1);
+                memcpy(bytes, h->bytes, h->key_len + h->value_len);
+                rs_batch_add(&p->batch, p->codec, RS_EV_PAYMENT, topic, part, h->offset,
+                             h->keyed ? bytes : NULL, h->key_len, bytes + h->key_len,
+                             h->value_len, NULL);
+                free(h);
+                added = true;
+                pause_one(p, topic, part, false);
+                rd_kafka_topic_partition_list_del(p->held, topic, part);
+        }
+        rs_gauge_set(p->m.held, p->held->cnt);
+        return added;
 }
 
 /* Two batches or fewer left queued after a full batch: the fetcher may have

@@ -56,6 +56,11 @@ void rs_proc_register_metrics(proc_metrics_t *m)
             "Charges the first-level filter set aside from its memory of quiet users, "
             "without reading their rows (also counted as filtered).",
             NULL);
+        m->early_charges = rs_metrics_counter(
+            "refstream_charges_before_signup_total",
+            "Charges processed before their user's sign-up (kept and judged when it "
+            "comes).",
+            NULL);
         m->retries_transient =
             rs_metrics_counter("refstream_batch_retries_total",
                                "Batch transactions retried.", "reason=\"unavailable\"");
@@ -108,6 +113,14 @@ void rs_proc_register_metrics(proc_metrics_t *m)
         m->paused =
             rs_metrics_gauge("refstream_paused_partitions",
                              "Assigned input partitions paused (by an outage).", NULL);
+        m->held = rs_metrics_gauge(
+            "refstream_held_partitions",
+            "Payment partitions paused because their next record is ahead of the "
+            "sign-ups still to read (event-time order).",
+            NULL);
+        m->holds = rs_metrics_counter(
+            "refstream_order_holds_total",
+            "Payment records held back until the sign-ups reached their time.", NULL);
         for (int st = 0; st < RS_REG__COUNT; st++) {
                 char outcome[64];
                 snprintf(outcome, sizeof(outcome), "outcome=\"%s\"",
@@ -170,6 +183,7 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->retries_conflict, s->deadlock_retries);
         rs_counter_add(m->filtered, s->filtered);
         rs_counter_add(m->filtered_remembered, s->filtered_remembered);
+        rs_counter_add(m->early_charges, s->early_charges);
         rs_counter_inc(m->batches);
         rs_histogram_observe(m->batch_size, (double)b->n);
         rs_histogram_observe(m->batch_seconds, seconds);

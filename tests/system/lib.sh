@@ -106,6 +106,20 @@ create_topics() {
         wait_until 10 "the test's topics" topics_created
 }
 
+# create_topic NAME PARTITIONS: a topic with that many partitions (before
+# setup, whose create_topics leaves an existing topic as it is).
+create_topic() {
+        local f
+        for f in "${_rs_env_files[@]}"; do
+                if grep -q REFSTREAM_KAFKA_BROKERS "$f"; then
+                        "$RS_SOURCE_DIR/scripts/stack.sh" topic --dir "$(dirname "$f")" "$1" "$2" \
+                                >/dev/null
+                        return
+                fi
+        done
+        fail "no Kafka stack to create topic $1 on"
+}
+
 topics_created() {
         LAST=$(kcat -b "$BROKERS" -L 2>/dev/null | grep -c "topic \"t-$RS_TEST-$RUN_ID-" || true)
         [ "$LAST" -ge 5 ]
@@ -127,6 +141,35 @@ kcat_produce_keyed() { kcat -b "$BROKERS" -P -t "$1" -K $'\t' >/dev/null; }
 # (for binary and malformed input, and records above refstream's 1 MiB limit:
 # the test broker accepts up to 4 MiB).
 kcat_produce_file() { kcat -b "$BROKERS" -P -X message.max.bytes=4000000 -t "$1" -k "$2" "$3"; }
+
+# mark_input_end: the end of the input: one more record at the end of every
+# partition of both input topics (kcat -p), each of which leaves a row
+# whatever came before it: a sign-up (without a code) of a user of its own, a
+# charge of a user who never signs up (rs_first_charges). A consumer applies
+# a partition's records in order, so once all of these rows are there, every
+# record was processed (most events leave no trace of their own, a replayed
+# one none). Sets END_MARKS and PAYMENT_MARKS (how many in all, and of
+# them charges); END_MARKS_SQL counts the rows they left.
+# shellcheck disable=SC2034 # read by the tests
+END_MARKS_SQL="SELECT (SELECT count(*) FROM rs_users WHERE signup_event_id LIKE 'end-%')
+        + (SELECT count(*) FROM rs_first_charges WHERE event_id LIKE 'end-%')"
+mark_input_end() {
+        local t p id
+        END_MARKS=0 PAYMENT_MARKS=0
+        for t in "$REFSTREAM_TOPIC_SIGNUPS" "$REFSTREAM_TOPIC_PAYMENTS"; do
+                for p in $(kcat -b "$BROKERS" -L -t "$t" -J | jq '.topics[0].partitions[].partition'); do
+                        id=end-${t##*-}-$p
+                        if [ "$t" = "$REFSTREAM_TOPIC_SIGNUPS" ]; then
+                                echo "{\"event_id\":\"$id\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$id\"}"
+                        else
+                                echo "{\"event_id\":\"$id\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$id\",\"payment_id\":\"p-$id\",\"amount_minor\":100,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
+                        fi | kcat -b "$BROKERS" -P -t "$t" -p "$p" -k "$id"
+                        END_MARKS=$((END_MARKS + 1))
+                        [ "$t" = "$REFSTREAM_TOPIC_SIGNUPS" ] || PAYMENT_MARKS=$((PAYMENT_MARKS + 1))
+                done
+        done
+        [ "$END_MARKS" -ge 2 ] || fail "no partitions to mark the end of"
+}
 
 # Starts `refstream consume` in the background; NAME names its log file.
 # Sets CONSUMER_PID and HTTP_PORT.

@@ -99,27 +99,7 @@ until_next_batch
 crash_now 3
 
 wait "$LG_PID" || fail "loadgen failed: $(cat "$RS_TMP/loadgen.log")"
-# The end of the input: one more record at the end of every partition of
-# both topics (kcat -p), each of which leaves a row whatever came before it:
-# a sign-up (without a code) of a user of its own, a charge of a user who
-# never signs up (rs_first_charges). A consumer applies a partition's
-# records in order, so once all of these rows are there, every record was
-# processed (most events leave no trace of their own, a replayed one none).
-END_MARKS=0
-for t in "$REFSTREAM_TOPIC_SIGNUPS" "$REFSTREAM_TOPIC_PAYMENTS"; do
-        for p in $(kcat -b "$BROKERS" -L -t "$t" -J | jq '.topics[0].partitions[].partition'); do
-                id=end-${t##*-}-$p
-                if [ "$t" = "$REFSTREAM_TOPIC_SIGNUPS" ]; then
-                        echo "{\"event_id\":\"$id\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$id\"}"
-                else
-                        echo "{\"event_id\":\"$id\",\"occurred_at\":$(date +%s%3N),\"user_id\":\"$id\",\"payment_id\":\"p-$id\",\"amount_minor\":100,\"currency\":\"USD\",\"kind\":\"CHARGE\"}"
-                fi | kcat -b "$BROKERS" -P -t "$t" -p "$p" -k "$id"
-                END_MARKS=$((END_MARKS + 1))
-        done
-done
-[ "$END_MARKS" -ge 2 ] || fail "no partitions to mark the end of"
-end_marks="SELECT (SELECT count(*) FROM rs_users WHERE signup_event_id LIKE 'end-%')
-        + (SELECT count(*) FROM rs_first_charges WHERE event_id LIKE 'end-%')"
+mark_input_end
 # The input, read back with kcat: every event, its kind, and whether it needs
 # an inbox row whatever the order it was processed in (a sign-up with a code,
 # a refund; for charges, see the inbox check below).
@@ -141,7 +121,7 @@ start_consumer crash4
 until_next_batch
 crash_now 4
 start_consumer final
-wait_sql "$end_marks" "$END_MARKS" 60
+wait_sql "$END_MARKS_SQL" "$END_MARKS" 60
 wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
 replayed=$(metric 'refstream_events_total{type="signup",outcome="duplicate"}')
 replayed=$((replayed + $(metric 'refstream_events_total{type="payment",outcome="duplicate"}')))
@@ -154,7 +134,7 @@ reference_done() {
 }
 wait_until 30 "the reference consumer to finish" reference_done
 expect_eq "$(ref_seen)" "$TOTAL" "events processed by the reference consumer"
-expect_eq "$(psql_at "$REF_URL" "$end_marks")" "$END_MARKS" "end marks in the reference's database"
+expect_eq "$(psql_at "$REF_URL" "$END_MARKS_SQL")" "$END_MARKS" "end marks in the reference's database"
 stop_consumer "$REF_PID"
 expect_eq "$(sort -u "$RS_TMP/input_ids" | wc -l)" "$TOTAL" "distinct input event ids"
 
