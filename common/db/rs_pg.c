@@ -69,7 +69,10 @@ static void record_error(rs_pg_t *pg, const PGresult *res, char *errstr,
                          size_t errstr_size)
 {
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *constraint =
+            res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
         rs_strlcpy(pg->sqlstate, state ? state : "08006", sizeof(pg->sqlstate));
+        rs_strlcpy(pg->constraint, constraint ? constraint : "", sizeof(pg->constraint));
         snprintf(errstr, errstr_size, "%s",
                  res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
                                                    : PQerrorMessage(pg->conn));
@@ -327,6 +330,12 @@ bool rs_pg_error_check(const rs_pg_t *pg)
 bool rs_pg_error_no_table(const rs_pg_t *pg)
 {
         return strcmp(pg->sqlstate, "42P01") == 0;
+}
+
+bool rs_pg_error_unique(const rs_pg_t *pg, const char *constraint)
+{
+        return strcmp(pg->sqlstate, "23505") == 0 &&
+               strcmp(pg->constraint, constraint) == 0;
 }
 
 const char *rs_pg_str(const PGresult *res, int r, int c)

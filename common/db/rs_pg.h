@@ -12,10 +12,11 @@ typedef struct rs_pg {
         PGconn *conn;
         char *url;
         int64_t statement_timeout_ms;
-        char sqlstate[6]; /* of the last failed statement, "" if none */
-        bool broken;      /* connection lost: reconnect before next use */
-        bool pipeline;    /* statements are queued (rs_pg_pipeline_begin) */
-        int queued;       /* statements queued in the pipeline */
+        char sqlstate[6];    /* of the last failed statement, "" if none */
+        char constraint[64]; /* the constraint it violated, "" if none */
+        bool broken;         /* connection lost: reconnect before next use */
+        bool pipeline;       /* statements are queued (rs_pg_pipeline_begin) */
+        int queued;          /* statements queued in the pipeline */
 } rs_pg_t;
 
 rs_pg_t *rs_pg_new(const char *url, int64_t statement_timeout_ms);
@@ -84,6 +85,8 @@ bool rs_pg_error_timeout(const rs_pg_t *pg);  /* statement or lock timeout */
 bool rs_pg_error_conflict(const rs_pg_t *pg); /* deadlock or serialization failure */
 bool rs_pg_error_check(const rs_pg_t *pg);    /* a CHECK constraint refused a row */
 bool rs_pg_error_no_table(const rs_pg_t *pg); /* a table is missing: no migrations */
+/* A unique violation of the named constraint (index). */
+bool rs_pg_error_unique(const rs_pg_t *pg, const char *constraint);
 
 /* Retention: runs sql, a DELETE of up to $2 rows older than $1 hours
  * (skipping rows another session has locked), repeating while a statement

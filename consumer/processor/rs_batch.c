@@ -113,6 +113,7 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
  * outcome (a code created after a "no such code" entry is still found). */
 typedef struct code_lookup {
         rs_map_t owner_of; /* code -> owner */
+        bool resolved;     /* once per batch, whatever its runs */
 } code_lookup_t;
 
 static void count_cache(rs_batch_t *b, rs_cache_stats_t before, rs_cache_stats_t after)
@@ -512,13 +513,20 @@ typedef struct run_ctx {
         rs_batch_t *b;
         rs_state_t st;
         txn_sets_t sets;
-        code_lookup_t cl;
+        code_lookup_t *cl;
         uint64_t quiet_gen; /* of env->quiet when the run began */
         /* After COMMIT, what each locked user is: quiet (the first charge's
          * time) or RS_QUIET_NOT (remember_quiet). */
         const char **remember;
         int64_t *remember_first;
         size_t n_remember;
+        /* The inbox claimed optimistically (claim_inbox): the keys the
+         * write pipeline inserts, those of the batch's events (claimed) and
+         * those of earlier events judged now (added). */
+        bool optimistic;
+        rs_pgarr_t claimed, added;
+        /* Counted into the batch's stats if the run commits. */
+        uint64_t filtered_remembered, early_charges;
 } run_ctx_t;
 
 static const rs_pgcol_t fingerprint_cols[] = {
@@ -563,7 +571,7 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_batch_env_t *env = x->env;
         rs_batch_t *b = x->b;
-        const code_lookup_t *cl = &x->cl;
+        const code_lookup_t *cl = x->cl;
         rs_map_t earliest; /* user -> the batch message of their earliest charge */
         rs_strset_t plain; /* users with a sign-up without a code */
         rs_strset_t other; /* users with any other part in the batch */
@@ -635,7 +643,7 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
                                    !rs_map_get(&earliest, u);
                 if (m->quiet && m->ev.type == RS_EV_PAYMENT &&
                     !rs_strset_has(&candidates, u))
-                        b->stats.filtered_remembered++;
+                        x->filtered_remembered++;
         }
         rs_strset_free(&quiet);
         rs_strset_free(&candidates);
@@ -760,24 +768,38 @@ static bool needs_claim(run_ctx_t *x, const rs_batch_msg_t *m)
         return false;
 }
 
+/* $1: a binary array. */
+static rs_pgparams_t array_param(rs_pgarr_t *a, const char **value, int *len)
+{
+        static const int binary[] = {1};
+        *value = rs_pgarr_get(a);
+        *len = rs_pgarr_len(a);
+        return (rs_pgparams_t){1, value, len, binary};
+}
+
 /* Records the batch's events that need it in the inbox; those already there
  * become DUPLICATE. A sign-up with a code may judge its user's first charge,
  * processed earlier without a record: that charge is recorded too, so that a
- * replay of it finds it judged. */
+ * replay of it finds it judged.
+ *
+ * Optimistically (docs/design.md §2), nothing is sent here: the keys go
+ * into the write pipeline, the events stay NEW, and a key already there
+ * fails the batch, which then runs again the pessimistic way, with this
+ * round trip (rs_batch_run). Replays are rare: a restart's first batches. */
 static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_batch_t *b = x->b;
         rs_map_t by_key; /* inbox key -> msg */
-        rs_pgarr_t keys;
+        rs_pgarr_t *keys = &x->claimed;
         rs_map_init(&by_key);
-        rs_pgarr_init(&keys);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
                 if (!needs_claim(x, m))
                         continue;
                 rs_map_put(&by_key, m->inbox_key, m);
-                rs_pgarr_text(&keys, m->inbox_key);
-                m->outcome = RS_MSG_DUPLICATE; /* until the insert says otherwise */
+                rs_pgarr_text(keys, m->inbox_key);
+                if (!x->optimistic)
+                        m->outcome = RS_MSG_DUPLICATE; /* until the insert says not */
         }
         for (size_t i = 0; i < x->sets.referees.n; i++) {
                 const rs_charge_t *ch =
@@ -786,14 +808,16 @@ static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
                         continue;
                 const char *k = rs_batch_inbox_key(&b->arena, "payment", ch->event_id);
                 if (!rs_map_get(&by_key, k))
-                        rs_pgarr_text(&keys, k);
+                        rs_pgarr_text(x->optimistic ? &x->added : keys, k);
         }
         PGresult *res = NULL;
         bool ok = true;
-        if (keys.count > 0) {
-                const char *params[] = {rs_pgarr_get(&keys)};
-                res = rs_pg_exec(x->env->pg, SQL_INBOX_CLAIM, 1, params, errstr,
-                                 errstr_size);
+        if (!x->optimistic && keys->count > 0) {
+                const char *value;
+                int len;
+                const rs_pgparams_t p = array_param(keys, &value, &len);
+                res = rs_pg_exec_params(x->env->pg, SQL_INBOX_CLAIM, &p, errstr,
+                                        errstr_size);
                 ok = res != NULL;
         }
         for (int r = 0; res && r < PQntuples(res); r++) {
@@ -802,9 +826,30 @@ static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
                         m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
         }
         PQclear(res);
-        rs_pgarr_free(&keys);
         rs_map_free(&by_key);
         return ok;
+}
+
+/* The optimistic claim's inserts, first in the write pipeline. */
+static bool queue_claim(run_ctx_t *x, char *errstr, size_t errstr_size)
+{
+        const char *value;
+        int len;
+        if (!x->optimistic)
+                return true;
+        if (x->claimed.count > 0) {
+                const rs_pgparams_t p = array_param(&x->claimed, &value, &len);
+                if (rs_pg_send_params(x->env->pg, SQL_INBOX_INSERT, &p, errstr,
+                                      errstr_size) < 0)
+                        return false;
+        }
+        if (x->added.count > 0) {
+                const rs_pgparams_t p = array_param(&x->added, &value, &len);
+                if (rs_pg_send_params(x->env->pg, SQL_INBOX_ADD, &p, errstr,
+                                      errstr_size) < 0)
+                        return false;
+        }
+        return true;
 }
 
 static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
@@ -854,7 +899,7 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_batch_t *b = x->b;
         if (!mark_quiet(x, errstr, errstr_size))
                 return false;
-        collect(b, &x->cl, &x->sets);
+        collect(b, x->cl, &x->sets);
         if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
                 return false;
         note_fingerprints(x);
@@ -865,7 +910,7 @@ static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
                 if (ev->type == RS_EV_PAYMENT && ev->kind == RS_PAY_CHARGE) {
                         const rs_user_t *u = rs_state_user(&x->st, ev->user_id);
                         if (!u || !u->signed_up)
-                                b->stats.early_charges++;
+                                x->early_charges++;
                 }
                 rs_rules_apply(&x->st, ev, i);
         }
@@ -898,7 +943,8 @@ static bool write_and_commit(run_ctx_t *x, char *errstr, size_t errstr_size)
             !rs_pg_pipeline_begin(pg, errstr, errstr_size))
                 return false;
         int outbox_at = -1;
-        bool queued = rs_store_write(pg, &x->st, errstr, errstr_size) &&
+        bool queued = queue_claim(x, errstr, errstr_size) &&
+                      rs_store_write(pg, &x->st, errstr, errstr_size) &&
                       write_quiet_signups(pg, x->b, errstr, errstr_size) &&
                       write_fingerprints(pg, x->b, errstr, errstr_size) &&
                       queue_outbox(pg, x->b, x->env->outbox_lease_ms, &outbox_at, errstr,
@@ -953,16 +999,22 @@ static void remember_quiet(run_ctx_t *x)
         rs_strset_free(&signed_up);
 }
 
-static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
+static bool run_once(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
+                     bool optimistic, char *errstr, size_t errstr_size)
 {
-        run_ctx_t x = {
-            .env = env, .b = b, .quiet_gen = env->quiet ? rs_quiet_gen(env->quiet) : 0};
+        run_ctx_t x = {.env = env,
+                       .b = b,
+                       .quiet_gen = env->quiet ? rs_quiet_gen(env->quiet) : 0,
+                       .cl = cl,
+                       .optimistic = optimistic};
+        rs_pgarr_init_binary(&x.claimed, RS_PG_UUIDOID);
+        rs_pgarr_init_binary(&x.added, RS_PG_UUIDOID);
         rs_state_init(&x.st, &b->arena, b->now_ms ? b->now_ms : rs_now_ms());
         sets_init(&x.sets);
-        rs_map_init(&x.cl.owner_of);
         rs_pg_t *pg = env->pg;
         bool ok = rs_pg_connect(pg, errstr, errstr_size) &&
-                  resolve_codes(env, b, &x.cl, errstr, errstr_size) &&
+                  (cl->resolved ||
+                   (cl->resolved = resolve_codes(env, b, cl, errstr, errstr_size))) &&
                   /* Lock-then-read needs a fresh snapshot per statement,
                    * whatever the database's default isolation is. */
                   rs_pg_cmd(pg, SQL_BEGIN, 0, NULL, errstr, errstr_size);
@@ -975,11 +1027,14 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t er
         }
         if (ok) {
                 count_results(b, &x.st);
+                b->stats.filtered_remembered += x.filtered_remembered;
+                b->stats.early_charges += x.early_charges;
                 remember_quiet(&x);
         }
-        rs_map_free(&x.cl.owner_of);
         sets_free(&x.sets);
         rs_state_free(&x.st);
+        rs_pgarr_free(&x.claimed);
+        rs_pgarr_free(&x.added);
         return ok;
 }
 
@@ -1026,14 +1081,25 @@ int rs_batch_release(rs_batch_env_t *env, rs_batch_t *b, int limit, char *errstr
 
 bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
 {
+        code_lookup_t cl = {.resolved = false};
+        rs_map_init(&cl.owner_of);
+        bool optimistic = true, ok = false;
         for (int attempt = 1;; attempt++) {
-                if (run_once(env, b, errstr, errstr_size))
-                        return true;
+                if ((ok = run_once(env, b, &cl, optimistic, errstr, errstr_size)))
+                        break;
+                if (optimistic && rs_pg_error_unique(env->pg, RS_INBOX_PKEY)) {
+                        /* An event of the batch is in the inbox: a replay. */
+                        b->stats.inbox_reruns++;
+                        optimistic = false;
+                        continue;
+                }
                 bool conflict = rs_pg_error_conflict(env->pg);
                 if (!conflict || attempt >= MAX_ATTEMPTS)
-                        return false;
+                        break;
                 b->stats.deadlock_retries++;
                 rs_warn("batch", "transaction conflict (%s), retrying: %s",
                         env->pg->sqlstate, errstr);
         }
+        rs_map_free(&cl.owner_of);
+        return ok;
 }

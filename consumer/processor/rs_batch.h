@@ -68,6 +68,7 @@ typedef struct rs_batch_stats {
         uint64_t filtered_remembered; /* quiet charges known from rs_quiet */
         uint64_t released;            /* held referrals released (rs_batch_release) */
         uint64_t early_charges;       /* charges of users not signed up (yet) */
+        uint64_t inbox_reruns;        /* run again: the optimistic claim met a replay */
 } rs_batch_stats_t;
 
 typedef struct rs_batch {

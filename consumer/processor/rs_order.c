@@ -17,7 +17,7 @@ typedef struct part {
 } part_t;
 
 struct rs_order {
-        int64_t lead_ms, patience_ms;
+        int64_t slack_ms, patience_ms;
         part_t *parts;
         size_t n, cap, held;
         /* The frontier (INT64_MAX: no sign-up partition behind), when it last
@@ -26,10 +26,10 @@ struct rs_order {
         bool stale;
 };
 
-rs_order_t *rs_order_new(int64_t lead_ms, int64_t patience_ms)
+rs_order_t *rs_order_new(int64_t slack_ms, int64_t patience_ms)
 {
         rs_order_t *o = rs_calloc(1, sizeof(*o));
-        o->lead_ms = lead_ms;
+        o->slack_ms = slack_ms;
         o->patience_ms = patience_ms;
         o->frontier = INT64_MAX;
         return o;
@@ -144,7 +144,7 @@ bool rs_order_ahead(rs_order_t *o, int32_t partition, int64_t ts_ms, int64_t now
 {
         const part_t *p = find(o, true, partition);
         return p && !p->held && ts_ms != RS_ORDER_NO_TIME && holding(o, now_ms) &&
-               ts_ms > o->frontier;
+               ts_ms - o->slack_ms > o->frontier;
 }
 
 bool rs_order_hold(rs_order_t *o, int32_t partition, int64_t ts_ms, void *rec)
@@ -165,7 +165,7 @@ int32_t rs_order_release(rs_order_t *o, int64_t now_ms, void **rec)
         bool on = holding(o, now_ms);
         for (size_t i = 0; i < o->n; i++) {
                 part_t *p = &o->parts[i];
-                if (!p->held || (on && p->held_ts + o->lead_ms > o->frontier))
+                if (!p->held || (on && p->held_ts > o->frontier))
                         continue;
                 *rec = p->held;
                 p->held = NULL;

@@ -6,12 +6,14 @@
  * recorded in the inbox and judged again when the sign-up comes. Under a
  * backlog, librdkafka may serve a payment partition far ahead of the sign-up
  * partitions (nothing in Kafka orders two topics), and then most payments
- * come first. This keeps the payments read no later in record time than
- * the slowest sign-up partition that still has records to read (its
- * frontier): a payment ahead of it is held back, one record per partition,
- * while the caller pauses its partition, and released once the sign-ups are
- * `lead` ms past its time (so that each pause covers that much record time:
- * pausing drops what was prefetched of the partition).
+ * come first. This keeps the payments read within `slack` ms of record
+ * time of the slowest sign-up partition that still has records to read (its
+ * frontier): a payment further ahead is held back, one record per
+ * partition, while the caller pauses its partition, and released once the
+ * sign-ups have reached its time. The slack leaves a consumer that keeps up
+ * alone (its payments and sign-ups arrive together, a few milliseconds
+ * apart), and makes each pause cover at least that much record time:
+ * pausing drops what was prefetched of the partition.
  *
  * Holding never waits for sign-ups that do not come: a sign-up partition
  * with nothing left to read does not count, and when the frontier has not
@@ -29,7 +31,7 @@ typedef struct rs_order rs_order_t;
 /* Record time unknown (a record without a timestamp is never held). */
 #define RS_ORDER_NO_TIME INT64_MIN
 
-rs_order_t *rs_order_new(int64_t lead_ms, int64_t patience_ms);
+rs_order_t *rs_order_new(int64_t slack_ms, int64_t patience_ms);
 /* Frees the order; each record still held goes to free_rec first. */
 void rs_order_destroy(rs_order_t *o, void (*free_rec)(void *rec));
 
@@ -45,7 +47,7 @@ void rs_order_signup(rs_order_t *o, int32_t partition, int64_t offset, int64_t t
 /* A sign-up partition's end offset (high watermark), -1 if unknown. */
 void rs_order_signup_end(rs_order_t *o, int32_t partition, int64_t end);
 
-/* A payment record read: whether it is ahead of the sign-ups. If
+/* A payment record read: whether it is too far ahead of the sign-ups. If
  * so, the caller pauses its partition and hands the record to
  * rs_order_hold, which keeps it (false: it did not; process it now). */
 bool rs_order_ahead(rs_order_t *o, int32_t partition, int64_t ts_ms, int64_t now_ms);

@@ -67,6 +67,9 @@ void rs_proc_register_metrics(proc_metrics_t *m)
         m->retries_conflict =
             rs_metrics_counter("refstream_batch_retries_total",
                                "Batch transactions retried.", "reason=\"conflict\"");
+        m->retries_replay =
+            rs_metrics_counter("refstream_batch_retries_total",
+                               "Batch transactions retried.", "reason=\"replay\"");
         m->poison = rs_metrics_counter(
             "refstream_poison_records_total",
             "Records the database refused even alone (sent to the DLQ).", NULL);
@@ -181,6 +184,7 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->cache[1], s->cache_negative);
         rs_counter_add(m->cache[2], s->cache_misses);
         rs_counter_add(m->retries_conflict, s->deadlock_retries);
+        rs_counter_add(m->retries_replay, s->inbox_reruns);
         rs_counter_add(m->filtered, s->filtered);
         rs_counter_add(m->filtered_remembered, s->filtered_remembered);
         rs_counter_add(m->early_charges, s->early_charges);

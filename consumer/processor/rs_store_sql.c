@@ -8,6 +8,10 @@ const char SQL_INBOX_CLAIM[] = "INSERT INTO rs_inbox (key)\n"
                                "SELECT unnest($1::uuid[])\n"
                                "    ON CONFLICT DO NOTHING\n"
                                "RETURNING key";
+const char SQL_INBOX_INSERT[] = "INSERT INTO rs_inbox (key) SELECT unnest($1::uuid[])";
+const char SQL_INBOX_ADD[] = "INSERT INTO rs_inbox (key)\n"
+                             "SELECT unnest($1::uuid[])\n"
+                             "    ON CONFLICT DO NOTHING";
 
 /* Transaction-scoped advisory locks (memory only: no row is written), taken
  * in the order of the array, which the caller sorts. */

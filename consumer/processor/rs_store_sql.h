@@ -13,8 +13,15 @@ extern const char SQL_COMMIT[];
 
 /* ---- the inbox: which records of the batch are new */
 
-/* $1 the inbox keys (uuid); returns the keys inserted. */
+/* $1 the inbox keys (uuid[]); returns the keys inserted. */
 extern const char SQL_INBOX_CLAIM[];
+/* The optimistic claim, in the write pipeline (docs/design.md §2): a key
+ * already there fails the batch (unique violation of rs_inbox_pkey), which
+ * then runs again with SQL_INBOX_CLAIM. */
+extern const char SQL_INBOX_INSERT[];
+/* Keys that may be there already (they record an earlier event judged now). */
+extern const char SQL_INBOX_ADD[];
+#define RS_INBOX_PKEY "rs_inbox_pkey"
 
 /* ---- locks and loads ($1: an array of keys) */
 

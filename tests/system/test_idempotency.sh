@@ -70,6 +70,10 @@ expect_eq "$(($(metric_sum 'refstream_events_total{type="payment",outcome="appli
         $(metric_sum 'refstream_events_total{type="payment",outcome="duplicate"}')))" 12 \
         "payments applied or duplicate"
 expect_eq "$(metric_sum 'refstream_events_total{type="payment",outcome="dlq"}')" 0 "payments dead-lettered"
+# The replays of recorded events met their inbox rows in the optimistic
+# insert: those batches ran again the careful way (docs/design.md §2).
+[ "$(metric_sum 'refstream_batch_retries_total{reason="replay"}')" -ge 1 ] ||
+        fail "no batch ran again for the replayed sign-ups"
 # The inbox: exactly the 6 distinct events, each under its kind (the sign-up
 # and the payment "shared-dan" are two rows).
 expect_eq "$(psql_q "SELECT string_agg(e.kind || ':' || e.id, ' ' ORDER BY e.kind, e.id)

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#define LEAD     100
+#define SLACK    50
 #define PATIENCE 1000
 
 static int rec[8]; /* records: the order only keeps their pointers */
@@ -17,7 +17,7 @@ static int rec[8]; /* records: the order only keeps their pointers */
  * sign-up partition has records up to offset 100. */
 static rs_order_t *two_topics(void)
 {
-        rs_order_t *o = rs_order_new(LEAD, PATIENCE);
+        rs_order_t *o = rs_order_new(SLACK, PATIENCE);
         rs_order_assign(o, false, 0, 0);
         rs_order_assign(o, true, 0, 0);
         rs_order_assign(o, true, 1, 0);
@@ -38,25 +38,25 @@ static void count_free(void *r)
         freed++;
 }
 
-/* A payment no later than the last sign-up read goes; a later one is held,
- * and goes once the sign-ups are the lead past its time. */
-static void holds_payments_ahead_until_signups_pass_them(void **state)
+/* A payment within the slack of the last sign-up read goes; one beyond it is
+ * held, and goes once the sign-ups reach its time. */
+static void holds_payments_ahead_until_signups_reach_them(void **state)
 {
         rs_order_t *o = two_topics();
         void *r = NULL;
         rs_order_signup(o, 0, 10, 5000);
-        assert_false(rs_order_ahead(o, 0, 5000, 1));
-        assert_true(rs_order_ahead(o, 0, 5001, 1));
-        assert_true(rs_order_hold(o, 0, 5001, &rec[0]));
+        assert_false(rs_order_ahead(o, 0, 5000 + SLACK, 1));
+        assert_true(rs_order_ahead(o, 0, 5001 + SLACK, 1));
+        assert_true(rs_order_hold(o, 0, 5001 + SLACK, &rec[0]));
         assert_int_equal(rs_order_held(o), 1);
         /* One record per partition: a second one is refused. */
         assert_false(rs_order_ahead(o, 0, 9000, 2));
         assert_false(rs_order_hold(o, 0, 9000, &rec[1]));
         assert_int_equal(rs_order_release(o, 2, &r), -1);
-        /* The sign-ups move past it, not yet by the lead. */
-        rs_order_signup(o, 0, 20, 5000 + LEAD);
+        /* The sign-ups move, not yet to its time. */
+        rs_order_signup(o, 0, 20, 5000 + SLACK);
         assert_int_equal(rs_order_release(o, 3, &r), -1);
-        rs_order_signup(o, 0, 30, 5001 + LEAD);
+        rs_order_signup(o, 0, 30, 5001 + SLACK);
         assert_int_equal(rs_order_release(o, 4, &r), 0);
         assert_ptr_equal(r, &rec[0]);
         assert_int_equal(rs_order_held(o), 0);
@@ -79,7 +79,7 @@ static void signups_at_their_end_hold_nothing(void **state)
         /* More sign-ups arrive: holding starts again, with full patience. */
         rs_order_signup_end(o, 0, 150);
         assert_true(rs_order_ahead(o, 1, 99999, 5000));
-        assert_false(rs_order_ahead(o, 1, 5050, 5000));
+        assert_false(rs_order_ahead(o, 1, 5050 + SLACK, 5000));
         rs_order_destroy(o, no_free);
 }
 
@@ -98,8 +98,8 @@ static void slowest_signup_partition_sets_the_frontier(void **state)
         /* Partition 1 holds records, none read yet. */
         assert_true(rs_order_ahead(o, 0, 1, 10));
         rs_order_signup(o, 1, 5, 3000);
-        assert_false(rs_order_ahead(o, 0, 3000, 11));
-        assert_true(rs_order_ahead(o, 0, 3001, 11));
+        assert_false(rs_order_ahead(o, 0, 3000 + SLACK, 11));
+        assert_true(rs_order_ahead(o, 0, 3001 + SLACK, 11));
         /* A payment without a record time is never held. */
         assert_false(rs_order_ahead(o, 0, RS_ORDER_NO_TIME, 11));
         rs_order_destroy(o, no_free);
@@ -164,7 +164,7 @@ static void revoke_and_destroy_give_records_back(void **state)
 int main(void)
 {
         const struct CMUnitTest tests[] = {
-            cmocka_unit_test(holds_payments_ahead_until_signups_pass_them),
+            cmocka_unit_test(holds_payments_ahead_until_signups_reach_them),
             cmocka_unit_test(signups_at_their_end_hold_nothing),
             cmocka_unit_test(slowest_signup_partition_sets_the_frontier),
             cmocka_unit_test(stuck_signups_stop_holding),
