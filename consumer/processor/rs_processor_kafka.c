@@ -448,7 +448,7 @@ static bool pause_one(rs_processor_t *p, const char *topic, int32_t partition, b
 typedef struct held_rec {
         int64_t offset;
         size_t key_len, value_len;
-        bool keyed;
+        bool keyed, valued;    /* a key, a value (NULL and empty differ) */
         unsigned char bytes[]; /* key, then value */
 } held_rec_t;
 
@@ -475,7 +475,8 @@ static bool hold(rs_processor_t *p, rd_kafka_message_t *msg, int64_t now)
         *h = (held_rec_t){.offset = msg->offset,
                           .key_len = msg->key_len,
                           .value_len = msg->len,
-                          .keyed = msg->key != NULL};
+                          .keyed = msg->key != NULL,
+                          .valued = msg->payload != NULL};
         if (msg->key_len)
                 memcpy(h->bytes, msg->key, msg->key_len);
         if (msg->len)
@@ -531,8 +532,8 @@ bool rs_proc_order_tick(rs_processor_t *p)
                     rs_arena_alloc(&p->batch.arena, h->key_len + h->value_len + 1);
                 memcpy(bytes, h->bytes, h->key_len + h->value_len);
                 rs_batch_add(&p->batch, p->codec, RS_EV_PAYMENT, topic, part, h->offset,
-                             h->keyed ? bytes : NULL, h->key_len, bytes + h->key_len,
-                             h->value_len, NULL);
+                             h->keyed ? bytes : NULL, h->key_len,
+                             h->valued ? bytes + h->key_len : NULL, h->value_len, NULL);
                 free(h);
                 added = true;
                 pause_one(p, topic, part, false);
