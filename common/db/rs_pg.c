@@ -487,12 +487,11 @@ void rs_pgarr_text(rs_pgarr_t *a, const char *s)
                         bin_elem(a, NULL, -1);
                 else if (a->elem == RS_PG_UUIDOID && uuid_bytes(s, u))
                         bin_elem(a, u, 16);
-                else if (a->elem == RS_PG_INT8OID || a->elem == RS_PG_INT4OID)
-                        bin_int(a, strtoll(s, NULL, 10));
                 else if (a->elem == RS_PG_TEXTOID || a->elem == RS_PG_BYTEAOID)
                         bin_elem(a, s, (int32_t)strlen(s));
                 else /* a caller's bug: uuid columns take ids this program made
-                      * or read from uuid columns, and no other type takes text */
+                      * or read from uuid columns, ints go in by rs_pgarr_int,
+                      * and no other type takes text */
                         abort();
                 return;
         }

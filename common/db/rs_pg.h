@@ -115,7 +115,7 @@ int32_t rs_pg_user_lock_key(const char *user_id);
  * elements instead of parsing a literal and each element's text
  * (docs/design.md §1). The same calls add elements to either form; a binary
  * array's element type decides how an int or a text is encoded (a uuid's
- * text becomes its 16 bytes). */
+ * text becomes its 16 bytes; an int array takes ints only). */
 typedef struct rs_pgarr {
         rs_buf_t buf;
         size_t count;

@@ -82,7 +82,7 @@ static void pg_binary_arrays(void **state)
         rs_pgarr_free(&a);
         rs_pgarr_init_binary(&a, RS_PG_INT4OID);
         rs_pgarr_int(&a, -3);
-        rs_pgarr_text(&a, "258");
+        rs_pgarr_int(&a, 258);
         assert_binary(&a, RS_PG_INT4OID, 2, "\0\0\0\4\xff\xff\xff\xfd\0\0\0\4\0\0\1\2",
                       16);
         rs_pgarr_free(&a);
