@@ -56,20 +56,18 @@ static void log_parts(const char *what, const tplist_t *parts)
 
 /* ---------------------------------------------------------------- pausing */
 
-/* Pauses or resumes parts and records it in p->paused. Per-partition errors
- * are logged; a partition that could not be resumed stays in p->paused, where
- * rs_proc_paused_without_outage() finds it. */
-static int count_paused(const rs_processor_t *p, rs_buf_t *names);
-
-static void pause_parts(rs_processor_t *p, tplist_t *parts, bool pause)
+/* Pauses or resumes parts and records it in `kept`: p->paused (an outage's
+ * pauses) or p->held (the order's). Per-partition errors are logged; a
+ * partition that could not be resumed stays in kept (in p->paused,
+ * rs_proc_paused_without_outage() finds it). Returns how many changed. */
+static int pause_in(rs_processor_t *p, tplist_t *parts, bool pause, tplist_t *kept)
 {
-        if (!parts || parts->cnt == 0)
-                return;
         rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(p->rk, parts)
                                         : rd_kafka_resume_partitions(p->rk, parts);
         if (err)
                 rs_error("consumer", "cannot %s partitions: %s",
                          pause ? "pause" : "resume", rd_kafka_err2str(err));
+        int changed = 0;
         for (int i = 0; i < parts->cnt; i++) {
                 const rd_kafka_topic_partition_t *tp = &parts->elems[i];
                 if (err || tp->err) {
@@ -80,11 +78,21 @@ static void pause_parts(rs_processor_t *p, tplist_t *parts, bool pause)
                         continue;
                 }
                 if (pause)
-                        list_add(p->paused, tp->topic, tp->partition);
+                        list_add(kept, tp->topic, tp->partition);
                 else
-                        rd_kafka_topic_partition_list_del(p->paused, tp->topic,
-                                                          tp->partition);
+                        rd_kafka_topic_partition_list_del(kept, tp->topic, tp->partition);
+                changed++;
         }
+        return changed;
+}
+
+static int count_paused(const rs_processor_t *p, rs_buf_t *names);
+
+static void pause_parts(rs_processor_t *p, tplist_t *parts, bool pause)
+{
+        if (!parts || parts->cnt == 0)
+                return;
+        pause_in(p, parts, pause, p->paused);
         rs_gauge_set(p->m.paused, count_paused(p, NULL));
 }
 
@@ -427,20 +435,17 @@ static void refresh_ends(rs_processor_t *p, int64_t now)
         }
 }
 
-/* Pauses or resumes one partition, outside p->paused; false if it failed. */
-static bool pause_one(rs_processor_t *p, const char *topic, int32_t partition, bool pause)
+/* Holds (pauses) or releases (resumes) one payment partition for the order,
+ * recorded in p->held; false if librdkafka refused. */
+static bool hold_partition(rs_processor_t *p, const char *topic, int32_t partition,
+                           bool hold)
 {
         tplist_t *one = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(one, topic, partition);
-        rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(p->rk, one)
-                                        : rd_kafka_resume_partitions(p->rk, one);
-        if (!err)
-                err = one->elems[0].err;
-        if (err)
-                rs_error("consumer", "cannot %s %s[%d]: %s", pause ? "pause" : "resume",
-                         topic, (int)partition, rd_kafka_err2str(err));
+        bool ok = pause_in(p, one, hold, p->held) == 1;
         rd_kafka_topic_partition_list_destroy(one);
-        return !err;
+        rs_gauge_set(p->m.held, p->held->cnt);
+        return ok;
 }
 
 /* A payment record held back: a copy of its bytes, so that it does not keep
@@ -469,7 +474,7 @@ static bool hold(rs_processor_t *p, rd_kafka_message_t *msg, int64_t now)
         }
         refresh_ends(p, now);
         if (p->degraded || !rs_order_ahead(p->order, msg->partition, ts, now) ||
-            !pause_one(p, topic, msg->partition, true))
+            !hold_partition(p, topic, msg->partition, true))
                 return false;
         held_rec_t *h = rs_malloc(sizeof(*h) + msg->key_len + msg->len);
         *h = (held_rec_t){.offset = msg->offset,
@@ -483,12 +488,10 @@ static bool hold(rs_processor_t *p, rd_kafka_message_t *msg, int64_t now)
                 memcpy(h->bytes + msg->key_len, msg->payload, msg->len);
         if (!rs_order_hold(p->order, msg->partition, ts, h)) { /* cannot happen */
                 free(h);
-                pause_one(p, topic, msg->partition, false);
+                hold_partition(p, topic, msg->partition, false);
                 return false;
         }
-        list_add(p->held, topic, msg->partition);
         rs_counter_inc(p->m.holds);
-        rs_gauge_set(p->m.held, p->held->cnt);
         rd_kafka_message_destroy(msg);
         return true;
 }
@@ -536,10 +539,8 @@ bool rs_proc_order_tick(rs_processor_t *p)
                              h->valued ? bytes + h->key_len : NULL, h->value_len, NULL);
                 free(h);
                 added = true;
-                pause_one(p, topic, part, false);
-                rd_kafka_topic_partition_list_del(p->held, topic, part);
+                hold_partition(p, topic, part, false);
         }
-        rs_gauge_set(p->m.held, p->held->cnt);
         return added;
 }
 
