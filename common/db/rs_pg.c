@@ -580,3 +580,11 @@ int rs_pgarr_len(const rs_pgarr_t *a)
 {
         return (int)a->buf.len;
 }
+
+rs_pgparams_t rs_pgarr_param(rs_pgarr_t *a, const char **value, int *len)
+{
+        static const int binary[] = {1};
+        *value = rs_pgarr_get(a);
+        *len = rs_pgarr_len(a);
+        return (rs_pgparams_t){1, value, len, binary};
+}

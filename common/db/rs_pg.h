@@ -147,6 +147,9 @@ void rs_pgarr_bytea(rs_pgarr_t *a, const void *data, size_t len); /* data NULL -
 const char *rs_pgarr_get(rs_pgarr_t *a);
 /* Its length in bytes (binary arrays; a literal ends with a NUL). */
 int rs_pgarr_len(const rs_pgarr_t *a);
+/* A binary array as a statement's only parameter, $1; *value and *len are
+ * the caller's storage for it, and must outlive the result. */
+rs_pgparams_t rs_pgarr_param(rs_pgarr_t *a, const char **value, int *len);
 
 /* ---- migrations (sql/NNN_name.sql, compiled in; rs_migrate.c) ---- */
 /* Applies every migration not yet recorded, in order, each in its own

@@ -302,10 +302,11 @@ static bool mark_send(rs_outbox_t *o, char *errstr, size_t errstr_size)
         rs_pgarr_init_binary(&ids, RS_PG_INT8OID);
         for (size_t i = 0; i < o->n_delivered; i++)
                 rs_pgarr_int(&ids, o->delivered[i]);
-        const char *params[] = {rs_pgarr_get(&ids)};
-        const int lengths[] = {rs_pgarr_len(&ids)}, formats[] = {1};
-        bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 1, NULL, params,
-                                    lengths, formats, 0);
+        const char *value;
+        int len;
+        const rs_pgparams_t p = rs_pgarr_param(&ids, &value, &len);
+        bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, p.n, NULL,
+                                    p.values, p.lengths, p.formats, 0);
         rs_pgarr_free(&ids);
         if (ok) {
                 o->marking = o->n_delivered;

@@ -768,15 +768,6 @@ static bool needs_claim(run_ctx_t *x, const rs_batch_msg_t *m)
         return false;
 }
 
-/* $1: a binary array. */
-static rs_pgparams_t array_param(rs_pgarr_t *a, const char **value, int *len)
-{
-        static const int binary[] = {1};
-        *value = rs_pgarr_get(a);
-        *len = rs_pgarr_len(a);
-        return (rs_pgparams_t){1, value, len, binary};
-}
-
 /* Records the batch's events that need it in the inbox; those already there
  * become DUPLICATE. A sign-up with a code may judge its user's first charge,
  * processed earlier without a record: that charge is recorded too, so that a
@@ -815,7 +806,7 @@ static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
         if (!x->optimistic && keys->count > 0) {
                 const char *value;
                 int len;
-                const rs_pgparams_t p = array_param(keys, &value, &len);
+                const rs_pgparams_t p = rs_pgarr_param(keys, &value, &len);
                 res = rs_pg_exec_params(x->env->pg, SQL_INBOX_CLAIM, &p, errstr,
                                         errstr_size);
                 ok = res != NULL;
@@ -838,13 +829,13 @@ static bool queue_claim(run_ctx_t *x, char *errstr, size_t errstr_size)
         if (!x->optimistic)
                 return true;
         if (x->claimed.count > 0) {
-                const rs_pgparams_t p = array_param(&x->claimed, &value, &len);
+                const rs_pgparams_t p = rs_pgarr_param(&x->claimed, &value, &len);
                 if (rs_pg_send_params(x->env->pg, SQL_INBOX_INSERT, &p, errstr,
                                       errstr_size) < 0)
                         return false;
         }
         if (x->added.count > 0) {
-                const rs_pgparams_t p = array_param(&x->added, &value, &len);
+                const rs_pgparams_t p = rs_pgarr_param(&x->added, &value, &len);
                 if (rs_pg_send_params(x->env->pg, SQL_INBOX_ADD, &p, errstr,
                                       errstr_size) < 0)
                         return false;
