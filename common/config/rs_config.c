@@ -60,9 +60,13 @@ const rs_config_def_t rs_config_defs[] = {
     CHOICE("REFSTREAM_LOG_FORMAT", "log-format", "text", "text|json", log_format,
            "Log format on stderr: text, or one JSON object per line."),
     INT("REFSTREAM_BATCH_SIZE", "batch-size", "2000", 1, 100000, batch_size,
-        "Most input records processed in one Postgres transaction."),
+        "Most input records processed in one batch."),
     INT("REFSTREAM_BATCH_LINGER_MS", "batch-linger-ms", "10", 0, 60000, batch_linger_ms,
         "Longest wait for a batch to fill before it is processed."),
+    INT("REFSTREAM_BATCH_PARTS", "batch-parts", "2", 1, 8, batch_parts,
+        "Transactions a batch may run as at once, each on a Postgres connection of its "
+        "own: a batch with 500 records or more that may make referrals or credits, in "
+        "groups that share no user and no code. 1: one transaction per batch."),
     INT("REFSTREAM_CACHE_TTL_MS", "cache-ttl-ms", "600000", 1000, 86400000, cache_ttl_ms,
         "Lifetime of a cached referral code in Redis."),
     INT("REFSTREAM_CACHE_NEGATIVE_TTL_MS", "cache-negative-ttl-ms", "5000", 0, 3600000,

@@ -34,6 +34,7 @@ typedef struct rs_config {
         char *log_format;
         int64_t batch_size;
         int64_t batch_linger_ms;
+        int64_t batch_parts;
         int64_t cache_ttl_ms;
         int64_t cache_negative_ttl_ms;
         int64_t redis_timeout_ms;

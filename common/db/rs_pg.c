@@ -2,6 +2,7 @@
 #include "rs_db_sql.h"
 #include "rs_log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -336,6 +337,16 @@ bool rs_pg_error_unique(const rs_pg_t *pg, const char *constraint)
 {
         return strcmp(pg->sqlstate, "23505") == 0 &&
                strcmp(pg->constraint, constraint) == 0;
+}
+
+void rs_pg_take_error(rs_pg_t *dst, const rs_pg_t *src)
+{
+        if (dst == src)
+                return;
+        memcpy(dst->sqlstate, src->sqlstate, sizeof(dst->sqlstate));
+        memcpy(dst->constraint, src->constraint, sizeof(dst->constraint));
+        if ((src->broken || !src->conn) && !dst->sqlstate[0])
+                snprintf(dst->sqlstate, sizeof(dst->sqlstate), "08006");
 }
 
 const char *rs_pg_str(const PGresult *res, int r, int c)

@@ -87,6 +87,10 @@ bool rs_pg_error_check(const rs_pg_t *pg);    /* a CHECK constraint refused a ro
 bool rs_pg_error_no_table(const rs_pg_t *pg); /* a table is missing: no migrations */
 /* A unique violation of the named constraint (index). */
 bool rs_pg_error_unique(const rs_pg_t *pg, const char *constraint);
+/* dst reports the last error of src (another connection doing part of its
+ * work), so that the checks above answer for it; a lost connection is
+ * reported as class 08. */
+void rs_pg_take_error(rs_pg_t *dst, const rs_pg_t *src);
 
 /* Retention: runs sql, a DELETE of up to $2 rows older than $1 hours
  * (skipping rows another session has locked), repeating while a statement

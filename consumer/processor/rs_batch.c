@@ -4,12 +4,24 @@
 #include "rs_codes.h"
 #include "rs_ids.h"
 #include "rs_log.h"
+#include "rs_split.h"
 #include "rs_store.h"
+
+#include <pthread.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_ATTEMPTS 5 /* deadlocks / serialization failures retried in place */
+
+void rs_batch_stats_add(rs_batch_stats_t *to, const rs_batch_stats_t *from)
+{
+        _Static_assert(sizeof(rs_batch_stats_t) % sizeof(uint64_t) == 0, "counts only");
+        uint64_t *t = (uint64_t *)to;
+        const uint64_t *f = (const uint64_t *)from;
+        for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
+                t[i] += f[i];
+}
 
 void rs_batch_init(rs_batch_t *b)
 {
@@ -104,6 +116,11 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
         memset(o, 0, sizeof(*o));
         return o;
 }
+
+/* The parts of a split batch (run_split) run in threads of their own, with
+ * connections of their own; they share the codec and the filter's memory,
+ * each used under this lock. */
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---------------------------------------------------------------- codes */
 
@@ -321,6 +338,7 @@ static void count_results(rs_batch_t *b, const rs_state_t *st)
         for (size_t i = 0; i < b->n; i++) {
                 const rs_batch_msg_t *m = &b->msgs[i];
                 b->stats.filtered += m->quiet;
+                b->stats.filtered_remembered += m->remembered;
                 if (m->outcome == RS_MSG_NEW && m->ev.type == RS_EV_SIGNUP)
                         b->stats.signups++;
                 else if (m->outcome == RS_MSG_NEW)
@@ -381,7 +399,9 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
                                     .source_event_id = c->reversal_event_id,
                                     .reversed_at_ms = c->reversed_at_ms,
                                     .reason = "REFUND"};
+                pthread_mutex_lock(&shared_lock);
                 ok = rs_codec_encode_reversed(env->codec, &ev, &buf, errstr, errstr_size);
+                pthread_mutex_unlock(&shared_lock);
         } else {
                 rs_credited_t ev = {.credit_id = c->id,
                                     .referral_id = r->id,
@@ -400,7 +420,9 @@ static bool emission_out(rs_batch_env_t *env, rs_batch_t *b, rs_state_t *st,
                                     .referrer_rewarded_count = c->rewarded_count,
                                     .referral_goal = p->goal,
                                     .goal_reached = c->goal_reached};
+                pthread_mutex_lock(&shared_lock);
                 ok = rs_codec_encode_credited(env->codec, &ev, &buf, errstr, errstr_size);
+                pthread_mutex_unlock(&shared_lock);
         }
         if (ok) {
                 rs_outmsg_t *o = add_out(b);
@@ -514,6 +536,10 @@ typedef struct run_ctx {
         rs_state_t st;
         txn_sets_t sets;
         code_lookup_t *cl;
+        /* The referrers of the batch's payers (rs_store_find_referrers),
+         * found before the run, after the filter set its records aside
+         * (run_split); or NULL: the run does both. */
+        const rs_map_t *referrers_of;
         uint64_t quiet_gen; /* of env->quiet when the run began */
         /* After COMMIT, what each locked user is: quiet (the first charge's
          * time) or RS_QUIET_NOT (remember_quiet). */
@@ -526,7 +552,7 @@ typedef struct run_ctx {
         bool optimistic;
         rs_pgarr_t claimed, added;
         /* Counted into the batch's stats if the run commits. */
-        uint64_t filtered_remembered, early_charges;
+        uint64_t early_charges;
 } run_ctx_t;
 
 static const rs_pgcol_t fingerprint_cols[] = {
@@ -580,7 +606,7 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_strset_init(&other);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                m->quiet = false;
+                m->quiet = m->remembered = false;
                 if (m->outcome != RS_MSG_NEW)
                         continue;
                 const rs_event_t *ev = &m->ev;
@@ -601,6 +627,7 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_strset_t candidates, quiet;
         rs_strset_init(&candidates);
         rs_strset_init(&quiet);
+        pthread_mutex_lock(&shared_lock);
         for (size_t i = 0; i < earliest.cap; i++) {
                 const char *u = earliest.slots[i].key;
                 if (!u || rs_strset_has(&other, u) || rs_strset_has(&plain, u))
@@ -614,6 +641,7 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
                 else if (first <= e->ev.occurred_at_ms)
                         rs_strset_add(&quiet, u);
         }
+        pthread_mutex_unlock(&shared_lock);
         bool ok = true;
         if (candidates.n > 0) {
                 rs_pgarr_t arr;
@@ -641,9 +669,8 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
                 else
                         m->quiet = !m->intent && !rs_strset_has(&other, u) &&
                                    !rs_map_get(&earliest, u);
-                if (m->quiet && m->ev.type == RS_EV_PAYMENT &&
-                    !rs_strset_has(&candidates, u))
-                        x->filtered_remembered++;
+                m->remembered = m->quiet && m->ev.type == RS_EV_PAYMENT &&
+                                !rs_strset_has(&candidates, u);
         }
         rs_strset_free(&quiet);
         rs_strset_free(&candidates);
@@ -849,13 +876,17 @@ static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_batch_t *b = x->b;
         if (x->sets.users.n == 0)
                 return true;
-        rs_strset_t referrers;
-        rs_strset_init(&referrers);
-        bool ok = rs_store_find_referrers(pg, &x->sets.payers, &referrers, &b->arena,
-                                          errstr, errstr_size);
-        for (size_t i = 0; ok && i < referrers.n; i++)
-                rs_strset_add(&x->sets.users, referrers.items[i]);
-        rs_strset_free(&referrers);
+        rs_map_t found;
+        rs_map_init(&found);
+        const rs_map_t *of = x->referrers_of ? x->referrers_of : &found;
+        bool ok =
+            x->referrers_of || rs_store_find_referrers(pg, &x->sets.payers, &found,
+                                                       &b->arena, errstr, errstr_size);
+        for (size_t i = 0; ok && i < x->sets.payers.n; i++)
+                for (const rs_referrer_of_t *e = rs_map_get(of, x->sets.payers.items[i]);
+                     e; e = e->next)
+                        rs_strset_add(&x->sets.users, e->referrer);
+        rs_map_free(&found);
         return ok &&
                rs_store_lock_and_load(pg, &x->st, &x->sets.users, &x->sets.codes, errstr,
                                       errstr_size) &&
@@ -888,7 +919,7 @@ static void note_fingerprints(run_ctx_t *x)
 static bool apply_rules(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_batch_t *b = x->b;
-        if (!mark_quiet(x, errstr, errstr_size))
+        if (!x->referrers_of && !mark_quiet(x, errstr, errstr_size))
                 return false;
         collect(b, x->cl, &x->sets);
         if (!load_state(x, errstr, errstr_size) || !claim_inbox(x, errstr, errstr_size))
@@ -971,6 +1002,7 @@ static void remember_quiet(run_ctx_t *x)
                 return;
         rs_strset_t signed_up; /* users with a sign-up record keyed by their id */
         rs_strset_init(&signed_up);
+        pthread_mutex_lock(&shared_lock);
         for (size_t i = 0; i < x->b->n; i++) {
                 const rs_batch_msg_t *m = &x->b->msgs[i];
                 if (!m->decoded || m->ev.type != RS_EV_SIGNUP || !m->key ||
@@ -987,16 +1019,19 @@ static void remember_quiet(run_ctx_t *x)
                 if (rs_strset_has(&signed_up, u) || rs_quiet_get(q, u) != RS_TS_NONE)
                         rs_quiet_put(q, u, x->remember_first[i]);
         }
+        pthread_mutex_unlock(&shared_lock);
         rs_strset_free(&signed_up);
 }
 
 static bool run_once(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
-                     bool optimistic, char *errstr, size_t errstr_size)
+                     const rs_map_t *referrers_of, bool optimistic, char *errstr,
+                     size_t errstr_size)
 {
         run_ctx_t x = {.env = env,
                        .b = b,
                        .quiet_gen = env->quiet ? rs_quiet_gen(env->quiet) : 0,
                        .cl = cl,
+                       .referrers_of = referrers_of,
                        .optimistic = optimistic};
         rs_pgarr_init_binary(&x.claimed, RS_PG_UUIDOID);
         rs_pgarr_init_binary(&x.added, RS_PG_UUIDOID);
@@ -1018,7 +1053,6 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
         }
         if (ok) {
                 count_results(b, &x.st);
-                b->stats.filtered_remembered += x.filtered_remembered;
                 b->stats.early_charges += x.early_charges;
                 remember_quiet(&x);
         }
@@ -1070,13 +1104,16 @@ int rs_batch_release(rs_batch_env_t *env, rs_batch_t *b, int limit, char *errstr
         }
 }
 
-bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
+/* Runs b (a batch, or a part of one) until it commits: again the pessimistic
+ * way after a replay, again after a conflict (a few times). On failure
+ * nothing of b committed, and b has no output. */
+static bool run_attempts(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
+                         const rs_map_t *referrers_of, char *errstr, size_t errstr_size)
 {
-        code_lookup_t cl = {.resolved = false};
-        rs_map_init(&cl.owner_of);
         bool optimistic = true, ok = false;
         for (int attempt = 1;; attempt++) {
-                if ((ok = run_once(env, b, &cl, optimistic, errstr, errstr_size)))
+                if ((ok = run_once(env, b, cl, referrers_of, optimistic, errstr,
+                                   errstr_size)))
                         break;
                 if (optimistic && rs_pg_error_unique(env->pg, RS_INBOX_PKEY)) {
                         /* An event of the batch is in the inbox: a replay. */
@@ -1091,6 +1128,211 @@ bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errst
                 rs_warn("batch", "transaction conflict (%s), retrying: %s",
                         env->pg->sqlstate, errstr);
         }
+        if (!ok)
+                b->n_out = 0;
+        return ok;
+}
+
+/* ---------------------------------------------------------------- split */
+
+/* One part of a split batch: its records (copies of the batch's, which keep
+ * pointing into its arena) and where each came from. */
+typedef struct part {
+        rs_batch_env_t env; /* the batch's, with a connection of its own */
+        rs_batch_t b;
+        size_t *from; /* b.msgs[i] is the batch's msgs[from[i]] */
+        code_lookup_t *cl;
+        const rs_map_t *referrers_of;
+        bool ok;
+        char err[1024];
+} part_t;
+
+static void *part_main(void *arg)
+{
+        part_t *pt = arg;
+        pt->ok = run_attempts(&pt->env, &pt->b, pt->cl, pt->referrers_of, pt->err,
+                              sizeof(pt->err));
+        return NULL;
+}
+
+static void part_add(part_t *pt, const rs_batch_msg_t *m, size_t from)
+{
+        rs_batch_t *b = &pt->b;
+        if (b->n == b->cap) {
+                b->cap = b->cap ? b->cap * 2 : 256;
+                b->msgs = rs_realloc(b->msgs, b->cap * sizeof(*b->msgs));
+                pt->from = rs_realloc(pt->from, b->cap * sizeof(*pt->from));
+        }
+        pt->from[b->n] = from;
+        b->msgs[b->n++] = *m;
+}
+
+static const char *arena_copy(rs_arena_t *a, const void *p, size_t n)
+{
+        return p ? rs_arena_strndup(a, p, n) : NULL;
+}
+
+static const char *arena_str(rs_arena_t *a, const char *s)
+{
+        return s ? rs_arena_strdup(a, s) : NULL;
+}
+
+/* What a part did, into the batch: its counts, and if it committed its
+ * records' outcomes and its output (copied: the part's arena goes). */
+static void part_merge(rs_batch_t *b, const part_t *pt)
+{
+        rs_batch_stats_add(&b->stats, &pt->b.stats);
+        if (!pt->ok)
+                return;
+        for (size_t i = 0; i < pt->b.n; i++) {
+                b->msgs[pt->from[i]].outcome = pt->b.msgs[i].outcome;
+                b->msgs[pt->from[i]].quiet = pt->b.msgs[i].quiet;
+        }
+        for (size_t i = 0; i < pt->b.n_out; i++) {
+                const rs_outmsg_t *o = &pt->b.out[i];
+                rs_outmsg_t *c = add_out(b);
+                *c = *o;
+                c->key = arena_copy(&b->arena, o->key, o->key_len);
+                c->payload = arena_copy(&b->arena, o->payload, o->payload_len);
+                c->event_type = arena_str(&b->arena, o->event_type);
+                c->source_topic = arena_str(&b->arena, o->source_topic);
+                c->error_class = arena_str(&b->arena, o->error_class);
+                c->error_message = arena_str(&b->arena, o->error_message);
+        }
+}
+
+/* The records that may make referrals or credits: sign-ups with a code,
+ * payments of referred users. They write the most rows; only where they are
+ * many do parts pay (docs/design.md §1). */
+static size_t count_effects(const rs_batch_t *b, const rs_map_t *referrers_of)
+{
+        size_t n = 0;
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (m->decoded && (m->ev.type == RS_EV_SIGNUP
+                                       ? m->intent
+                                       : rs_map_get(referrers_of, m->ev.user_id) != NULL))
+                        n++;
+        }
+        return n;
+}
+
+/* Deals the batch's records, the filter's already set aside, out to parts
+ * that share no user and no code (rs_split.h): a record goes with its user;
+ * a sign-up's code links the user to the code and the code to its owner; a
+ * payment links the payer to their referrers, which are looked up for that
+ * (and handed to the runs, which would look them up otherwise). Dead
+ * letters go to part 0.
+ * Returns how many parts have records (1: run the batch whole), -1 on
+ * error; *referrers_of is filled either way. */
+static int plan_parts(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
+                      rs_map_t *referrers_of, rs_split_t *s, int parts, char *errstr,
+                      size_t errstr_size)
+{
+        txn_sets_t sets;
+        sets_init(&sets);
+        collect(b, cl, &sets);
+        bool ok = rs_store_find_referrers(env->pg, &sets.payers, referrers_of, &b->arena,
+                                          errstr, errstr_size);
+        sets_free(&sets);
+        if (!ok)
+                return -1;
+        if (count_effects(b, referrers_of) < RS_BATCH_SPLIT_MIN)
+                return 1;
+        for (size_t i = 0; i < b->n; i++) {
+                const rs_batch_msg_t *m = &b->msgs[i];
+                if (!m->decoded)
+                        continue;
+                const char *u = m->ev.user_id;
+                rs_split_record(s, u);
+                if (m->code) {
+                        rs_split_link(s, u, m->code);
+                        rs_split_link(s, m->code, rs_map_get(&cl->owner_of, m->code));
+                }
+                if (m->ev.type == RS_EV_PAYMENT)
+                        for (const rs_referrer_of_t *e = rs_map_get(referrers_of, u); e;
+                             e = e->next)
+                                rs_split_link(s, u, e->referrer);
+        }
+        return rs_split_assign(s, parts);
+}
+
+/* The batch as parts that run at once, each a transaction on its own
+ * connection (docs/design.md §1), the batch's offsets stored only once
+ * every part committed. If one part fails, the others may have committed:
+ * their output stays in b->out, to be published, and the retry of the
+ * batch finds their events done (the inbox, or their effects). */
+static bool run_split(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl, int parts,
+                      char *errstr, size_t errstr_size)
+{
+        rs_map_t referrers_of;
+        rs_map_init(&referrers_of);
+        rs_split_t s;
+        rs_split_init(&s);
+        int used = -1;
+        run_ctx_t filter = {.env = env, .b = b, .cl = cl};
+        if (rs_pg_connect(env->pg, errstr, errstr_size) &&
+            (cl->resolved = resolve_codes(env, b, cl, errstr, errstr_size)) &&
+            (dedupe_batch(b), mark_quiet(&filter, errstr, errstr_size)))
+                used =
+                    plan_parts(env, b, cl, &referrers_of, &s, parts, errstr, errstr_size);
+        bool ok = used > 0;
+        if (used == 1)
+                ok = run_attempts(env, b, cl, &referrers_of, errstr, errstr_size);
+        if (used > 1) {
+                part_t pt[RS_BATCH_PARTS_MAX];
+                pthread_t th[RS_BATCH_PARTS_MAX];
+                bool started[RS_BATCH_PARTS_MAX] = {false};
+                for (int k = 0; k < used; k++) {
+                        pt[k] = (part_t){
+                            .env = *env, .cl = cl, .referrers_of = &referrers_of};
+                        pt[k].env.pg = k ? env->more_pg[k - 1] : env->pg;
+                        rs_batch_init(&pt[k].b);
+                        pt[k].b.now_ms = b->now_ms;
+                }
+                for (size_t i = 0; i < b->n; i++) {
+                        const rs_batch_msg_t *m = &b->msgs[i];
+                        part_add(&pt[m->decoded ? rs_split_part(&s, m->ev.user_id) : 0],
+                                 m, i);
+                }
+                for (int k = 1; k < used; k++)
+                        started[k] = pthread_create(&th[k], NULL, part_main, &pt[k]) == 0;
+                part_main(&pt[0]);
+                for (int k = 1; k < used; k++) {
+                        if (started[k])
+                                pthread_join(th[k], NULL);
+                        else
+                                part_main(&pt[k]); /* no thread: after part 0 */
+                }
+                b->n_out = 0;
+                b->stats.parts += (uint64_t)used;
+                for (int k = 0; k < used; k++) {
+                        part_merge(b, &pt[k]);
+                        if (ok && !pt[k].ok) {
+                                ok = false;
+                                snprintf(errstr, errstr_size, "%s", pt[k].err);
+                                rs_pg_take_error(env->pg, pt[k].env.pg);
+                        }
+                }
+                for (int k = 0; k < used; k++) {
+                        free(pt[k].from);
+                        rs_batch_free(&pt[k].b);
+                }
+        }
+        rs_split_free(&s);
+        rs_map_free(&referrers_of);
+        return ok;
+}
+
+bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr, size_t errstr_size)
+{
+        code_lookup_t cl = {.resolved = false};
+        rs_map_init(&cl.owner_of);
+        b->n_out = 0;
+        int parts = RS_MIN(env->n_more_pg + 1, RS_BATCH_PARTS_MAX);
+        bool ok = parts > 1 && b->n >= RS_BATCH_SPLIT_MIN
+                      ? run_split(env, b, &cl, parts, errstr, errstr_size)
+                      : run_attempts(env, b, &cl, NULL, errstr, errstr_size);
         rs_map_free(&cl.owner_of);
         return ok;
 }

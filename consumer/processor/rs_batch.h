@@ -49,6 +49,7 @@ typedef struct rs_batch_msg {
         const char *code; /* sign-ups: the normalised code if well formed, else NULL */
         bool intent;      /* sign-ups: a code, well formed or not (not blank) */
         bool quiet;       /* set aside by the first-level filter (rs_batch.c) */
+        bool remembered;  /* quiet: a charge judged from the filter's memory */
         const char *inbox_key; /* rs_batch_inbox_key() of the event (or dead letter) */
         rs_decode_error_t err;
         rs_msg_outcome_t outcome;
@@ -69,7 +70,11 @@ typedef struct rs_batch_stats {
         uint64_t released;            /* held referrals released (rs_batch_release) */
         uint64_t early_charges;       /* charges of users not signed up (yet) */
         uint64_t inbox_reruns;        /* run again: the optimistic claim met a replay */
+        uint64_t parts;               /* transactions of batches run as parts */
 } rs_batch_stats_t;
+
+/* to += from (every field is a count). */
+void rs_batch_stats_add(rs_batch_stats_t *to, const rs_batch_stats_t *from);
 
 typedef struct rs_batch {
         rs_arena_t arena;
@@ -108,11 +113,23 @@ typedef struct rs_batch_env {
         int64_t outbox_lease_ms; /* claimed_until of the batch's outbox rows */
         rs_quiet_t *quiet;       /* NULL: none; the filter's memory of quiet
                                     users, kept current by each batch */
+        /* Connections besides pg (n_more_pg of them, at most
+         * RS_BATCH_PARTS_MAX - 1): a batch with RS_BATCH_SPLIT_MIN records
+         * or more that may make referrals or credits, in groups that share no
+         * user and no code, runs as that many more transactions at once
+         * (rs_split.h). */
+        rs_pg_t **more_pg;
+        int n_more_pg;
 } rs_batch_env_t;
 
+#define RS_BATCH_PARTS_MAX 8
+#define RS_BATCH_SPLIT_MIN 500
+
 /* Runs the batch transaction (retrying deadlocks and serialization failures a
- * few times). false + errstr on failure; rs_pg_error_transient(env->pg) then
- * tells whether retrying the same batch can succeed. */
+ * few times), or its parts' (see rs_batch_env_t). false + errstr on failure;
+ * rs_pg_error_transient(env->pg) then tells whether retrying the same batch
+ * can succeed. b->out holds the records to publish, also on failure: those
+ * of the parts that committed. */
 bool rs_batch_run(rs_batch_env_t *env, rs_batch_t *b, char *errstr,
                   size_t errstr_size) RS_WARN_UNUSED;
 

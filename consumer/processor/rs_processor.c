@@ -343,6 +343,11 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         rs_batch_init(&p->batch);
         rs_proc_register_metrics(&p->m);
         p->pg = rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
+        int more = (int)cfg->batch_parts - 1;
+        p->more_pg = rs_calloc((size_t)RS_MAX(more, 1), sizeof(*p->more_pg));
+        for (int i = 0; i < more; i++)
+                p->more_pg[i] =
+                    rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
         p->quiet = rs_quiet_new(QUIET_USERS);
         if (!(p->codec = rs_codec_new(errstr, errstr_size)))
                 goto fail;
@@ -374,7 +379,9 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
                                   .cache = p->cache,
                                   .codec = p->codec,
                                   .outbox_lease_ms = cfg->outbox_lease_ms,
-                                  .quiet = p->quiet};
+                                  .quiet = p->quiet,
+                                  .more_pg = p->more_pg,
+                                  .n_more_pg = more};
         return p;
 fail:
         rs_processor_destroy(p);
@@ -475,6 +482,9 @@ void rs_processor_destroy(rs_processor_t *p)
         rs_registry_destroy(p->registry);
         rs_codec_destroy(p->codec);
         rs_pg_destroy(p->pg);
+        for (int i = 0; p->more_pg && i < p->cfg->batch_parts - 1; i++)
+                rs_pg_destroy(p->more_pg[i]);
+        free(p->more_pg);
         rs_batch_free(&p->batch);
         free(p);
 }

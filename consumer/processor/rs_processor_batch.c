@@ -109,6 +109,10 @@ static run_result_t run_with_retry(rs_processor_t *p, rs_batch_t *b,
                         recovered(p);
                         return RUN_OK;
                 }
+                /* Parts of a split batch that committed: their records go out
+                 * now; the retry finds their events done. */
+                rs_outbox_publish(p->outbox, b->out, b->n_out);
+                b->n_out = 0;
                 if (!rs_pg_error_transient(p->pg)) {
                         rs_warn("consumer",
                                 "batch of %zu records failed (splitting it): %s", b->n,

@@ -22,6 +22,7 @@ typedef struct proc_metrics {
         rs_counter_t *batches, *retries_transient, *retries_conflict, *retries_replay,
             *poison;
         rs_counter_t *filtered, *filtered_remembered, *released, *holds, *early_charges;
+        rs_counter_t *parts;
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;
         rs_gauge_t *ready, *pg_up, *outbox_pending, *assigned, *paused, *held, *lag,
@@ -36,6 +37,7 @@ struct rs_processor {
         rs_processor_hooks_t hooks;
         rs_codec_t *codec;
         rs_pg_t *pg;
+        rs_pg_t **more_pg; /* the batch's parts' connections (rs_batch_env_t) */
         rs_cache_t *cache;
         rs_quiet_t *quiet;       /* the filter's memory, forgotten at each rebalance */
         rs_registry_t *registry; /* NULL: the manifest's schema ids */

@@ -43,6 +43,9 @@ void rs_proc_register_metrics(proc_metrics_t *m)
                                "Redis failures (lookups then go to Postgres).", NULL);
         m->batches =
             rs_metrics_counter("refstream_batches_total", "Batches committed.", NULL);
+        m->parts = rs_metrics_counter(
+            "refstream_batch_parts_total",
+            "Transactions run by batches split into parts that run at once.", NULL);
         m->released = rs_metrics_counter(
             "refstream_referrals_released_total",
             "Held referrals released: their credits issued and published.", NULL);
@@ -189,15 +192,12 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->filtered_remembered, s->filtered_remembered);
         rs_counter_add(m->early_charges, s->early_charges);
         rs_counter_inc(m->batches);
+        rs_counter_add(m->parts, s->parts);
         rs_histogram_observe(m->batch_size, (double)b->n);
         rs_histogram_observe(m->batch_seconds, seconds);
 
         /* Totals for the demo and tests. */
-        rs_batch_stats_t *t = &p->totals;
-        const uint64_t *src = (const uint64_t *)s;
-        uint64_t *dst = (uint64_t *)t;
-        for (size_t i = 0; i < sizeof(*s) / sizeof(uint64_t); i++)
-                dst[i] += src[i];
+        rs_batch_stats_add(&p->totals, s);
 }
 
 /* Counters kept by the outbox and the cache (which also fail outside

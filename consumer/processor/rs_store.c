@@ -400,7 +400,7 @@ bool rs_store_lock_and_load(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *user
         return round_end(&r);
 }
 
-bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
+bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_map_t *of,
                              rs_arena_t *arena, char *errstr, size_t errstr_size)
 {
         if (payers->n == 0)
@@ -408,8 +408,14 @@ bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t
         PGresult *res = query_set(pg, SQL_REFERRERS_OF, payers, errstr, errstr_size);
         if (!res)
                 return false;
-        for (int r = 0; r < PQntuples(res); r++)
-                rs_strset_add(out, rs_arena_strdup(arena, PQgetvalue(res, r, 0)));
+        for (int r = 0; r < PQntuples(res); r++) {
+                const char *referee = PQgetvalue(res, r, 0);
+                rs_referrer_of_t *e = rs_arena_alloc(arena, sizeof(*e));
+                e->next = rs_map_get(of, referee);
+                e->referee = e->next ? e->next->referee : rs_arena_strdup(arena, referee);
+                e->referrer = rs_arena_strdup(arena, PQgetvalue(res, r, 1));
+                rs_map_put(of, e->referee, e);
+        }
         PQclear(res);
         return true;
 }

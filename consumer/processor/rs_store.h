@@ -36,9 +36,15 @@ bool rs_store_lock_and_load(rs_pg_t *pg, rs_state_t *st, const rs_strset_t *user
  * RS_CACHE_NEGATIVE. */
 bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t *arena,
                          char *errstr, size_t errstr_size) RS_WARN_UNUSED;
-/* Referrers of the referrals of `payers` (read before locking, to know which
- * users to lock). */
-bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_strset_t *out,
+/* A referee's referrers (rs_store_find_referrers): one per program. */
+typedef struct rs_referrer_of {
+        const char *referee, *referrer;
+        struct rs_referrer_of *next;
+} rs_referrer_of_t;
+/* The referrers of the referrals of `payers`, read before locking to know
+ * which users to lock: *of maps each payer who has any to their list
+ * (allocated in arena). */
+bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_map_t *of,
                              rs_arena_t *arena, char *errstr,
                              size_t errstr_size) RS_WARN_UNUSED;
 /* What the rest of the batch's state is loaded for. */

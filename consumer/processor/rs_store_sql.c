@@ -53,7 +53,8 @@ const char SQL_CODES_LOCK[] =
 
 const char SQL_REFERRERS_OF[] =
     BY_KEYS("SELECT DISTINCT t.*", "text",
-            "SELECT referrer_user_id FROM rs_referrals WHERE referee_user_id = k.v");
+            "SELECT referee_user_id, referrer_user_id FROM rs_referrals\n"
+            " WHERE referee_user_id = k.v");
 
 const char SQL_CODES_FIND[] =
     BY_KEYS("SELECT t.*", "text",

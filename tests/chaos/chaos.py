@@ -592,6 +592,11 @@ def main():
     drained_at = time.monotonic()
     run.stop_monitor.set()
     watcher.join()
+    # Transactions of batches run as parts (docs/design.md §1) by the
+    # instances alive at the end: how much of the run took that path.
+    split_parts = sum(int(m.group(1)) for inst in run.live() for m in
+                      [re.search(r"^refstream_batch_parts_total (\d+)", inst.metrics(), re.M)]
+                      if m)
     for inst in run.live():
         inst.expect_kill = True
         inst.proc.send_signal(signal.SIGTERM)
@@ -617,7 +622,8 @@ def main():
                duplicate_credit_events_pct=round(dup_pct, 4),
                elapsed_s=round(time.monotonic() - started, 1),
                drain_after_faults_s=round(drained_at - started, 1),
-               instance_starts=sum(i.starts for i in run.instances))
+               instance_starts=sum(i.starts for i in run.instances),
+               batch_parts_of_live_instances=split_parts)
     print(json.dumps(fig, indent=1, sort_keys=True))
     if args.report:
         with open(args.report, "w") as f:

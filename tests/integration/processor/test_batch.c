@@ -676,6 +676,92 @@ static void quiet_memory_follows_the_batches(void **state)
         rs_quiet_destroy(env.quiet);
 }
 
+/* 300 referees of each of two referrers: sign-ups (first) or charges. */
+static void two_referrers(rs_batch_t *b, bool charges)
+{
+        char id[32], user[32];
+        for (int i = 0; i < 600; i++) {
+                const char *who = i % 2 ? "b" : "a";
+                snprintf(id, sizeof(id), "e-sp%s-%s%d", charges ? "c" : "s", who, i);
+                snprintf(user, sizeof(user), "sp-%s%d", who, i);
+                if (charges)
+                        charge(b, 700 + i, id, user, 1500);
+                else
+                        signup(b, 700 + i, id, user, i % 2 ? "SPLITBOB" : "SPLITAMY");
+        }
+}
+
+/* A batch whose records form two groups that share no user and no code runs
+ * as two transactions, one per connection; a part that fails leaves the
+ * other's effects committed and its output to publish, and the batch run
+ * again completes the rest, once. */
+static void independent_groups_run_as_parts(void **state)
+{
+        free(rs_it_sql(fx.pg,
+                       "INSERT INTO rs_codes (code, program_id, owner_user_id)"
+                       " VALUES ('SPLITAMY', 1, 'sp-amy'), ('SPLITBOB', 1, 'sp-bob')"));
+        rs_pg_t *more = rs_it_pg(fx.url);
+        rs_batch_env_t env = fx.env;
+        env.more_pg = &more;
+        env.n_more_pg = 1;
+        rs_batch_t b;
+        rs_batch_init(&b);
+        two_referrers(&b, false);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.parts, 2);
+        assert_int_equal(b.stats.referrals, 600);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT sum(uses_count) FROM rs_codes"
+                                            " WHERE code LIKE 'SPLIT%%'"),
+                         600);
+        /* The charges; bob's referees' first charges are refused. */
+        free(rs_it_sql(fx.pg,
+                       "CREATE FUNCTION refuse_bob() RETURNS trigger LANGUAGE plpgsql"
+                       " AS $$BEGIN IF NEW.user_id LIKE 'sp-b%%' THEN"
+                       " RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END$$"));
+        free(rs_it_sql(fx.pg,
+                       "CREATE TRIGGER refuse_bob BEFORE INSERT ON rs_first_charges"
+                       " FOR EACH ROW EXECUTE FUNCTION refuse_bob()"));
+        rs_batch_reset(&b);
+        two_referrers(&b, true);
+        char err[1024];
+        assert_false(rs_batch_run(&env, &b, err, sizeof(err)));
+        assert_false(rs_pg_error_transient(env.pg)); /* the records' fault: split it */
+        assert_non_null(strstr(err, "refused"));
+        assert_int_equal(b.n_out, 600); /* amy's part committed: 300 x 2 credits */
+        for (size_t i = 0; i < b.n_out; i++) {
+                assert_true(b.out[i].outbox_id > 0);
+                assert_int_equal(strncmp((const char *)b.out[i].key, "sp-a", 4) == 0 ||
+                                     strncmp((const char *)b.out[i].key, "sp-amy", 6) ==
+                                         0,
+                                 1);
+        }
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
+                                            " rs_referrals r ON r.id = c.referral_id"
+                                            " WHERE r.code = 'SPLITAMY'"),
+                         600);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
+                                            " rs_referrals r ON r.id = c.referral_id"
+                                            " WHERE r.code = 'SPLITBOB'"),
+                         0);
+        free(rs_it_sql(fx.pg, "DROP TRIGGER refuse_bob ON rs_first_charges"));
+        rs_batch_reset(&b);
+        two_referrers(&b, true);
+        run_ok(&env, &b);
+        assert_int_equal(b.stats.credits[RS_ROLE_REFERRER], 300);
+        assert_int_equal(b.n_out, 600);
+        assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_credits c JOIN"
+                                            " rs_referrals r ON r.id = c.referral_id"
+                                            " WHERE r.code LIKE 'SPLIT%%'"),
+                         1200);
+        assert_int_equal(rs_it_count(fx.pg,
+                                     "SELECT count(*) FROM rs_referrer_stats"
+                                     " WHERE referrer_user_id IN ('sp-amy', 'sp-bob')"
+                                     " AND rewarded_count = 300"),
+                         2);
+        rs_batch_free(&b);
+        rs_pg_destroy(more);
+}
+
 int main(void)
 {
         rs_log_set_level(RS_LOG_ERROR);
@@ -693,6 +779,7 @@ int main(void)
             cmocka_unit_test(events_without_effect_write_nothing),
             cmocka_unit_test(charge_judged_at_signup_is_recorded),
             cmocka_unit_test(quiet_memory_follows_the_batches),
+            cmocka_unit_test(independent_groups_run_as_parts),
             cmocka_unit_test(upgrade_from_version_4),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
