@@ -4,22 +4,6 @@
 #include "rs_processor.h"
 #include "rs_signal.h"
 
-#include <malloc.h>
-#include <stdlib.h>
-
-/* glibc gives threads that allocate heaps of their own (up to eight per
- * core), and each keeps what was freed in it: librdkafka's threads and a
- * batch's parts (docs/design.md §1) held 6-9 MiB more resident memory at
- * full speed than one heap does, which measured the same rates (README
- * "Measured numbers"). MALLOC_ARENA_MAX in the environment still decides. */
-static void one_heap(void)
-{
-#ifdef M_ARENA_MAX
-        if (!getenv("MALLOC_ARENA_MAX"))
-                mallopt(M_ARENA_MAX, 1);
-#endif
-}
-
 int rs_cmd_consume(int argc, char **argv)
 {
         const rs_cli_t cli = {
@@ -31,7 +15,6 @@ int rs_cmd_consume(int argc, char **argv)
                 "the current batch, commit and exit 0.",
             .config_flags = true,
         };
-        one_heap(); /* before any thread: checking -X settings starts some */
         rs_config_t cfg;
         int rc = rs_cli_config_only(&cli, argc, argv, &cfg);
         if (rc >= 0) {

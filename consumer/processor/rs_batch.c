@@ -1045,7 +1045,6 @@ static bool run_once(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
                    * whatever the database's default isolation is. */
                   rs_pg_cmd(pg, SQL_BEGIN, 0, NULL, errstr, errstr_size);
         if (ok) {
-                dedupe_batch(b);
                 ok = apply_rules(&x, errstr, errstr_size) &&
                      write_and_commit(&x, errstr, errstr_size);
                 if (!ok)
@@ -1112,6 +1111,10 @@ static bool run_attempts(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
 {
         bool optimistic = true, ok = false;
         for (int attempt = 1;; attempt++) {
+                /* A planned run (run_split) starts from the plan's outcomes;
+                 * a rerun from fresh ones (a pessimistic claim changes them). */
+                if (!referrers_of || attempt > 1)
+                        dedupe_batch(b);
                 if ((ok = run_once(env, b, cl, referrers_of, optimistic, errstr,
                                    errstr_size)))
                         break;
