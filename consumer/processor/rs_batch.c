@@ -118,8 +118,9 @@ static rs_outmsg_t *add_out(rs_batch_t *b)
 }
 
 /* The parts of a split batch (run_split) run in threads of their own, with
- * connections of their own; they share the codec and the filter's memory,
- * each used under this lock. */
+ * connections of their own; they share the codec (encoding) and the
+ * filter's memory (remember_quiet), each used under this lock. The filter
+ * reads its memory (mark_quiet) only before the parts start. */
 static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* ---------------------------------------------------------------- codes */
@@ -627,7 +628,6 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_strset_t candidates, quiet;
         rs_strset_init(&candidates);
         rs_strset_init(&quiet);
-        pthread_mutex_lock(&shared_lock);
         for (size_t i = 0; i < earliest.cap; i++) {
                 const char *u = earliest.slots[i].key;
                 if (!u || rs_strset_has(&other, u) || rs_strset_has(&plain, u))
@@ -641,7 +641,6 @@ static bool mark_quiet(run_ctx_t *x, char *errstr, size_t errstr_size)
                 else if (first <= e->ev.occurred_at_ms)
                         rs_strset_add(&quiet, u);
         }
-        pthread_mutex_unlock(&shared_lock);
         bool ok = true;
         if (candidates.n > 0) {
                 rs_pgarr_t arr;
@@ -1175,11 +1174,6 @@ static const char *arena_copy(rs_arena_t *a, const void *p, size_t n)
         return p ? rs_arena_strndup(a, p, n) : NULL;
 }
 
-static const char *arena_str(rs_arena_t *a, const char *s)
-{
-        return s ? rs_arena_strdup(a, s) : NULL;
-}
-
 /* What a part did, into the batch: its counts, and if it committed its
  * records' outcomes and its output (copied: the part's arena goes). */
 static void part_merge(rs_batch_t *b, const part_t *pt)
@@ -1197,10 +1191,10 @@ static void part_merge(rs_batch_t *b, const part_t *pt)
                 *c = *o;
                 c->key = arena_copy(&b->arena, o->key, o->key_len);
                 c->payload = arena_copy(&b->arena, o->payload, o->payload_len);
-                c->event_type = arena_str(&b->arena, o->event_type);
-                c->source_topic = arena_str(&b->arena, o->source_topic);
-                c->error_class = arena_str(&b->arena, o->error_class);
-                c->error_message = arena_str(&b->arena, o->error_message);
+                c->event_type = rs_arena_strdup(&b->arena, o->event_type);
+                c->source_topic = rs_arena_strdup(&b->arena, o->source_topic);
+                c->error_class = rs_arena_strdup(&b->arena, o->error_class);
+                c->error_message = rs_arena_strdup(&b->arena, o->error_message);
         }
 }
 
