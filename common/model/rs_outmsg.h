@@ -1,6 +1,7 @@
 #ifndef RS_OUTMSG_H
 #define RS_OUTMSG_H
-/* A row of the outbox (sql/001_init.sql rs_outbox): one record to publish. */
+/* A row of the outbox (sql/001_init.sql and sql/010_outbox_batches.sql
+ * rs_outbox): one record to publish. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -11,6 +12,7 @@ bool rs_dest_parse(const char *s, rs_dest_t *out);
 
 typedef struct rs_outmsg {
         int64_t outbox_id;
+        int64_t outbox_batch; /* its rs_outbox_batches row; 0: the row stands alone */
         rs_dest_t dest;
         const void *key; /* may be NULL */
         size_t key_len;

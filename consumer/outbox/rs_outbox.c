@@ -10,6 +10,9 @@
 #include <string.h>
 
 #define SWEEP_LIMIT 1000
+/* Batches whose lease expired taken apart by one sweep; their rows are then
+ * claimed SWEEP_LIMIT at a time, by this sweep and the following ones. */
+#define DISSOLVE_LIMIT 10
 /* How long librdkafka keeps trying to deliver a record (message.timeout.ms
  * default): longer than a broker restart, so that the idempotent producer's
  * own retries, which never duplicate, deliver it. Meanwhile the row's lease
@@ -26,6 +29,45 @@
  * unchecked: twice is better than never. */
 #define UNCHECKED_AFTER_MS (10 * 60 * 1000)
 
+/* A growing list of ids. */
+typedef struct idvec {
+        int64_t *v;
+        size_t n, cap;
+} idvec_t;
+
+static void idvec_push(idvec_t *a, int64_t id)
+{
+        if (a->n == a->cap) {
+                a->cap = a->cap ? a->cap * 2 : 1024;
+                a->v = rs_realloc(a->v, a->cap * sizeof(int64_t));
+        }
+        a->v[a->n++] = id;
+}
+
+/* The first n ids are done with: forgotten, and dropped from *held. */
+static void idvec_shift(idvec_t *a, size_t n, rs_idset_t *held)
+{
+        n = RS_MIN(n, a->n);
+        for (size_t i = 0; i < n; i++)
+                rs_idset_del(held, a->v[i]);
+        memmove(a->v, a->v + n, (a->n - n) * sizeof(int64_t));
+        a->n -= n;
+}
+
+static void idvec_to_array(const idvec_t *a, rs_pgarr_t *arr)
+{
+        rs_pgarr_init_binary(arr, RS_PG_INT8OID);
+        for (size_t i = 0; i < a->n; i++)
+                rs_pgarr_int(arr, a->v[i]);
+}
+
+/* An outbox batch being published: its rows not acknowledged yet. */
+typedef struct batch_track {
+        int64_t id;
+        size_t unacked;
+        bool failed; /* a row's delivery failed: the sweep takes the batch apart */
+} batch_track_t;
+
 struct rs_outbox {
         const rs_config_t *cfg;
         rd_kafka_t *rk;
@@ -35,36 +77,84 @@ struct rs_outbox {
         rd_kafka_topic_t *rkt[3]; /* held from the start (rs_outbox_new) */
         int64_t lease_ms;
         int64_t retention_hours;
-        int64_t *delivered; /* ids acknowledged, not yet marked */
-        size_t n_delivered, cap_delivered;
-        /* Rows produced by this process and not yet marked published (in flight,
-         * or delivered): their leases are renewed. */
-        rs_idset_t held;
+        /* Rows standing alone (republished by the sweep) acknowledged and
+         * batches whose every row was, not yet marked. */
+        idvec_t delivered, done;
+        batch_track_t *tracks; /* the batches in flight */
+        size_t n_tracks, cap_tracks;
+        /* Rows standing alone and batches produced by this process and not
+         * yet marked published (in flight, or delivered): their leases are
+         * renewed. */
+        rs_idset_t held, held_batches;
         int64_t last_renew_ms; /* monotonic */
         /* rs_outbox_mark_start: a connection of its own, and how many of the
-         * delivered ids its statement under way marks (0: none). */
+         * delivered rows and done batches its statement under way marks
+         * (marking: none unless set). */
         rs_pg_t *mark_pg;
-        size_t marking;
+        bool marking;
+        size_t marking_rows, marking_batches;
         rs_outbox_stats_t stats;
 };
 
 static bool mark_collect(rs_outbox_t *o, bool wait, char *errstr, size_t errstr_size);
 
-/* The destination travels with the message: its opaque is (id << 2) | dest. */
-static void *pack(int64_t id, rs_dest_t d)
+/* What a message's delivery report needs travels as its opaque:
+ * (id << 3) | (in a batch << 2) | dest, id its batch's or, standing alone,
+ * its own. */
+static void *pack(const rs_outmsg_t *m)
 {
-        return (void *)(intptr_t)((id << 2) | (int64_t)d);
+        int64_t batched = m->outbox_batch != 0;
+        return (void *)(intptr_t)((batched ? m->outbox_batch : m->outbox_id) << 3 |
+                                  batched << 2 | (int64_t)m->dest);
 }
 
-/* id is on its topic: mark it published at the next rs_outbox_mark. */
-static void to_mark(rs_outbox_t *o, int64_t id)
+static batch_track_t *track_of(rs_outbox_t *o, int64_t batch)
 {
-        if (o->n_delivered == o->cap_delivered) {
-                o->cap_delivered = o->cap_delivered ? o->cap_delivered * 2 : 1024;
-                o->delivered =
-                    rs_realloc(o->delivered, o->cap_delivered * sizeof(int64_t));
+        for (size_t i = o->n_tracks; i-- > 0;)
+                if (o->tracks[i].id == batch)
+                        return &o->tracks[i];
+        return NULL;
+}
+
+/* A row of batch is about to be produced. */
+static void track_add(rs_outbox_t *o, int64_t batch)
+{
+        batch_track_t *t = track_of(o, batch);
+        if (!t) {
+                if (o->n_tracks == o->cap_tracks) {
+                        o->cap_tracks = o->cap_tracks ? o->cap_tracks * 2 : 16;
+                        o->tracks = rs_realloc(o->tracks, o->cap_tracks * sizeof(*t));
+                }
+                t = &o->tracks[o->n_tracks++];
+                *t = (batch_track_t){.id = batch};
+                rs_idset_add(&o->held_batches, batch);
         }
-        o->delivered[o->n_delivered++] = id;
+        t->unacked++;
+}
+
+/* A row of batch was acknowledged (ok) or will not be. Once every row was,
+ * the batch is marked published at the next mark; if one was not, the batch
+ * is left: its lease is no longer renewed, and when it has expired the sweep
+ * takes the batch apart and publishes its rows one by one (the delivered
+ * ones it finds on their topics). */
+static void track_report(rs_outbox_t *o, int64_t batch, bool ok)
+{
+        batch_track_t *t = track_of(o, batch);
+        if (!t)
+                return;
+        t->failed |= !ok;
+        if (--t->unacked > 0)
+                return;
+        if (t->failed) {
+                rs_idset_del(&o->held_batches, batch);
+                rs_warn("outbox",
+                        "outbox batch %lld was not wholly delivered: the sweep "
+                        "publishes its rows once its lease expires",
+                        (long long)batch);
+        } else {
+                idvec_push(&o->done, batch);
+        }
+        *t = o->tracks[--o->n_tracks];
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -72,20 +162,27 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         (void)rk;
         rs_outbox_t *o = opaque;
         int64_t packed = (int64_t)(intptr_t)m->_private;
-        int64_t id = packed >> 2;
+        int64_t id = packed >> 3;
+        bool batched = packed & 4;
         rs_dest_t dest = (rs_dest_t)(packed & 3);
         if (m->err) {
                 /* Left unpublished, lease no longer renewed: the sweep
                  * republishes it when the lease expires. */
-                rs_idset_del(&o->held, id);
                 o->stats.failed++;
-                rs_warn("outbox", "delivery of outbox row %lld to %s failed: %s",
-                        (long long)id, rd_kafka_topic_name(m->rkt),
-                        rd_kafka_err2str(m->err));
+                rs_warn("outbox", "delivery of an outbox row (%s %lld) to %s failed: %s",
+                        batched ? "batch" : "row", (long long)id,
+                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+                if (batched)
+                        track_report(o, id, false);
+                else
+                        rs_idset_del(&o->held, id);
                 return;
         }
         o->stats.delivered[dest]++;
-        to_mark(o, id);
+        if (batched)
+                track_report(o, id, true);
+        else
+                idvec_push(&o->delivered, id);
 }
 
 rs_outbox_t *rs_outbox_new(const rs_config_t *cfg, rs_pg_t *pg, char *errstr,
@@ -149,8 +246,11 @@ void rs_outbox_destroy(rs_outbox_t *o)
                 rd_kafka_consumer_close(o->finder);
                 rd_kafka_destroy(o->finder);
         }
-        free(o->delivered);
+        free(o->delivered.v);
+        free(o->done.v);
+        free(o->tracks);
         rs_idset_free(&o->held);
+        rs_idset_free(&o->held_batches);
         free(o);
 }
 
@@ -189,16 +289,20 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
                     RD_KAFKA_V_KEY(m->key, m->key ? m->key_len : 0),
                     RD_KAFKA_V_VALUE((void *)m->payload, m->payload ? m->payload_len : 0),
                     RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
-                    RD_KAFKA_V_OPAQUE(pack(m->outbox_id, m->dest)), RD_KAFKA_V_END);
+                    RD_KAFKA_V_OPAQUE(pack(m)), RD_KAFKA_V_END);
                 if (!err) {
-                        rs_idset_add(&o->held, m->outbox_id);
+                        if (!m->outbox_batch)
+                                rs_idset_add(&o->held, m->outbox_id);
                         return; /* h is now owned by the message */
                 }
                 rd_kafka_headers_destroy(h);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
                         /* Left unpublished, lease not renewed: the sweep
                          * retries after the lease. */
-                        rs_idset_del(&o->held, m->outbox_id);
+                        if (m->outbox_batch)
+                                track_report(o, m->outbox_batch, false);
+                        else
+                                rs_idset_del(&o->held, m->outbox_id);
                         o->stats.failed++;
                         rs_warn("outbox", "cannot produce outbox row %lld: %s",
                                 (long long)m->outbox_id, rd_kafka_err2str(err));
@@ -214,6 +318,12 @@ static void produce_one(rs_outbox_t *o, const rs_outmsg_t *m)
 
 void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n)
 {
+        /* Every row counted before any is produced: a full queue serves
+         * delivery reports while the batch is produced, and a batch is done
+         * only when its last row was acknowledged. */
+        for (size_t i = 0; i < n; i++)
+                if (msgs[i].outbox_batch)
+                        track_add(o, msgs[i].outbox_batch);
         for (size_t i = 0; i < n; i++)
                 produce_one(o, &msgs[i]);
         rd_kafka_poll(o->rk, 0);
@@ -224,39 +334,35 @@ void rs_outbox_poll(rs_outbox_t *o, int timeout_ms)
         rd_kafka_poll(o->rk, timeout_ms);
 }
 
-/* Extends the lease of every row this process holds (in flight or
+static void idset_to_array(const rs_idset_t *s, rs_pgarr_t *arr)
+{
+        rs_pgarr_init(arr);
+        for (size_t i = 0; i < s->cap; i++)
+                if (s->slots[i] > 0)
+                        rs_pgarr_int(arr, s->slots[i]);
+}
+
+/* Extends the lease of every row and batch this process holds (in flight or
  * delivered and not yet marked) so that no sweep republishes it while its
  * delivery can still succeed; a lease third at most apart. */
 static bool renew(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
         int64_t now = rs_monotonic_ms();
-        if (o->held.count == 0 || now - o->last_renew_ms < o->lease_ms / 3)
+        if ((o->held.count == 0 && o->held_batches.count == 0) ||
+            now - o->last_renew_ms < o->lease_ms / 3)
                 return true;
-        rs_pgarr_t ids;
-        rs_pgarr_init(&ids);
-        for (size_t i = 0; i < o->held.cap; i++)
-                if (o->held.slots[i] > 0)
-                        rs_pgarr_int(&ids, o->held.slots[i]);
+        rs_pgarr_t ids, batches;
+        idset_to_array(&o->held, &ids);
+        idset_to_array(&o->held_batches, &batches);
         char lease[24];
         snprintf(lease, sizeof(lease), "%lld", (long long)o->lease_ms);
-        const char *params[] = {rs_pgarr_get(&ids), lease};
-        bool ok = rs_pg_cmd(o->pg, SQL_OUTBOX_RENEW, 2, params, errstr, errstr_size);
+        const char *params[] = {rs_pgarr_get(&ids), rs_pgarr_get(&batches), lease};
+        bool ok = rs_pg_cmd(o->pg, SQL_OUTBOX_RENEW, 3, params, errstr, errstr_size);
         rs_pgarr_free(&ids);
+        rs_pgarr_free(&batches);
         if (ok)
                 o->last_renew_ms = now;
         return ok;
-}
-
-/* The delivered ids [0, n) are marked: forgotten. */
-static void marked(rs_outbox_t *o, size_t n)
-{
-        n = RS_MIN(n, o->n_delivered);
-        if (n == 0)
-                return;
-        for (size_t i = 0; i < n; i++)
-                rs_idset_del(&o->held, o->delivered[i]);
-        memmove(o->delivered, o->delivered + n, (o->n_delivered - n) * sizeof(int64_t));
-        o->n_delivered -= n;
 }
 
 /* The result of the mark under way, if any: waiting for it, or only if it is
@@ -264,7 +370,7 @@ static void marked(rs_outbox_t *o, size_t n)
  * the next mark. */
 static bool mark_collect(rs_outbox_t *o, bool wait, char *errstr, size_t errstr_size)
 {
-        if (o->marking == 0)
+        if (!o->marking)
                 return true;
         PGconn *c = o->mark_pg->conn;
         if (!wait && (!PQconsumeInput(c) || PQisBusy(c)) && PQstatus(c) == CONNECTION_OK)
@@ -280,36 +386,39 @@ static bool mark_collect(rs_outbox_t *o, bool wait, char *errstr, size_t errstr_
                 PQclear(res);
         }
         if (ok) {
-                marked(o, o->marking);
+                idvec_shift(&o->delivered, o->marking_rows, &o->held);
+                idvec_shift(&o->done, o->marking_batches, &o->held_batches);
         } else {
                 while ((res = PQgetResult(c)) != NULL)
                         PQclear(res);
                 rs_pg_disconnect(o->mark_pg);
         }
-        o->marking = 0;
+        o->marking = false;
         return ok;
 }
 
-/* Sends the UPDATE of the rows delivered so far on the marking connection
- * (none under way). */
+/* Sends the UPDATE of the rows and batches delivered so far on the marking
+ * connection (none under way). */
 static bool mark_send(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
-        if (o->n_delivered == 0)
+        if (o->delivered.n == 0 && o->done.n == 0)
                 return true;
         if (!rs_pg_connect(o->mark_pg, errstr, errstr_size))
                 return false;
-        rs_pgarr_t ids; /* binary: thousands of ids are copied, not parsed */
-        rs_pgarr_init_binary(&ids, RS_PG_INT8OID);
-        for (size_t i = 0; i < o->n_delivered; i++)
-                rs_pgarr_int(&ids, o->delivered[i]);
-        const char *value;
-        int len;
-        const rs_pgparams_t p = rs_pgarr_param(&ids, &value, &len);
-        bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, p.n, NULL,
-                                    p.values, p.lengths, p.formats, 0);
+        rs_pgarr_t ids, batches; /* binary: thousands of ids are copied, not parsed */
+        idvec_to_array(&o->delivered, &ids);
+        idvec_to_array(&o->done, &batches);
+        const char *values[] = {rs_pgarr_get(&ids), rs_pgarr_get(&batches)};
+        const int lengths[] = {rs_pgarr_len(&ids), rs_pgarr_len(&batches)},
+                  formats[] = {1, 1};
+        bool ok = PQsendQueryParams(o->mark_pg->conn, SQL_OUTBOX_MARK, 2, NULL, values,
+                                    lengths, formats, 0);
         rs_pgarr_free(&ids);
+        rs_pgarr_free(&batches);
         if (ok) {
-                o->marking = o->n_delivered;
+                o->marking = true;
+                o->marking_rows = o->delivered.n;
+                o->marking_batches = o->done.n;
         } else {
                 snprintf(errstr, errstr_size, "%s", PQerrorMessage(o->mark_pg->conn));
                 rs_pg_disconnect(o->mark_pg);
@@ -322,7 +431,7 @@ void rs_outbox_mark_start(rs_outbox_t *o)
         char err[512];
         if (!mark_collect(o, false, err, sizeof(err)))
                 rs_debug("outbox", "marking later: %s", err);
-        if (o->marking == 0 && !mark_send(o, err, sizeof(err)))
+        if (!o->marking && !mark_send(o, err, sizeof(err)))
                 rs_debug("outbox", "marking later: %s", err);
 }
 
@@ -468,7 +577,7 @@ static int republish(rs_outbox_t *o, char *errstr, size_t errstr_size)
         int64_t now = rs_now_ms();
         for (int i = 0; i < n; i++) {
                 if (rs_idset_has(&found, msgs[i].outbox_id)) {
-                        to_mark(o, msgs[i].outbox_id);
+                        idvec_push(&o->delivered, msgs[i].outbox_id);
                         found_n++;
                 } else if (searched[msgs[i].dest]) {
                         produce_one(o, &msgs[i]);
@@ -509,16 +618,34 @@ static bool housekeeping(rs_outbox_t *o, char *errstr, size_t errstr_size)
                 return false;
         o->stats.pending = rs_pg_int(res, 0, 0, 0);
         PQclear(res);
-        /* One bounded delete a sweep keeps each sweep short. */
+        /* One bounded delete a sweep keeps each sweep short: up to 10,000
+         * rows standing alone, and 20 batches (of up to the batch size). */
         return o->retention_hours == 0 ||
-               rs_pg_delete_older(o->pg, SQL_OUTBOX_RETENTION, o->retention_hours, 10000,
-                                  1, errstr, errstr_size) >= 0;
+               (rs_pg_delete_older(o->pg, SQL_OUTBOX_RETENTION, o->retention_hours, 10000,
+                                   1, errstr, errstr_size) >= 0 &&
+                rs_pg_delete_older(o->pg, SQL_OUTBOX_BATCH_RETENTION, o->retention_hours,
+                                   20, 1, errstr, errstr_size) >= 0);
+}
+
+/* Batches whose lease expired (their process died, or could not deliver
+ * them) are taken apart: their rows stand alone, for republish. This
+ * process's own are left alone even if their lease was renewed late. */
+static bool dissolve(rs_outbox_t *o, char *errstr, size_t errstr_size)
+{
+        rs_pgarr_t own;
+        idset_to_array(&o->held_batches, &own);
+        char limit[16];
+        snprintf(limit, sizeof(limit), "%d", DISSOLVE_LIMIT);
+        const char *params[] = {limit, rs_pgarr_get(&own)};
+        bool ok = rs_pg_cmd(o->pg, SQL_OUTBOX_DISSOLVE, 2, params, errstr, errstr_size);
+        rs_pgarr_free(&own);
+        return ok;
 }
 
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size)
 {
         if (!rs_pg_connect(o->pg, errstr, errstr_size) ||
-            !rs_outbox_mark(o, errstr, errstr_size))
+            !rs_outbox_mark(o, errstr, errstr_size) || !dissolve(o, errstr, errstr_size))
                 return -1;
         int n = republish(o, errstr, errstr_size);
         if (n < 0 || !housekeeping(o, errstr, errstr_size))

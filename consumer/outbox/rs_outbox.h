@@ -5,17 +5,22 @@
  * module produces the rows with librdkafka's idempotent producer and marks
  * them published when the broker acknowledged them (delivery reports).
  *
- * A row is claimed by the process that wrote or republished it for a lease
- * (claimed_until), which that process renews while the row is in flight or
- * delivered but not yet marked. Rows whose delivery was never confirmed (the
- * process died, or delivery failed after message.timeout.ms, 5 minutes by
- * default: longer than a broker restart, which the idempotent producer rides
- * out without duplicates) keep published_at NULL and stop being renewed; when
- * their lease has expired, the sweep of any instance claims them, looks for
- * them on their topics (every record carries its row id in a header, see
- * rs_outbox_find.h), marks those it finds and republishes the others. So
- * every row is published at least once, and twice only when its topic could
- * not be read in time or a frozen process delivers it after its lease. */
+ * A batch transaction's rows form one outbox batch (rs_outbox_batches,
+ * sql/010_outbox_batches.sql), claimed by the process that wrote it for a
+ * lease (claimed_until), which that process renews while rows of the batch
+ * are in flight or the batch is delivered but not yet marked; it is marked
+ * published, one row update, once every row of it was acknowledged. A batch
+ * whose delivery was never wholly confirmed (the process died, or a row's
+ * delivery failed after message.timeout.ms, 5 minutes by default: longer than
+ * a broker restart, which the idempotent producer rides out without
+ * duplicates) is no longer renewed; when its lease has expired, the sweep of
+ * any instance takes it apart: its unpublished rows then stand alone, each
+ * with a lease and published_at of its own. The sweep claims such rows, looks
+ * for them on their topics (every record carries its row id in a header, see
+ * rs_outbox_find.h), marks those it finds and republishes the others, each
+ * marked on its own delivery. So every row is published at least once, and
+ * twice only when its topic could not be read in time or a frozen process
+ * delivers it after its lease. */
 #include "rs_outmsg.h"
 #include "rs_config.h"
 #include "rs_pg.h"
@@ -44,9 +49,9 @@ rd_kafka_t *rs_outbox_handle(rs_outbox_t *o);
 void rs_outbox_publish(rs_outbox_t *o, const rs_outmsg_t *msgs, size_t n);
 /* Serves delivery reports for up to timeout_ms. */
 void rs_outbox_poll(rs_outbox_t *o, int timeout_ms);
-/* Marks delivered rows published (one UPDATE, waited for), and renews the
- * leases of the rows this process holds (every third of a lease). Keeps them
- * for later when Postgres is unavailable. */
+/* Marks delivered batches and rows published (one statement, waited for),
+ * and renews the leases of the batches and rows this process holds (every
+ * third of a lease). Keeps them for later when Postgres is unavailable. */
 bool rs_outbox_mark(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* rs_outbox_mark once the monotonic time *next_ms has come, then *next_ms a
  * second later; a failure is logged (debug) and left for the next time. For
@@ -60,8 +65,9 @@ void rs_outbox_mark_start(rs_outbox_t *o);
 /* The lease renewal of rs_outbox_mark alone (a call within a third of a
  * lease of the last renewal does nothing). */
 bool rs_outbox_renew(rs_outbox_t *o, char *errstr, size_t errstr_size);
-/* Claims unpublished rows whose lease expired, republishes them, and deletes
- * published rows past retention. Returns the number republished, -1 on error. */
+/* Takes apart unpublished batches whose lease expired, claims unpublished
+ * rows whose lease expired, republishes them, and deletes published batches
+ * and rows past retention. Returns the number republished, -1 on error. */
 int rs_outbox_sweep(rs_outbox_t *o, char *errstr, size_t errstr_size);
 /* Waits up to timeout_ms for everything in flight, then marks. True if
  * nothing is left in flight. */

@@ -491,10 +491,10 @@ static int cmp_int64(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* Queues the insert of b->out as outbox rows (*at: its number in the
- * pipeline, -1 when there is nothing to insert). The rows are claimed by this
- * process (claimed_until = now + lease) so the sweep of other instances
- * leaves them alone while this one publishes them. */
+/* Queues the insert of b->out as outbox rows of one outbox batch (*at: its
+ * number in the pipeline, -1 when there is nothing to insert). The batch is
+ * claimed by this process (claimed_until = now + lease) so the sweep of
+ * other instances leaves it alone while this one publishes it. */
 static bool queue_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, int *at,
                          char *errstr, size_t errstr_size)
 {
@@ -513,9 +513,9 @@ static bool queue_outbox(rs_pg_t *pg, rs_batch_t *b, int64_t lease_ms, int *at,
         return *at >= 0;
 }
 
-/* The outbox rows' ids, from the insert's RETURNING. The sequence hands out
- * increasing ids in insertion order, so the sorted ids match b->out whatever
- * order RETURNING uses. */
+/* The outbox rows' ids and their batch's, from the insert's RETURNING. The
+ * sequence hands out increasing ids in insertion order, so the sorted ids
+ * match b->out whatever order RETURNING uses. */
 static bool take_outbox_ids(rs_batch_t *b, PGresult *res)
 {
         size_t n = (size_t)PQntuples(res);
@@ -523,8 +523,11 @@ static bool take_outbox_ids(rs_batch_t *b, PGresult *res)
         for (size_t r = 0; r < n; r++)
                 ids[r] = rs_pg_int(res, (int)r, 0, 0);
         qsort(ids, n, sizeof(*ids), cmp_int64);
-        for (size_t r = 0; r < n && r < b->n_out; r++)
+        int64_t batch = n ? rs_pg_int(res, 0, 1, 0) : 0;
+        for (size_t r = 0; r < n && r < b->n_out; r++) {
                 b->out[r].outbox_id = ids[r];
+                b->out[r].outbox_batch = batch;
+        }
         free(ids);
         return n == b->n_out;
 }

@@ -265,15 +265,18 @@ const char SQL_HELD_DELETE[] = "DELETE FROM rs_held_refunds h\n"
                                "   AND h.refund_of = v.refund_of";
 
 const char SQL_OUTBOX_INSERT[] =
-    "INSERT INTO rs_outbox (destination, msg_key, payload, event_type, source_topic,\n"
-    "                       source_partition, source_offset, error_class,\n"
-    "                       error_message, claimed_until)\n"
-    "SELECT destination, msg_key, payload, event_type, source_topic,\n"
-    "       source_partition, source_offset, error_class, error_message,\n"
-    "       clock_timestamp() + {p1}::bigint * interval '1 millisecond'\n"
-    "  FROM {rows_numbered}\n"
+    "WITH batch AS (\n"
+    "    INSERT INTO rs_outbox_batches (claimed_until)\n"
+    "    VALUES (clock_timestamp() + {p1}::bigint * interval '1 millisecond')\n"
+    "    RETURNING id)\n"
+    "INSERT INTO rs_outbox (batch_id, destination, msg_key, payload, event_type,\n"
+    "                       source_topic, source_partition, source_offset,\n"
+    "                       error_class, error_message)\n"
+    "SELECT batch.id, destination, msg_key, payload, event_type, source_topic,\n"
+    "       source_partition, source_offset, error_class, error_message\n"
+    "  FROM {rows_numbered} CROSS JOIN batch\n"
     " ORDER BY ord\n"
-    "RETURNING id";
+    "RETURNING id, batch_id";
 
 const char SQL_CODES_EXPIRE[] =
     "UPDATE rs_codes SET status = 'expired', updated_at = now()\n"

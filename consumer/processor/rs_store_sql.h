@@ -178,8 +178,9 @@ extern const char SQL_HELD_INSERT[];
 
 extern const char SQL_HELD_DELETE[];
 
-/* The batch's output, in its order (ids increase with it), claimed by this
- * process for {p1} ms so no sweep republishes it while it is published. */
+/* The batch's output, in its order (ids increase with it), as one outbox
+ * batch (sql/010_outbox_batches.sql) claimed by this process for {p1} ms so
+ * no sweep republishes it while it is published. Returns id, batch_id. */
 extern const char SQL_OUTBOX_INSERT[];
 
 /* ---- housekeeping */

@@ -337,7 +337,7 @@ class Run:
 
     def drained(self, conn):
         cur = conn.cursor()
-        cur.execute("SELECT count(*) FROM rs_outbox WHERE published_at IS NULL")
+        cur.execute("SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL")
         return getattr(self, "lag", 1) == 0 and cur.fetchone()[0] == 0
 
     # ---- reading topics
@@ -428,7 +428,7 @@ def check(conn, run, expected, inputs, outputs):
     for d, want in (("credited", n_credits), ("reversed", n_reversals)):
         if rows.get(d, 0) != want:
             problems.append(f"outbox: {rows.get(d, 0)} '{d}' rows, expected {want}")
-    cur.execute("SELECT count(*) FROM rs_outbox WHERE published_at IS NULL")
+    cur.execute("SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL")
     if cur.fetchone()[0]:
         problems.append("outbox: rows left unpublished")
 

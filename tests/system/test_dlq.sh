@@ -87,7 +87,7 @@ NIN=$((NBAD + NSU_OK + NPAY_OK))
 
 start_consumer
 wait_metric 'refstream_events_total{' "$NIN" 30
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 
 # Consumption continued: every valid event behind a malformed one was applied.
 expect_eq "$(metric_sum 'refstream_events_total{type="signup",outcome="applied"}')" $NSU_OK \

@@ -59,7 +59,7 @@ kcat_produce_file "$SU" newbie "$RS_TMP/newbie"
 printf '\xff\xfegarbage' >"$RS_TMP/junk"
 kcat_produce_file "$SU" junk "$RS_TMP/junk"
 
-wait_until 60 "two dead letters" sql_is "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq'
+wait_until 60 "two dead letters" sql_is "SELECT count(*) FROM rs_outbox_state WHERE destination = 'dlq'
         AND published_at IS NOT NULL" 2
 expect_eq "$(topic_count "$DLQ")" 2 "dead letters on the DLQ topic"
 expect_eq "$(psql_q "SELECT count(*) FROM rs_users WHERE user_id = 'newbie'")" 0 \
@@ -127,7 +127,7 @@ JUNK_COPY=$(records "$SU" | jq -c 'select(.key == "junk" and .headers.refstream_
 start_consumer after
 wait_sql "SELECT count(*) FROM rs_referrals WHERE referee_user_id = 'newbie'
         AND referrer_user_id = 'alice'" 1
-wait_until 60 "the junk's new dead letter" sql_is "SELECT count(*) FROM rs_outbox
+wait_until 60 "the junk's new dead letter" sql_is "SELECT count(*) FROM rs_outbox_state
         WHERE destination = 'dlq' AND published_at IS NOT NULL" 3
 stop_consumer
 new=$(records "$DLQ" | jq -c "select(.key == \"junk\" and .headers.source_offset == \"$(jq -r .offset <<<"$JUNK_COPY")\")")

@@ -44,7 +44,7 @@ seen 6
 # Each payment twice, once the referrals exist.
 { payments; payments; } | kcat_produce_keyed "$REFSTREAM_TOPIC_PAYMENTS"
 seen 12
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 # Everything again, after it was committed (later batches): as JSON, and
 # as Avro from `refstream publish` (the same events in the other format).
 signups | kcat_produce_keyed "$REFSTREAM_TOPIC_SIGNUPS"
@@ -54,7 +54,7 @@ payments | cut -f2 | rs publish payment >/dev/null 2>&1 || fail "refstream publi
 seen 24
 # (The metric counts a batch after its COMMIT, so any outbox row a duplicate
 # wrongly produced exists by now; wait until it is on the topic.)
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 
 # 24 records, 6 distinct events. The sign-ups carry a code, so the inbox
 # recognises each of their replays: 3 applied, 9 duplicates. A charge is

@@ -54,7 +54,7 @@ expect_eq "$(http_code /no-such-page)" 404 "an unknown path"
         pay_line u2
 } | kcat_produce_keyed "$REFSTREAM_TOPIC_PAYMENTS"
 wait_metric 'refstream_events_total{' 9
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 expect_eq "$(ev signup applied) $(ev signup dlq) $(ev payment applied)" "6 1 2" \
         "signup applied, signup dlq, payment applied"
 expect_eq "$(metric 'refstream_rejections_total{reason="UNKNOWN_CODE"}')" 2 "UNKNOWN_CODE rejections"
@@ -174,14 +174,22 @@ wait_http /readyz 200 30
 stop_consumer
 expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox") $(psql_q "SELECT count(*) FROM rs_held_refunds")" \
         "$kept_inbox 2" "inbox rows and held refunds with retention 0"
-# Published outbox rows past REFSTREAM_OUTBOX_RETENTION_HOURS go too.
+# Outbox rows published past REFSTREAM_OUTBOX_RETENTION_HOURS go too: the
+# first batch's, and a row published on its own (as the sweep republishes one).
+psql_q "UPDATE rs_outbox_batches SET published_at = now() - interval '200 hours'
+        WHERE id = (SELECT min(id) FROM rs_outbox_batches)" >/dev/null
+psql_q "INSERT INTO rs_outbox (destination, event_type, source_topic, source_partition,
+        source_offset, published_at) VALUES ('credited', 'ReferralCredited', 'signups', 0, 0,
+        now() - interval '200 hours')" >/dev/null
 outbox_rows=$(psql_q "SELECT count(*) FROM rs_outbox")
-psql_q "UPDATE rs_outbox SET published_at = now() - interval '200 hours' WHERE id IN
-        (SELECT id FROM rs_outbox WHERE published_at IS NOT NULL ORDER BY id LIMIT 2)" >/dev/null
+old_rows=$(psql_q "SELECT count(*) FROM rs_outbox_state WHERE published_at < now() - interval '100 hours'")
+[ "$old_rows" -ge 2 ] || fail "expected a batch and a row published 200 hours ago, found $old_rows rows"
 start_consumer retention --inbox-retention-hours 24 --outbox-retention-hours 100
 wait_sql "SELECT count(*) FROM rs_inbox WHERE key IN ($old)" 0 30
 wait_sql "SELECT string_agg(refund_of, ',') FROM rs_held_refunds" p-young 30
-wait_sql "SELECT count(*) FROM rs_outbox" $((outbox_rows - 2)) 30
+wait_sql "SELECT count(*) FROM rs_outbox" $((outbox_rows - old_rows)) 30
+expect_eq "$(psql_q "SELECT count(*) FROM rs_outbox o WHERE batch_id IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM rs_outbox_batches b WHERE b.id = o.batch_id)")" 0 "outbox rows left of a deleted batch"
 expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox")" $((kept_inbox - 2)) "inbox rows kept (the young ones)"
 expect_eq "$(psql_q "SELECT count(*) FROM rs_inbox WHERE key = rs_inbox_key('dlq', 'young-dlq')")" 1 \
         "the young inbox row inserted with the old ones"

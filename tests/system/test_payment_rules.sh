@@ -106,7 +106,7 @@ processed payment 18
 pay ref-j1-again jack r-j1b 2000 USD $((S + 6 * HOUR)) p-j1 |
         kcat_produce_keyed "$REFSTREAM_TOPIC_PAYMENTS"
 processed payment 19
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 
 # The inbox holds every event whose replay needs it (docs/design.md §2): the
 # sign-ups (all with a code), the refunds, and every charge a referral judged

@@ -22,7 +22,7 @@ rs publish payment --user carol --payment-id p2 --amount 5000 --currency USD \
         --event-id pay-carol >/dev/null 2>&1
 
 start_consumer
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL" 4
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NOT NULL" 4
 
 # kcat sees four credits keyed by beneficiary, Confluent-framed (magic 0x00,
 # schema id 3), with the documented headers.

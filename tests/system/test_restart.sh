@@ -122,7 +122,7 @@ until_next_batch
 crash_now 4
 start_consumer final
 wait_sql "$END_MARKS_SQL" "$END_MARKS" 60
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 replayed=$(metric 'refstream_events_total{type="signup",outcome="duplicate"}')
 replayed=$((replayed + $(metric 'refstream_events_total{type="payment",outcome="duplicate"}')))
 stop_consumer
@@ -130,7 +130,7 @@ stop_consumer
 ref_seen() { HTTP_PORT=$REF_PORT metric_sum 'refstream_events_total{'; }
 reference_done() {
         [ "$(ref_seen)" = "$TOTAL" ] &&
-                [ "$(psql_at "$REF_URL" "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL")" = 0 ]
+                [ "$(psql_at "$REF_URL" "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL")" = 0 ]
 }
 wait_until 30 "the reference consumer to finish" reference_done
 expect_eq "$(ref_seen)" "$TOTAL" "events processed by the reference consumer"

@@ -132,7 +132,7 @@ NIN=8
 
 start_consumer
 wait_metric 'refstream_events_total{' "$NIN" 60
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 # (In an aggregate, ORDER BY 1 sorts by the constant 1: the rows' order is
 # named explicitly.)
 expect_eq "$(psql_q "SELECT string_agg(referee_user_id || ':' || status, ',' ORDER BY referee_user_id)

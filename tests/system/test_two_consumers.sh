@@ -83,7 +83,7 @@ x_signups 101 110
 y_referees 26 30
 wait_sql "$inbox" 170
 grep -q 'assigned 8 partitions' "$RS_TMP/b.log" || fail "B never held all 8 partitions"
-wait_sql "SELECT count(*) FROM rs_outbox WHERE published_at IS NULL" 0 30
+wait_sql "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NULL" 0 30
 HTTP_PORT=$B_PORT
 stop_consumer "$B_PID"
 

@@ -27,9 +27,15 @@ static void end_to_end(void **state)
         it_config(&cfg, it_fx.url);
         it_referees(&cfg, 0, 20, "alice234");
         runner_t *r = it_start(&cfg, NULL);
-        it_await_count(40,
-                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        it_await_count(
+            40, "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NOT NULL");
         assert_int_equal(it_finish(r), 0);
+        /* Marked by batch (sql/010_outbox_batches.sql): no row on its own. */
+        assert_int_equal(rs_it_count(it_fx.pg,
+                                     "SELECT count(*) FROM rs_outbox WHERE"
+                                     " batch_id IS NULL OR published_at IS NOT NULL"),
+                         0);
+        assert_true(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_outbox_batches") >= 1);
         it_out_t o;
         it_read_topic(it_fx.topics.credited, &o);
         assert_int_equal(o.total, 40); /* 20 referrer + 20 referee credits */
@@ -65,16 +71,17 @@ static void crash_after_commit(void **state)
         r->stop = 1;
         long long committed = rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox");
         assert_true(committed > 0);
-        assert_int_equal(rs_it_count(it_fx.pg,
-                                     "SELECT count(*) FROM rs_outbox WHERE published_at"
-                                     " IS NOT NULL"),
-                         0);
+        assert_int_equal(
+            rs_it_count(it_fx.pg,
+                        "SELECT count(*) FROM rs_outbox_state WHERE published_at"
+                        " IS NOT NULL"),
+            0);
         rs_processor_destroy(r->p); /* no consumer close: a real crash */
         free(r);
 
         r = it_start(&cfg, NULL);
-        it_await_count(60,
-                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        it_await_count(
+            60, "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NOT NULL");
         assert_int_equal(it_finish(r), 0);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_credits"), 60);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_inbox"), 60);
@@ -143,14 +150,15 @@ static void output_topic_failure_is_republished(void **state)
         /* Every row's delivery failed, and a sweep has tried again. */
         it_await_metric(port, "refstream_outbox_delivery_failures_total", 10);
         it_await_count(1, "SELECT (max(attempts) >= 1)::int FROM rs_outbox");
-        assert_int_equal(rs_it_count(it_fx.pg,
-                                     "SELECT count(*) FROM rs_outbox WHERE published_at"
-                                     " IS NOT NULL"),
-                         0);
+        assert_int_equal(
+            rs_it_count(it_fx.pg,
+                        "SELECT count(*) FROM rs_outbox_state WHERE published_at"
+                        " IS NOT NULL"),
+            0);
         rd_kafka_mock_topic_set_error(it_fx.mc, "referral-credited",
                                       RD_KAFKA_RESP_ERR_NO_ERROR);
-        it_await_count(10,
-                       "SELECT count(*) FROM rs_outbox WHERE published_at IS NOT NULL");
+        it_await_count(
+            10, "SELECT count(*) FROM rs_outbox_state WHERE published_at IS NOT NULL");
         assert_true(rs_it_count(it_fx.pg, "SELECT max(attempts) FROM rs_outbox") >= 1);
         assert_int_equal(it_finish(r), 0);
         it_out_t o;
@@ -205,9 +213,9 @@ static void poison_record_is_dead_lettered(void **state)
         it_referees(&cfg, 0, 6, "ALICE234"); /* u3's sign-up and charge are refused */
         runner_t *r = it_start(&cfg, NULL);
         it_await_count(10, "SELECT count(*) FROM rs_credits");
-        it_await_count(2,
-                       "SELECT count(*) FROM rs_outbox WHERE destination = 'dlq' AND"
-                       " error_class = 'processing_error' AND published_at IS NOT NULL");
+        it_await_count(
+            2, "SELECT count(*) FROM rs_outbox_state WHERE destination = 'dlq' AND"
+               " error_class = 'processing_error' AND published_at IS NOT NULL");
         assert_int_equal(it_finish(r), 0);
         assert_int_equal(rs_it_count(it_fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
                                                " referee_user_id = 'u3'"),
