@@ -13,11 +13,13 @@ interpreter of scripts/pyenv.sh.
         The processes under test commit every 200 ms for this
         (auto.commit.interval.ms), so a time is exact to about 0.2 s; the
         tenths' ends are interpolated between commits (tenth_rate).
-    measure.py latency --brokers B --payments T --credited T [--skip S]
+    measure.py latency --brokers B --payments T --credited T [--since-ms MS] [--skip S]
         For every credit on T (JSON or Confluent-framed Avro with a
         `source_event_id`), the time from its qualifying payment's record
-        timestamp to its own: p50, p99 and max in milliseconds. --skip drops
-        the first S seconds of payments (warm-up).
+        timestamp to its own: p50, p99 and max in milliseconds. --since-ms
+        leaves out payments stamped before MS (records written before the
+        timed stream); --skip drops the first S seconds of the payments left
+        (warm-up).
 """
 
 import argparse
@@ -159,6 +161,8 @@ def latency(args):
     c = consumer(args.brokers, f"measure-{time.time_ns()}")
     paid = {}
     for value, ts in read_all(c, args.payments):
+        if ts < args.since_ms:
+            continue
         try:
             paid[record(value, schemas)["event_id"]] = ts
         except Exception:  # the benchmark's streams are valid; skip anything else
@@ -189,6 +193,7 @@ def main():
     lt.add_argument("--brokers", required=True)
     lt.add_argument("--payments", required=True)
     lt.add_argument("--credited", required=True)
+    lt.add_argument("--since-ms", type=int, default=0)
     lt.add_argument("--skip", type=float, default=0)
     args = ap.parse_args()
     (progress if args.cmd == "progress" else latency)(args)

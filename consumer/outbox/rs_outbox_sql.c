@@ -52,11 +52,14 @@ const char SQL_OUTBOX_CLAIM[] =
     "          source_partition, source_offset, error_class, error_message,\n"
     "          rs_ts_to_ms(created_at)";
 
+/* The rows of each unpublished batch are counted by their index: a join
+ * would let a planner without fresh statistics read the whole table. */
 const char SQL_OUTBOX_PENDING[] =
     "SELECT (SELECT count(*) FROM rs_outbox\n"
     "         WHERE published_at IS NULL AND batch_id IS NULL)\n"
-    "     + (SELECT count(*) FROM rs_outbox_batches b\n"
-    "          JOIN rs_outbox o ON o.batch_id = b.id\n"
+    "     + (SELECT coalesce(sum((SELECT count(*) FROM rs_outbox o\n"
+    "                              WHERE o.batch_id = b.id)), 0)::bigint\n"
+    "          FROM rs_outbox_batches b\n"
     "         WHERE b.published_at IS NULL)";
 
 const char SQL_OUTBOX_RETENTION[] =
