@@ -48,6 +48,8 @@ static void idvec_push(idvec_t *a, int64_t id)
 static void idvec_shift(idvec_t *a, size_t n, rs_idset_t *held)
 {
         n = RS_MIN(n, a->n);
+        if (n == 0)
+                return; /* a->v may be NULL */
         for (size_t i = 0; i < n; i++)
                 rs_idset_del(held, a->v[i]);
         memmove(a->v, a->v + n, (a->n - n) * sizeof(int64_t));
