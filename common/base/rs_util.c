@@ -114,6 +114,8 @@ void *rs_arena_alloc(rs_arena_t *a, size_t n)
 
 char *rs_arena_strndup(rs_arena_t *a, const char *s, size_t n)
 {
+        if (!s)
+                return NULL;
         char *p = rs_arena_alloc(a, n + 1);
         memcpy(p, s, n);
         p[n] = '\0';

@@ -38,6 +38,7 @@ typedef struct rs_arena {
 
 void rs_arena_init(rs_arena_t *a, size_t block_size);
 void *rs_arena_alloc(rs_arena_t *a, size_t n);
+/* Copies, NUL-terminated; NULL for NULL. */
 char *rs_arena_strdup(rs_arena_t *a, const char *s);
 char *rs_arena_strndup(rs_arena_t *a, const char *s, size_t n);
 char *rs_arena_printf(rs_arena_t *a, const char *fmt, ...) RS_PRINTF(2, 3);

@@ -1172,11 +1172,6 @@ static void part_add(part_t *pt, const rs_batch_msg_t *m, size_t from)
         b->msgs[b->n++] = *m;
 }
 
-static const char *arena_copy(rs_arena_t *a, const void *p, size_t n)
-{
-        return p ? rs_arena_strndup(a, p, n) : NULL;
-}
-
 /* What a part did, into the batch: its counts, and if it committed its
  * records' outcomes and its output (copied: the part's arena goes). */
 static void part_merge(rs_batch_t *b, const part_t *pt)
@@ -1192,8 +1187,8 @@ static void part_merge(rs_batch_t *b, const part_t *pt)
                 const rs_outmsg_t *o = &pt->b.out[i];
                 rs_outmsg_t *c = add_out(b);
                 *c = *o;
-                c->key = arena_copy(&b->arena, o->key, o->key_len);
-                c->payload = arena_copy(&b->arena, o->payload, o->payload_len);
+                c->key = rs_arena_strndup(&b->arena, o->key, o->key_len);
+                c->payload = rs_arena_strndup(&b->arena, o->payload, o->payload_len);
                 c->event_type = rs_arena_strdup(&b->arena, o->event_type);
                 c->source_topic = rs_arena_strdup(&b->arena, o->source_topic);
                 c->error_class = rs_arena_strdup(&b->arena, o->error_class);

@@ -50,6 +50,9 @@ static void map_and_arena(void **state)
         memset(big, 1, 10000);
         rs_arena_reset(&a);
         assert_non_null(rs_arena_strdup(&a, "after reset"));
+        assert_string_equal(rs_arena_strndup(&a, "abc", 2), "ab");
+        assert_null(rs_arena_strndup(&a, NULL, 3));
+        assert_null(rs_arena_strdup(&a, NULL));
         rs_map_free(&m);
         rs_arena_destroy(&a);
 }
