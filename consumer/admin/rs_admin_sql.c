@@ -421,6 +421,9 @@ const char SQL_ADMIN_STATS_PROGRAM[] =
         "          WHERE r.program_id = p.id\n"                                          \
         "            AND r.referrer_user_id = $1) rc)"
 
+/* A credit's beneficiary is its referral's referrer or referee: the user's
+ * referrals, found through their two indexes, lead to the credits
+ * (rs_credits has no index on the beneficiary, sql/011_lighter_inserts.sql). */
 #define USER_CREDITS                                                                     \
         "(SELECT coalesce(json_agg(json_build_object(\n"                                 \
         "            'program', p.key, " CREDIT_FIELDS ")\n"                             \
@@ -429,6 +432,7 @@ const char SQL_ADMIN_STATS_PROGRAM[] =
         "                " CREDIT_SUMS "\n"                                              \
         "           FROM " CREDITS_WITH_REFERRAL "\n"                                    \
         "          WHERE k.beneficiary_user_id = $1\n"                                   \
+        "            AND (f.referee_user_id = $1 OR f.referrer_user_id = $1)\n"          \
         "          GROUP BY k.program_id, k.role, k.currency) x\n"                       \
         "   JOIN rs_programs p ON p.id = x.program_id)"
 

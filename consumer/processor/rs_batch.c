@@ -546,8 +546,8 @@ typedef struct run_ctx {
         const rs_map_t *referrers_of;
         uint64_t quiet_gen; /* of env->quiet when the run began */
         /* After COMMIT, what each locked user is: quiet (the first charge's
-         * time) or RS_QUIET_NOT (remember_quiet). */
-        const char **remember;
+         * time) or RS_QUIET_NOT, and their referrer (remember_quiet). */
+        const char **remember, **remember_referrer;
         int64_t *remember_first;
         size_t n_remember;
         /* The inbox claimed optimistically (claim_inbox): the keys the
@@ -738,15 +738,25 @@ static void update_user_flags(run_ctx_t *x)
         x->remember = rs_arena_alloc(st->arena, (n ? n : 1) * sizeof(*x->remember));
         x->remember_first =
             rs_arena_alloc(st->arena, (n ? n : 1) * sizeof(*x->remember_first));
+        x->remember_referrer =
+            rs_arena_alloc(st->arena, (n ? n : 1) * sizeof(*x->remember_referrer));
         for (size_t i = 0; i < x->sets.users.n; i++) {
                 const char *id = x->sets.users.items[i];
                 bool pending = false;
+                /* One referrer (or none) is remembered; several are not. */
+                const char *referrer = RS_QUIET_NO_REFERRER;
                 for (const rs_referral_t *r = rs_state_referrals_of(st, id); r;
-                     r = r->next_of_referee)
+                     r = r->next_of_referee) {
                         pending = pending || r->status == RS_REF_PENDING;
+                        if (referrer == RS_QUIET_NO_REFERRER)
+                                referrer = r->referrer;
+                        else if (referrer && strcmp(referrer, r->referrer) != 0)
+                                referrer = NULL;
+                }
                 const rs_charge_t *ch = rs_state_charge(st, id);
                 int64_t first = ch ? ch->occurred_at_ms : RS_TS_NONE;
                 rs_user_t *u = rs_state_user(st, id);
+                x->remember_referrer[x->n_remember] = referrer;
                 x->remember[x->n_remember] = id;
                 x->remember_first[x->n_remember++] =
                     u && u->signed_up && !pending && first != RS_TS_NONE ? first
@@ -872,6 +882,32 @@ static bool queue_claim(run_ctx_t *x, char *errstr, size_t errstr_size)
         return true;
 }
 
+/* The referrers of the payers, for the locks (rs_store_find_referrers): from
+ * the filter's memory where it knows them (rs_quiet.h), from the database
+ * for the rest. */
+static bool find_referrers(rs_batch_env_t *env, rs_batch_t *b, const rs_strset_t *payers,
+                           rs_map_t *of, char *errstr, size_t errstr_size)
+{
+        rs_strset_t unknown;
+        rs_strset_init(&unknown);
+        pthread_mutex_lock(&shared_lock);
+        for (size_t i = 0; i < payers->n; i++) {
+                const char *p = payers->items[i], *referrer;
+                if (!env->quiet || !rs_quiet_referrer(env->quiet, p, &referrer)) {
+                        rs_strset_add(&unknown, p);
+                        continue;
+                }
+                b->stats.referrers_remembered++;
+                if (referrer)
+                        rs_store_add_referrer(of, &b->arena, p, referrer);
+        }
+        pthread_mutex_unlock(&shared_lock);
+        bool ok = rs_store_find_referrers(env->pg, &unknown, of, &b->arena, errstr,
+                                          errstr_size);
+        rs_strset_free(&unknown);
+        return ok;
+}
+
 static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
 {
         rs_pg_t *pg = x->env->pg;
@@ -881,9 +917,8 @@ static bool load_state(run_ctx_t *x, char *errstr, size_t errstr_size)
         rs_map_t found;
         rs_map_init(&found);
         const rs_map_t *of = x->referrers_of ? x->referrers_of : &found;
-        bool ok =
-            x->referrers_of || rs_store_find_referrers(pg, &x->sets.payers, &found,
-                                                       &b->arena, errstr, errstr_size);
+        bool ok = x->referrers_of ||
+                  find_referrers(x->env, b, &x->sets.payers, &found, errstr, errstr_size);
         for (size_t i = 0; ok && i < x->sets.payers.n; i++)
                 for (const rs_referrer_of_t *e = rs_map_get(of, x->sets.payers.items[i]);
                      e; e = e->next)
@@ -1014,12 +1049,12 @@ static void remember_quiet(run_ctx_t *x)
                 rs_strset_add(&signed_up, m->ev.user_id);
                 /* Quiet: no other part in the batch, so not among the locked. */
                 if (m->quiet && rs_quiet_get(q, m->ev.user_id) == RS_TS_NONE)
-                        rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT);
+                        rs_quiet_put(q, m->ev.user_id, RS_QUIET_NOT, NULL);
         }
         for (size_t i = 0; i < x->n_remember; i++) {
                 const char *u = x->remember[i];
                 if (rs_strset_has(&signed_up, u) || rs_quiet_get(q, u) != RS_TS_NONE)
-                        rs_quiet_put(q, u, x->remember_first[i]);
+                        rs_quiet_put(q, u, x->remember_first[i], x->remember_referrer[i]);
         }
         pthread_mutex_unlock(&shared_lock);
         rs_strset_free(&signed_up);
@@ -1227,8 +1262,7 @@ static int plan_parts(rs_batch_env_t *env, rs_batch_t *b, code_lookup_t *cl,
         txn_sets_t sets;
         sets_init(&sets);
         collect(b, cl, &sets);
-        bool ok = rs_store_find_referrers(env->pg, &sets.payers, referrers_of, &b->arena,
-                                          errstr, errstr_size);
+        bool ok = find_referrers(env, b, &sets.payers, referrers_of, errstr, errstr_size);
         sets_free(&sets);
         if (!ok)
                 return -1;

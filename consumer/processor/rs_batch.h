@@ -65,12 +65,13 @@ typedef struct rs_batch_stats {
         uint64_t rejections[RS_REJ__COUNT];
         uint64_t cache_hits, cache_negative, cache_misses, cache_errors;
         uint64_t deadlock_retries;
-        uint64_t filtered;            /* quiet events (also in signups and payments) */
-        uint64_t filtered_remembered; /* quiet charges known from rs_quiet */
-        uint64_t released;            /* held referrals released (rs_batch_release) */
-        uint64_t early_charges;       /* charges of users not signed up (yet) */
-        uint64_t inbox_reruns;        /* run again: the optimistic claim met a replay */
-        uint64_t parts;               /* transactions of batches run as parts */
+        uint64_t filtered;             /* quiet events (also in signups and payments) */
+        uint64_t filtered_remembered;  /* quiet charges known from rs_quiet */
+        uint64_t referrers_remembered; /* payers whose referrers rs_quiet knew */
+        uint64_t released;             /* held referrals released (rs_batch_release) */
+        uint64_t early_charges;        /* charges of users not signed up (yet) */
+        uint64_t inbox_reruns;         /* run again: the optimistic claim met a replay */
+        uint64_t parts;                /* transactions of batches run as parts */
 } rs_batch_stats_t;
 
 /* to += from (every field is a count). */

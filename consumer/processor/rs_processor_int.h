@@ -21,7 +21,8 @@ typedef struct proc_metrics {
         rs_counter_t *cache[3], *cache_errors; /* hit, negative_hit, miss */
         rs_counter_t *batches, *retries_transient, *retries_conflict, *retries_replay,
             *poison;
-        rs_counter_t *filtered, *filtered_remembered, *released, *holds, *early_charges;
+        rs_counter_t *filtered, *filtered_remembered, *referrers_remembered, *released,
+            *holds, *early_charges;
         rs_counter_t *parts;
         rs_counter_t *published[3], *delivery_failures, *republished, *found_delivered;
         rs_histogram_t *batch_size, *batch_seconds;

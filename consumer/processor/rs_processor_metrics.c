@@ -59,6 +59,11 @@ void rs_proc_register_metrics(proc_metrics_t *m)
             "Charges the first-level filter set aside from its memory of quiet users, "
             "without reading their rows (also counted as filtered).",
             NULL);
+        m->referrers_remembered = rs_metrics_counter(
+            "refstream_referrers_remembered_total",
+            "Payers whose referrers a batch took from the first-level filter's memory "
+            "instead of reading them, to know whom to lock.",
+            NULL);
         m->early_charges = rs_metrics_counter(
             "refstream_charges_before_signup_total",
             "Charges processed before their user's sign-up (kept and judged when it "
@@ -190,6 +195,7 @@ void rs_proc_count_batch(rs_processor_t *p, const rs_batch_t *b, double seconds)
         rs_counter_add(m->retries_replay, s->inbox_reruns);
         rs_counter_add(m->filtered, s->filtered);
         rs_counter_add(m->filtered_remembered, s->filtered_remembered);
+        rs_counter_add(m->referrers_remembered, s->referrers_remembered);
         rs_counter_add(m->early_charges, s->early_charges);
         rs_counter_inc(m->batches);
         rs_counter_add(m->parts, s->parts);

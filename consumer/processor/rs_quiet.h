@@ -14,8 +14,15 @@
  * nothing afterwards (rs_quiet_gen). After its COMMIT, each batch updates
  * the users it locked (rs_batch.c remember_quiet).
  *
+ * The same entries hold the user's referrers, for the batch's plan of its
+ * parts (rs_batch.c find_referrers): the referrer of each referral naming the
+ * user as referee, which also only the user's sign-ups create. Kept when
+ * the user has none or one (the referrers' ids, interned, at most
+ * RS_QUIET_NAMES_MAX); otherwise not known.
+ *
  * Bounded: 4-way buckets, an entry replaced when its bucket is full; a user
- * is known by 128 bits of SHA-256 of its id (no id is kept). */
+ * is known by 96 bits of SHA-256 of its id (no id is kept). */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,10 +34,19 @@ void rs_quiet_destroy(rs_quiet_t *q);
 
 #define RS_QUIET_NOT INT64_MAX
 
+#define RS_QUIET_NAMES_MAX 65536
+
 /* The first charge of user if remembered quiet, RS_QUIET_NOT if known not
  * quiet, RS_TS_NONE if not remembered. */
 int64_t rs_quiet_get(const rs_quiet_t *q, const char *user);
-void rs_quiet_put(rs_quiet_t *q, const char *user, int64_t first_charge_ms);
+/* referrer: the user's one referrer, RS_QUIET_NO_REFERRER if the user has
+ * none, NULL if not known (several, or not looked at). */
+void rs_quiet_put(rs_quiet_t *q, const char *user, int64_t first_charge_ms,
+                  const char *referrer);
+extern const char RS_QUIET_NO_REFERRER[];
+/* Whether the user's referrers are known; if so, *referrer is the one
+ * referrer (valid until the next rs_quiet_clear) or NULL for none. */
+bool rs_quiet_referrer(const rs_quiet_t *q, const char *user, const char **referrer);
 
 /* Forgets every entry and starts a new generation. */
 void rs_quiet_clear(rs_quiet_t *q);

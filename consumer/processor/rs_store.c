@@ -408,16 +408,21 @@ bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_map_t *o
         PGresult *res = query_set(pg, SQL_REFERRERS_OF, payers, errstr, errstr_size);
         if (!res)
                 return false;
-        for (int r = 0; r < PQntuples(res); r++) {
-                const char *referee = PQgetvalue(res, r, 0);
-                rs_referrer_of_t *e = rs_arena_alloc(arena, sizeof(*e));
-                e->next = rs_map_get(of, referee);
-                e->referee = e->next ? e->next->referee : rs_arena_strdup(arena, referee);
-                e->referrer = rs_arena_strdup(arena, PQgetvalue(res, r, 1));
-                rs_map_put(of, e->referee, e);
-        }
+        for (int r = 0; r < PQntuples(res); r++)
+                rs_store_add_referrer(of, arena, PQgetvalue(res, r, 0),
+                                      PQgetvalue(res, r, 1));
         PQclear(res);
         return true;
+}
+
+void rs_store_add_referrer(rs_map_t *of, rs_arena_t *arena, const char *referee,
+                           const char *referrer)
+{
+        rs_referrer_of_t *e = rs_arena_alloc(arena, sizeof(*e));
+        e->next = rs_map_get(of, referee);
+        e->referee = e->next ? e->next->referee : rs_arena_strdup(arena, referee);
+        e->referrer = rs_arena_strdup(arena, referrer);
+        rs_map_put(of, e->referee, e);
 }
 
 bool rs_store_find_codes(rs_pg_t *pg, rs_cache_entry_t *e, size_t n, rs_arena_t *arena,

@@ -47,6 +47,9 @@ typedef struct rs_referrer_of {
 bool rs_store_find_referrers(rs_pg_t *pg, const rs_strset_t *payers, rs_map_t *of,
                              rs_arena_t *arena, char *errstr,
                              size_t errstr_size) RS_WARN_UNUSED;
+/* Adds referrer to referee's list in *of (copies in arena). */
+void rs_store_add_referrer(rs_map_t *of, rs_arena_t *arena, const char *referee,
+                           const char *referrer);
 /* What the rest of the batch's state is loaded for. */
 typedef struct rs_store_wants {
         const rs_strset_t *refunded;     /* payments refunded in the batch */

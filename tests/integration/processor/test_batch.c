@@ -545,6 +545,18 @@ static void upgrade_from_version_4(void **state)
                                          " pending_referral"),
                          0);
         assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_first_charges"), 2);
+        /* The program's foreign keys went (sql/011_lighter_inserts.sql); its
+         * trigger still refuses to delete it, or change its id, while
+         * referrals name it. The program's rename goes through. */
+        const char *const refused[] = {"DELETE FROM rs_programs",
+                                       "UPDATE rs_programs SET id = id + 100"};
+        for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+                assert_false(rs_pg_cmd(env.pg, refused[i], 0, NULL, err, sizeof(err)));
+                assert_non_null(strstr(err, "still referenced from table rs_referrals"));
+        }
+        assert_true(rs_pg_cmd(env.pg, "UPDATE rs_programs SET name = 'renamed'", 0, NULL,
+                              err, sizeof(err)));
+        assert_int_equal(rs_it_count(pg, "SELECT count(*) FROM rs_programs"), 1);
         rs_batch_free(&b);
         rs_pg_destroy(env.pg);
         rs_pg_destroy(pg);
@@ -586,6 +598,9 @@ static void quiet_memory_follows_the_batches(void **state)
         assert_int_equal(b.stats.filtered, 0);
         assert_int_equal(rs_quiet_get(env.quiet, "qm-una"),
                          INT64_C(1767312000000)); /* 2026-01-02 */
+        const char *referrer = "unset";
+        assert_true(rs_quiet_referrer(env.quiet, "qm-una", &referrer));
+        assert_null(referrer); /* known: no referrer */
 
         rs_batch_reset(&b);
         charge(&b, 602, "e-qm3", "qm-una", 600);
@@ -601,10 +616,14 @@ static void quiet_memory_follows_the_batches(void **state)
         run_ok(&env, &b);
         assert_int_equal(b.stats.referrals, 1);
         assert_int_equal(rs_quiet_get(env.quiet, "qm-una"), RS_QUIET_NOT);
+        assert_true(rs_quiet_referrer(env.quiet, "qm-una", &referrer));
+        assert_string_equal(referrer, "alice");
 
+        /* The referrer to lock comes from the memory, not from a read. */
         rs_batch_reset(&b);
         charge(&b, 604, "e-qm5", "qm-una", 1500);
         run_ok(&env, &b);
+        assert_int_equal(b.stats.referrers_remembered, 1);
         assert_int_equal(b.stats.filtered, 0);
         assert_int_equal(b.stats.credits[RS_ROLE_REFERRER], 1);
         assert_int_equal(rs_it_count(fx.pg, "SELECT count(*) FROM rs_referrals WHERE"
