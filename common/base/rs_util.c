@@ -294,10 +294,15 @@ void rs_map_init(rs_map_t *m)
         m->count = 0;
 }
 
-static rs_map_entry_t *map_find(rs_map_entry_t *slots, size_t cap, const char *key)
+/* The slot for key (hash h): its entry, or the empty slot where it would go.
+ * FNV-1a's high bits mix more input than its low ones: the index takes the
+ * high half of h times a large odd constant. Keys are compared only where
+ * the hashes are equal. */
+static rs_map_entry_t *map_find(rs_map_entry_t *slots, size_t cap, const char *key,
+                                uint64_t h)
 {
-        size_t i = rs_hash_str(key) & (cap - 1);
-        while (slots[i].key && strcmp(slots[i].key, key) != 0)
+        size_t i = (size_t)((h * 0x9e3779b97f4a7c15ULL) >> 32) & (cap - 1);
+        while (slots[i].key && (slots[i].hash != h || strcmp(slots[i].key, key) != 0))
                 i = (i + 1) & (cap - 1);
         return &slots[i];
 }
@@ -307,8 +312,9 @@ static void map_grow(rs_map_t *m)
         size_t cap = m->cap ? m->cap * 2 : 16;
         rs_map_entry_t *slots = rs_calloc(cap, sizeof(*slots));
         for (size_t i = 0; i < m->cap; i++) {
-                if (m->slots[i].key)
-                        *map_find(slots, cap, m->slots[i].key) = m->slots[i];
+                const rs_map_entry_t *e = &m->slots[i];
+                if (e->key)
+                        *map_find(slots, cap, e->key, e->hash) = *e;
         }
         free(m->slots);
         m->slots = slots;
@@ -319,17 +325,19 @@ void *rs_map_get(const rs_map_t *m, const char *key)
 {
         if (!m->cap)
                 return NULL;
-        return map_find(m->slots, m->cap, key)->value;
+        return map_find(m->slots, m->cap, key, rs_hash_str(key))->value;
 }
 
 void *rs_map_put(rs_map_t *m, const char *key, void *value)
 {
         if ((m->count + 1) * 4 > m->cap * 3)
                 map_grow(m);
-        rs_map_entry_t *e = map_find(m->slots, m->cap, key);
+        uint64_t h = rs_hash_str(key);
+        rs_map_entry_t *e = map_find(m->slots, m->cap, key, h);
         void *old = e->value;
         if (!e->key) {
                 e->key = key;
+                e->hash = h;
                 m->count++;
         }
         e->value = value;

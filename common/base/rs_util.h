@@ -68,6 +68,7 @@ void rs_buf_json_str(rs_buf_t *b, const char *s);
 typedef struct rs_map_entry {
         const char *key;
         void *value;
+        uint64_t hash; /* rs_hash_str(key): probes compare it before the keys */
 } rs_map_entry_t;
 
 typedef struct rs_map {

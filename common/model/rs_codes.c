@@ -1,10 +1,9 @@
 #include "rs_codes.h"
+#include "rs_ids.h"
 #include "rs_util.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <string.h>
-#include <sys/random.h>
 
 const char rs_crockford_alphabet[33] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
@@ -44,16 +43,8 @@ bool rs_code_generate(char *out, size_t out_size)
         unsigned char rnd[RS_CODE_GENERATED_LEN];
         if (out_size < RS_CODE_GENERATED_LEN + 1)
                 return false;
-        size_t got = 0;
-        while (got < sizeof(rnd)) {
-                ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return false;
-                }
-                got += (size_t)n;
-        }
+        if (!rs_random_bytes(rnd, sizeof(rnd)))
+                return false;
         /* 256 is a multiple of 32, so masking keeps the draw uniform. */
         for (size_t i = 0; i < RS_CODE_GENERATED_LEN; i++)
                 out[i] = rs_crockford_alphabet[rnd[i] & 31];

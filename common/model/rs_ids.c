@@ -1,6 +1,8 @@
 #include "rs_ids.h"
 
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 /* SHA-256 as specified in FIPS 180-4. */
 static const uint32_t K[64] = {
@@ -122,6 +124,76 @@ void rs_sha256_final(rs_sha256_t *s, unsigned char out[32])
                 out[4 * i + 2] = (unsigned char)(s->h[i] >> 8);
                 out[4 * i + 3] = (unsigned char)s->h[i];
         }
+}
+
+/* ---------------------------------------------------------------- SipHash */
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+        return x << b | x >> (64 - b);
+}
+
+static uint64_t load_le64(const unsigned char *p, size_t n)
+{
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; i++)
+                v |= (uint64_t)p[i] << (8 * i);
+        return v;
+}
+
+static void store_le64(unsigned char *p, uint64_t v)
+{
+        for (int i = 0; i < 8; i++)
+                p[i] = (unsigned char)(v >> (8 * i));
+}
+
+#define SIPROUND                                                                         \
+        do {                                                                             \
+                v0 += v1, v1 = rotl64(v1, 13), v1 ^= v0, v0 = rotl64(v0, 32);            \
+                v2 += v3, v3 = rotl64(v3, 16), v3 ^= v2;                                 \
+                v0 += v3, v3 = rotl64(v3, 21), v3 ^= v0;                                 \
+                v2 += v1, v1 = rotl64(v1, 17), v1 ^= v2, v2 = rotl64(v2, 32);            \
+        } while (0)
+
+void rs_siphash128(const unsigned char key[16], const void *data, size_t n,
+                   unsigned char out[16])
+{
+        const unsigned char *p = data;
+        uint64_t k0 = load_le64(key, 8), k1 = load_le64(key + 8, 8);
+        uint64_t v0 = k0 ^ 0x736f6d6570736575ULL, v1 = k1 ^ 0x646f72616e646f6dULL,
+                 v2 = k0 ^ 0x6c7967656e657261ULL, v3 = k1 ^ 0x7465646279746573ULL;
+        v1 ^= 0xee; /* the 128-bit output */
+        /* Whole 8-byte words, then the rest with the length's low byte on top. */
+        for (size_t left = n;; p += 8, left -= 8) {
+                uint64_t m = left >= 8 ? load_le64(p, 8)
+                                       : load_le64(p, left) | (uint64_t)(n & 0xff) << 56;
+                v3 ^= m;
+                SIPROUND;
+                SIPROUND;
+                v0 ^= m;
+                if (left < 8)
+                        break;
+        }
+        v2 ^= 0xee;
+        for (int i = 0; i < 4; i++)
+                SIPROUND;
+        store_le64(out, v0 ^ v1 ^ v2 ^ v3);
+        v1 ^= 0xdd;
+        for (int i = 0; i < 4; i++)
+                SIPROUND;
+        store_le64(out + 8, v0 ^ v1 ^ v2 ^ v3);
+}
+
+bool rs_random_bytes(void *buf, size_t n)
+{
+        for (size_t got = 0; got < n;) {
+                ssize_t r = getrandom((unsigned char *)buf + got, n - got, 0);
+                if (r < 0 && errno != EINTR)
+                        return false;
+                if (r > 0)
+                        got += (size_t)r;
+        }
+        return true;
 }
 
 void rs_uuid_format(const unsigned char b[16], char *out)

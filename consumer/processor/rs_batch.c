@@ -231,23 +231,27 @@ const char *rs_batch_inbox_key(rs_arena_t *a, const char *kind, const char *id)
 }
 
 /* Marks later copies of an event within the batch DUPLICATE, and the first
- * NEW (or DLQ), before the inbox is asked. */
+ * NEW (or DLQ), before the inbox is asked. Copies have the same kind and id,
+ * so the same inbox key; the key itself (a hash) is made only for the
+ * events that claim one (claim_inbox). */
 static void dedupe_batch(rs_batch_t *b)
 {
-        rs_map_t first; /* inbox key -> msg */
-        rs_map_init(&first);
+        rs_map_t first[3]; /* by kind (sign-up, payment, dead letter): id -> msg */
+        for (int k = 0; k < 3; k++)
+                rs_map_init(&first[k]);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
-                m->inbox_key =
-                    rs_batch_inbox_key(&b->arena, inbox_kind(m), inbox_id(b, m));
-                if (rs_map_get(&first, m->inbox_key)) {
+                rs_map_t *seen = &first[!m->decoded ? 2 : m->ev.type == RS_EV_SIGNUP];
+                const char *id = inbox_id(b, m);
+                if (rs_map_get(seen, id)) {
                         m->outcome = RS_MSG_DUPLICATE;
                         continue;
                 }
-                rs_map_put(&first, m->inbox_key, m);
+                rs_map_put(seen, id, m);
                 m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
         }
-        rs_map_free(&first);
+        for (int k = 0; k < 3; k++)
+                rs_map_free(&first[k]);
 }
 
 /* ---------------------------------------------------------------- rules */
@@ -826,8 +830,10 @@ static bool claim_inbox(run_ctx_t *x, char *errstr, size_t errstr_size)
                 rs_batch_msg_t *m = &b->msgs[i];
                 if (!needs_claim(x, m))
                         continue;
-                rs_map_put(&by_key, m->inbox_key, m);
-                rs_pgarr_text(keys, m->inbox_key);
+                const char *k =
+                    rs_batch_inbox_key(&b->arena, inbox_kind(m), inbox_id(b, m));
+                rs_map_put(&by_key, k, m);
+                rs_pgarr_text(keys, k);
                 if (!x->optimistic)
                         m->outcome = RS_MSG_DUPLICATE; /* until the insert says not */
         }

@@ -50,7 +50,6 @@ typedef struct rs_batch_msg {
         bool intent;      /* sign-ups: a code, well formed or not (not blank) */
         bool quiet;       /* set aside by the first-level filter (rs_batch.c) */
         bool remembered;  /* quiet: a charge judged from the filter's memory */
-        const char *inbox_key; /* rs_batch_inbox_key() of the event (or dead letter) */
         rs_decode_error_t err;
         rs_msg_outcome_t outcome;
         void *opaque; /* the caller's (e.g. the rd_kafka_message_t) */

@@ -348,7 +348,9 @@ rs_processor_t *rs_processor_new(const rs_config_t *cfg,
         for (int i = 0; i < more; i++)
                 p->more_pg[i] =
                     rs_pg_new(cfg->database_url, cfg->pg_statement_timeout_ms);
-        p->quiet = rs_quiet_new(QUIET_USERS);
+        if (!(p->quiet = rs_quiet_new(QUIET_USERS)))
+                rs_warn("consumer", "the kernel gave no random bytes: the first-level "
+                                    "filter runs without its memory (rs_quiet.h)");
         if (!(p->codec = rs_codec_new(errstr, errstr_size)))
                 goto fail;
         if (*cfg->schema_registry_url) {

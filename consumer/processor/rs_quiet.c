@@ -27,17 +27,17 @@ struct rs_quiet {
         char **names; /* the referrers' ids, interned */
         size_t n_names;
         rs_map_t name_index; /* id -> (void *)(index + 1) */
+        unsigned char key[16];
 };
 
 const char RS_QUIET_NO_REFERRER[] = "";
 
-static void key_of(const char *user, uint64_t *k1, uint32_t *k2)
+/* 96 bits of the id's SipHash under this process's random key: ids chosen
+ * to collide would have to know the key. */
+static void key_of(const rs_quiet_t *q, const char *user, uint64_t *k1, uint32_t *k2)
 {
-        rs_sha256_t h;
-        unsigned char d[32];
-        rs_sha256_init(&h);
-        rs_sha256_update(&h, user, strlen(user));
-        rs_sha256_final(&h, d);
+        unsigned char d[16];
+        rs_siphash128(q->key, user, strlen(user), d);
         memcpy(k1, d, 8);
         memcpy(k2, d + 8, 4);
         *k1 |= 1;
@@ -49,6 +49,10 @@ rs_quiet_t *rs_quiet_new(size_t capacity)
         while (buckets * WAYS < capacity)
                 buckets *= 2;
         rs_quiet_t *q = rs_calloc(1, sizeof(*q));
+        if (!rs_random_bytes(q->key, sizeof(q->key))) {
+                free(q);
+                return NULL;
+        }
         q->slots = rs_calloc(buckets * WAYS, sizeof(*q->slots));
         q->mask = buckets - 1;
         rs_map_init(&q->name_index);
@@ -88,7 +92,7 @@ int64_t rs_quiet_get(const rs_quiet_t *q, const char *user)
 {
         uint64_t k1;
         uint32_t k2;
-        key_of(user, &k1, &k2);
+        key_of(q, user, &k1, &k2);
         const slot_t *s = find(q, k1, k2);
         return s ? s->first_ms : RS_TS_NONE;
 }
@@ -97,7 +101,7 @@ bool rs_quiet_referrer(const rs_quiet_t *q, const char *user, const char **refer
 {
         uint64_t k1;
         uint32_t k2;
-        key_of(user, &k1, &k2);
+        key_of(q, user, &k1, &k2);
         const slot_t *s = find(q, k1, k2);
         if (!s || s->ref == REF_UNKNOWN)
                 return false;
@@ -129,7 +133,7 @@ void rs_quiet_put(rs_quiet_t *q, const char *user, int64_t first_charge_ms,
 {
         uint64_t k1;
         uint32_t k2;
-        key_of(user, &k1, &k2);
+        key_of(q, user, &k1, &k2);
         slot_t *s = find(q, k1, k2);
         if (!s) {
                 slot_t *b = &q->slots[(k1 >> 1 & q->mask) * WAYS];

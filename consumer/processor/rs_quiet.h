@@ -21,14 +21,16 @@
  * RS_QUIET_NAMES_MAX); otherwise not known.
  *
  * Bounded: 4-way buckets, an entry replaced when its bucket is full; a user
- * is known by 96 bits of SHA-256 of its id (no id is kept). */
+ * is known by 96 bits of a keyed hash of its id (SipHash-2-4 under a key
+ * drawn at rs_quiet_new; no id is kept). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct rs_quiet rs_quiet_t;
 
-/* capacity: entries at most (rounded up to a power of two, at least 4). */
+/* capacity: entries at most (rounded up to a power of two, at least 4).
+ * NULL if no random key could be drawn. */
 rs_quiet_t *rs_quiet_new(size_t capacity);
 void rs_quiet_destroy(rs_quiet_t *q);
 

@@ -73,6 +73,43 @@ static void sha256_vectors(void **state)
         }
 }
 
+/* The reference implementation's vectors (SipHash-2-4, 128-bit output; key
+ * 00 01 .. 0f, message 00 01 .. of n bytes): one word and less, the word's
+ * edges, and the longest. */
+static void siphash_vectors(void **state)
+{
+        static const struct {
+                size_t n;
+                const char *hex;
+        } v[] = {
+            {0, "a3817f04ba25a8e66df67214c7550293"},
+            {1, "da87c1d86b99af44347659119b22fc45"},
+            {7, "a1f1ebbed8dbc153c0b84aa61ff08239"},
+            {8, "3b62a9ba6258f5610f83e264f31497b4"},
+            {15, "5493e99933b0a8117e08ec0f97cfc3d9"},
+            {16, "6ee2a4ca67b054bbfd3315bf85230577"},
+            {63, "5150d1772f50834a503e069a973fbd7c"},
+        };
+        unsigned char key[16], in[64], out[16];
+        char hex[33];
+        for (int i = 0; i < 16; i++)
+                key[i] = (unsigned char)i;
+        for (int i = 0; i < 64; i++)
+                in[i] = (unsigned char)i;
+        for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
+                rs_siphash128(key, in, v[i].n, out);
+                for (int j = 0; j < 16; j++)
+                        sprintf(hex + 2 * j, "%02x", out[j]);
+                assert_string_equal(hex, v[i].hex);
+        }
+        /* Another key, another answer. */
+        key[0] ^= 1;
+        rs_siphash128(key, in, 63, out);
+        for (int j = 0; j < 16; j++)
+                sprintf(hex + 2 * j, "%02x", out[j]);
+        assert_string_not_equal(hex, v[RS_ARRAY_SIZE(v) - 1].hex);
+}
+
 static void hex32(const unsigned char h[32], char out[65])
 {
         for (int j = 0; j < 32; j++)
@@ -155,6 +192,7 @@ int main(void)
             cmocka_unit_test(generated_codes),
             cmocka_unit_test(sha256_vectors),
             cmocka_unit_test(sha256_lengths),
+            cmocka_unit_test(siphash_vectors),
             cmocka_unit_test(stable_ids),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
