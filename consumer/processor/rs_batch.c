@@ -236,18 +236,16 @@ const char *rs_batch_inbox_key(rs_arena_t *a, const char *kind, const char *id)
  * events that claim one (claim_inbox). */
 static void dedupe_batch(rs_batch_t *b)
 {
-        rs_map_t first[3]; /* by kind (sign-up, payment, dead letter): id -> msg */
+        rs_map_t first[3]; /* by kind (sign-up, payment, dead letter): id seen */
         for (int k = 0; k < 3; k++)
                 rs_map_init(&first[k]);
         for (size_t i = 0; i < b->n; i++) {
                 rs_batch_msg_t *m = &b->msgs[i];
                 rs_map_t *seen = &first[!m->decoded ? 2 : m->ev.type == RS_EV_SIGNUP];
-                const char *id = inbox_id(b, m);
-                if (rs_map_get(seen, id)) {
+                if (rs_map_put(seen, inbox_id(b, m), m)) {
                         m->outcome = RS_MSG_DUPLICATE;
                         continue;
                 }
-                rs_map_put(seen, id, m);
                 m->outcome = m->decoded ? RS_MSG_NEW : RS_MSG_DLQ;
         }
         for (int k = 0; k < 3; k++)

@@ -22,9 +22,9 @@ void rs_strset_free(rs_strset_t *s)
 
 bool rs_strset_add(rs_strset_t *s, const char *v)
 {
-        if (!v || rs_map_get(&s->map, v))
+        /* One probe: put keeps the first copy's key and says it was there. */
+        if (!v || rs_map_put(&s->map, v, (void *)v))
                 return false;
-        rs_map_put(&s->map, v, (void *)v);
         if (s->n == s->cap) {
                 s->cap = s->cap ? s->cap * 2 : 32;
                 s->items = rs_realloc(s->items, s->cap * sizeof(*s->items));

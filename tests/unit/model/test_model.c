@@ -48,6 +48,13 @@ static void generated_codes(void **state)
         assert_false(rs_code_generate(a, 8)); /* no room for the terminator */
 }
 
+/* n bytes as lower-case hex into out (2n + 1 bytes). */
+static void hex(const unsigned char *h, size_t n, char *out)
+{
+        for (size_t j = 0; j < n; j++)
+                sprintf(out + 2 * j, "%02x", h[j]);
+}
+
 static void sha256_vectors(void **state)
 {
         static const struct {
@@ -61,15 +68,14 @@ static void sha256_vectors(void **state)
         for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
                 rs_sha256_t s;
                 unsigned char h[32];
-                char hex[65];
+                char hexs[65];
                 rs_sha256_init(&s);
                 /* Feed byte by byte to exercise block boundaries. */
                 for (const char *p = v[i].in; *p; p++)
                         rs_sha256_update(&s, p, 1);
                 rs_sha256_final(&s, h);
-                for (int j = 0; j < 32; j++)
-                        sprintf(hex + 2 * j, "%02x", h[j]);
-                assert_string_equal(hex, v[i].hex);
+                hex(h, 32, hexs);
+                assert_string_equal(hexs, v[i].hex);
         }
 }
 
@@ -91,29 +97,21 @@ static void siphash_vectors(void **state)
             {63, "5150d1772f50834a503e069a973fbd7c"},
         };
         unsigned char key[16], in[64], out[16];
-        char hex[33];
+        char hexs[33];
         for (int i = 0; i < 16; i++)
                 key[i] = (unsigned char)i;
         for (int i = 0; i < 64; i++)
                 in[i] = (unsigned char)i;
         for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
                 rs_siphash128(key, in, v[i].n, out);
-                for (int j = 0; j < 16; j++)
-                        sprintf(hex + 2 * j, "%02x", out[j]);
-                assert_string_equal(hex, v[i].hex);
+                hex(out, 16, hexs);
+                assert_string_equal(hexs, v[i].hex);
         }
         /* Another key, another answer. */
         key[0] ^= 1;
         rs_siphash128(key, in, 63, out);
-        for (int j = 0; j < 16; j++)
-                sprintf(hex + 2 * j, "%02x", out[j]);
-        assert_string_not_equal(hex, v[RS_ARRAY_SIZE(v) - 1].hex);
-}
-
-static void hex32(const unsigned char h[32], char out[65])
-{
-        for (int j = 0; j < 32; j++)
-                sprintf(out + 2 * j, "%02x", h[j]);
+        hex(out, 16, hexs);
+        assert_string_not_equal(hexs, v[RS_ARRAY_SIZE(v) - 1].hex);
 }
 
 /* Lengths around the padding's edges (55 bytes fit one block, 56 need a
@@ -136,7 +134,7 @@ static void sha256_lengths(void **state)
             {128, "54c9eb041badfd7064645067b107661fed6113197ce2dd066ba69618abd3732f"},
         };
         unsigned char in[128], h[32];
-        char hex[65];
+        char hexs[65];
         for (size_t i = 0; i < sizeof(in); i++)
                 in[i] = (unsigned char)(i * 7);
         for (size_t i = 0; i < RS_ARRAY_SIZE(v); i++) {
@@ -146,8 +144,8 @@ static void sha256_lengths(void **state)
                         rs_sha256_update(&s, in, split);
                         rs_sha256_update(&s, in + split, v[i].n - split);
                         rs_sha256_final(&s, h);
-                        hex32(h, hex);
-                        assert_string_equal(hex, v[i].hex);
+                        hex(h, 32, hexs);
+                        assert_string_equal(hexs, v[i].hex);
                 }
         }
         static char a[1000];
@@ -158,9 +156,9 @@ static void sha256_lengths(void **state)
              done += piece, piece = piece % 997 + 1)
                 rs_sha256_update(&s, a, RS_MIN(piece, 1000000 - done));
         rs_sha256_final(&s, h);
-        hex32(h, hex);
+        hex(h, 32, hexs);
         assert_string_equal(
-            hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+            hexs, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
 static void stable_ids(void **state)
